@@ -1,0 +1,3 @@
+from mpmd.cli import main
+
+main()

@@ -1,0 +1,298 @@
+"""The `mpmd` command. Each command turns its flags into Settings and calls one function."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from mpmd import config, control, hooks_settings
+from mpmd.events import StoredEventView
+
+DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
+
+
+def _settings(**flags: Any) -> config.Settings:
+    try:
+        return config.load(**flags)
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mpmd")
+def main() -> None:
+    """mpmd: keeps every Claude Code hook event in a journal you own."""
+
+
+# ---- daemon lifecycle ---------------------------------------------------------------------
+@main.command()
+@click.option("--foreground", is_flag=True, help="Run in this process (for service managers).")
+@click.option("--ring-bytes", type=int, help="Ring buffer size (default 64 MiB).")
+@click.option("--log-file", is_flag=True, hidden=True)
+def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
+    """Start the daemon; returns once it accepts events."""
+    from mpmd import daemon
+
+    settings = _settings(ring_bytes=ring_bytes)
+    if control.lock_holder(settings):
+        pid = daemon.read_pid(settings.pid_path)
+        click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
+        return
+    install_hook_copy(settings)
+    if foreground:
+        daemon.configure_logging(settings, to_file=log_file)
+        ready = os.environ.pop("MPMD_READY_FD", None)
+        try:
+            daemon.run(settings, int(ready) if ready else None)
+        except daemon.AlreadyRunning as exc:
+            click.echo(f"mpmd is already running ({exc})")
+        return
+    extra = ["--ring-bytes", str(ring_bytes)] if ring_bytes else []
+    try:
+        pid = control.start_background(settings, extra)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"mpmd started (pid {pid}), socket {settings.socket_path}")
+
+
+@main.command()
+def stop() -> None:
+    """Stop the daemon: drains the ring to the journal, returns once it has exited."""
+    settings = _settings()
+    try:
+        stopped = control.stop(settings)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("mpmd stopped" if stopped else "mpmd is not running")
+
+
+def gather_status(settings: config.Settings) -> dict[str, Any]:
+    from mpmd import spool
+
+    try:
+        status: dict[str, Any] = control.request(settings, {"cmd": "status"})
+        return status
+    except (control.NotRunning, OSError, ValueError):
+        pass
+    return {
+        "running": False,
+        "hung": control.lock_holder(settings),
+        "pid": None,
+        "socket": str(settings.socket_path),
+        "journal_dir": str(settings.journal_dir),
+        "spool_dir": str(settings.spool_dir),
+        "events_total": 0,
+        "spool_pending": spool.pending(settings.spool_dir),
+        "ring_used_bytes": None,
+        "uptime_s": None,
+    }
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(as_json: bool) -> None:
+    """Is the daemon running, and how much has it seen."""
+    settings = _settings()
+    info = gather_status(settings)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    if info["running"]:
+        click.echo(
+            f"mpmd running, pid {info['pid']}, up {_duration(info['uptime_s'])}\n"
+            f"  events stored since start  {info['events_total']}  (journal at seq "
+            f"{info.get('journal_last_seq')})\n"
+            f"  ring used                  {_size(info['ring_used_bytes'])} of "
+            f"{_size(info.get('ring_capacity_bytes', 0))}\n"
+            f"  spool pending              {info['spool_pending']}\n"
+            f"  socket                     {info['socket']}\n"
+            f"  journal                    {info['journal_dir']}"
+        )
+    else:
+        state = "not responding (hung?)" if info.get("hung") else "not running"
+        click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
+                   f"(taken in at the next start)\n  journal {info['journal_dir']}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+# ---- reading the journal -------------------------------------------------------------------
+_view = msgspec.json.Decoder(StoredEventView)
+
+
+def format_line(line: bytes) -> str | None:
+    try:
+        ev = _view.decode(line)
+    except msgspec.DecodeError:
+        return None
+    from datetime import datetime
+
+    try:
+        local = datetime.fromisoformat(ev.timestamp).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        local = ev.timestamp[:19]
+    session = (ev.session_id or "-")[:8]
+    mark = {"high": "!! ", "medium": "!  "}.get(ev.risk, "   ")
+    return f"{local} {session:8} {mark}{ev.event_type:20} {ev.summary}"
+
+
+def _matches(line: bytes, session: str | None, types: tuple[str, ...]) -> bool:
+    if not session and not types:
+        return True
+    try:
+        ev = _view.decode(line)
+    except msgspec.DecodeError:
+        return False
+    if session and not (ev.session_id or "").startswith(session):
+        return False
+    return not types or ev.event_type in types
+
+
+@main.command()
+@click.option("-n", "lines", type=int, default=20, show_default=True, help="Events to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("--session", help="Only this session (id or prefix).")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the journal's JSON lines.")
+def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
+         as_json: bool) -> None:
+    """Show the latest events, one readable line each."""
+    from mpmd.journal import Journal, line_seq
+
+    settings = _settings()
+
+    def emit(line: bytes) -> None:
+        if _matches(line, session, types):
+            text = line.decode("utf-8", "replace") if as_json else format_line(line)
+            if text is not None:
+                click.echo(text)
+
+    last_seq = 0
+    if settings.journal_dir.exists():
+        journal = Journal(settings.journal_dir)
+        try:
+            if session or types:
+                matching = [ln for ln in journal.read_from(0) if _matches(ln, session, types)]
+                recent = matching[-lines:] if lines else []
+            else:
+                recent = journal.read_last(lines) if lines else []
+            for line in recent:
+                emit(line)
+            last_seq = journal.last_seq
+        finally:
+            journal.close()
+    if not follow:
+        return
+    try:
+        for line in control.follow(settings, last_seq):
+            if line.startswith(b'{"lagged"'):
+                raise click.ClickException("fell behind the live stream; run tail again")
+            if line_seq(line) > last_seq:
+                emit(line)
+    except control.NotRunning:
+        raise click.ClickException("mpmd is not running: `mpmd start` first") from None
+    except KeyboardInterrupt:
+        pass
+
+
+# ---- hooks -------------------------------------------------------------------------------
+def install_hook_copy(settings: config.Settings) -> Path:
+    """Copy the hook package to the state folder and return its entry script.
+
+    The installed command runs this copy, not the site-packages one, so it keeps working
+    when the virtualenv is rebuilt for a new Python; `mpmd start` refreshes it, so an
+    upgrade of mpmd updates the hook too. Byte-compiled here so no hook pays for it.
+    """
+    import compileall
+
+    import mpm_hook
+
+    source = Path(mpm_hook.__file__).parent
+    target = settings.hook_copy_dir / "mpm_hook"
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name in ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py"):
+        data = (source / name).read_bytes()
+        dest = target / name
+        if not dest.exists() or dest.read_bytes() != data:
+            tmp = dest.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(dest)
+    compileall.compile_dir(str(target), quiet=1)
+    return target / "__main__.py"
+
+
+def hook_command(settings: config.Settings, script: Path) -> str:
+    """The exact command written into settings.json: `-I -S` skips site processing (half
+    the start-up cost), and the folders are baked in because the hook cannot afford
+    platformdirs. MPMD_HOME, when set in Claude Code's environment, still wins."""
+    python = sys.executable or shutil.which("python3") or "python3"
+    return " ".join(shlex.quote(part) for part in (
+        python, "-I", "-S", str(script),
+        "--runtime", str(settings.runtime_dir), "--state", str(settings.state_dir),
+    ))
+
+
+@main.command("install-hooks")
+@click.option("--settings", "settings_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_SETTINGS_FILE, show_default=True,
+              help="Claude Code settings file to add the hooks to.")
+def install_hooks(settings_file: Path) -> None:
+    """Register mpm-hook for every event type in a Claude Code settings file."""
+    settings = _settings()
+    path = settings_file.expanduser()
+    command = hook_command(settings, install_hook_copy(settings))
+    try:
+        changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command))
+    except hooks_settings.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not changes.changed:
+        click.echo(f"{path}: hooks already installed, nothing changed")
+        return
+    click.echo(f"{path}: added {len(changes.added)}, updated {len(changes.updated)}, "
+               f"removed {len(changes.removed)} event hooks")
+    if changes.backup:
+        click.echo(f"  backup of the previous file: {changes.backup}")
+    click.echo(f"  command: {command}")
+
+
+@main.command("uninstall-hooks")
+@click.option("--settings", "settings_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_SETTINGS_FILE, show_default=True)
+def uninstall_hooks(settings_file: Path) -> None:
+    """Remove exactly mpmd's entries from a Claude Code settings file."""
+    path = settings_file.expanduser()
+    try:
+        changes = hooks_settings.apply(path, hooks_settings.uninstall)
+    except hooks_settings.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if changes.changed:
+        click.echo(f"{path}: removed mpmd's hooks from {len(changes.removed)} events")
+    else:
+        click.echo(f"{path}: no mpmd hooks found, nothing changed")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

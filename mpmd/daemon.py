@@ -1,0 +1,362 @@
+"""The one place that wires the daemon: start-up, the main loop, signals, shutdown.
+
+Start-up order is what makes "nothing acked is lost, nothing is stored twice" hold:
+  1. take the lock (one daemon per folder), create owner-only folders
+  2. open the ring and recover it (records past the journal's cursor survive a kill -9)
+  3. open the journal (a torn last line is cut), catch the journal up from the ring
+     (records it already has are skipped by seq), continue seq after the highest seen
+  4. seed the duplicate window from the journal's tail, drain the spool
+  5. listen, write the pid file, report ready
+Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: stop listening, let open connections
+finish (bounded), drain the ring into the journal, fsync, remove socket and pid file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from mpmd import __version__, control
+from mpmd.config import Settings
+from mpmd.dedup import RecentIds
+from mpmd.events import StoredEventView
+from mpmd.ingest import IngestServer, Rejects
+from mpmd.journal import Journal, line_seq
+from mpmd.ring import Ring, open_ring_file
+from mpmd.spool import SpoolDrainer
+from mpmd.spool import pending as spool_pending
+from mpmd.store import Store
+
+log = logging.getLogger("mpmd")
+
+JOURNAL_CONSUMER = "journal"
+READ_BATCH = 4096
+SHUTDOWN_GRACE_S = 5.0
+MAINTENANCE_INTERVAL_S = 60.0
+_received_decoder = msgspec.json.Decoder(dict[str, object])
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def make_owner_only_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def take_lock(path: Path) -> int:
+    """An exclusive flock held for the daemon's life; the kernel drops it when we die, so a
+    stale pid file or socket after a crash is recognised by the lock being free."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(f"another mpmd holds {path}") from None
+    return fd
+
+
+def _received_ns(line: bytes) -> int:
+    try:
+        stamp = _received_decoder.decode(line).get("received_at")
+        return int(datetime.fromisoformat(str(stamp)).timestamp() * 1e9)
+    except (msgspec.DecodeError, ValueError, TypeError):
+        return 0
+
+
+class Daemon:
+    def __init__(self, settings: Settings, ready_fd: int | None = None) -> None:
+        self.settings = settings
+        self.ready_fd = ready_fd
+        self.counters: Counter[str] = Counter()
+        self.started_at = time.time()
+        self.stopping = asyncio.Event()
+        self.followers = control.Followers()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- start-up -------------------------------------------------------------------------
+    def _open_storage(self) -> None:
+        s = self.settings
+        self.ring, self._mmap = open_ring_file(s.ring_path, s.ring_bytes)
+        note = getattr(self.ring, "note", None)
+        if note:
+            log.warning("ring: %s", note)
+        self.ring.add_consumer(JOURNAL_CONSUMER)
+        pending = self.ring.recover()
+        self.journal = Journal(
+            s.journal_dir,
+            segment_max_bytes=s.segment_bytes,
+            retention_days=s.retention_days,
+            retention_max_bytes=s.retention_bytes,
+            fsync_interval_s=s.fsync_interval_s,
+        )
+        # Highest seq anywhere: the journal's, or a record still in the ring.
+        last_seq = self.journal.last_seq
+        for _pos, rec in self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30):
+            last_seq = max(last_seq, line_seq(rec))
+        if pending:
+            log.info("recovered %d events from the ring", pending)
+        self.recent = RecentIds()
+        tail = self.journal.read_last(self.recent.capacity)
+        views = msgspec.json.Decoder(StoredEventView)
+        for line in tail:
+            with contextlib.suppress(msgspec.DecodeError, ValueError):
+                view = views.decode(line)
+                self.recent.add(bytes.fromhex(view.id), view.seq, 0)
+        if len(tail) >= self.recent.capacity:
+            self.recent.horizon_ns = _received_ns(tail[0])
+        for _pos, rec in self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30):
+            with contextlib.suppress(msgspec.DecodeError, ValueError):
+                view = views.decode(rec)
+                self.recent.add(bytes.fromhex(view.id), view.seq, 0)
+        self.store = Store(self.ring, self.recent, last_seq + 1, self.counters)
+        self.rejects = Rejects(s.rejected_dir, self.counters)
+        self.drainer = SpoolDrainer(
+            s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
+            self.counters, s.max_frame_bytes,
+        )
+
+    def _listen(self) -> socket.socket:
+        path = self.settings.socket_path
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # we hold the lock: any socket file here is stale
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others connect
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
+
+    # ---- consumers ------------------------------------------------------------------------
+    def drain_ring_to_journal(self) -> int:
+        """Move every pending ring record into the journal; returns how many were read."""
+        total = 0
+        while True:
+            records = self.ring.read(JOURNAL_CONSUMER, max_records=READ_BATCH)
+            if not records:
+                return total
+            self.journal.append((line_seq(rec), rec) for _pos, rec in records)
+            self.journal.maybe_sync()
+            self.followers.publish([rec for _pos, rec in records])
+            self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
+            total += len(records)
+            if self.store.full:
+                self.store.full = False
+                self._spool_wakeup.set()  # room again: hooks' spooled events can come in
+
+    async def _journal_consumer(self) -> None:
+        store = self.store
+        backoff = 0.1
+        while True:
+            await store.appended.wait()
+            store.appended.clear()
+            try:
+                self.drain_ring_to_journal()
+                backoff = 0.1
+            except OSError as exc:  # disk full, I/O error: keep acking while the ring has room
+                self.counters["journal_errors"] += 1
+                log.error("journal write failed (%s); retrying in %.1fs, the ring holds "
+                          "events meanwhile (%d bytes used)", exc, backoff, self.ring.used_bytes)
+                await asyncio.sleep(backoff)  # retrying a failing disk: nothing to await
+                backoff = min(backoff * 2, 5.0)
+                store.appended.set()
+
+    async def _spool_loop(self) -> None:
+        # Hooks spool when we are busy or unreachable; scanning the folder every few
+        # seconds is cheap, and a freed ring wakes us at once.
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._spool_wakeup.wait(),
+                                       self.settings.spool_scan_interval_s)
+            self._spool_wakeup.clear()
+            try:
+                self.drainer.drain()
+            except OSError as exc:
+                log.error("spool drain failed: %s", exc)
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)  # periodic housekeeping by design
+            try:
+                await asyncio.to_thread(self.journal.compress_closed)
+                self.journal.enforce_retention()
+            except OSError as exc:
+                log.error("journal maintenance failed: %s", exc)
+
+    # ---- status -------------------------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        s = self.settings
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "version": __version__,
+            "socket": str(s.socket_path),
+            "journal_dir": str(s.journal_dir),
+            "spool_dir": str(s.spool_dir),
+            "events_total": self.counters["events_total"],
+            "next_seq": self.store.next_seq,
+            "journal_last_seq": self.journal.last_seq,
+            "spool_pending": spool_pending(s.spool_dir),
+            "ring_used_bytes": self.ring.used_bytes,
+            "ring_capacity_bytes": self.ring.capacity,
+            "journal_bytes": self.journal.total_bytes,
+            "connections_open": len(self.ingest.connections),
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "counters": dict(self.counters),
+        }
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    async def serve(self) -> None:
+        s = self.settings
+        for folder in (s.runtime_dir, s.state_dir):
+            make_owner_only_dir(folder)
+        lock_fd = take_lock(s.lock_path)
+        listener = None
+        control_server = None
+        try:
+            self._open_storage()
+            self._spool_wakeup = asyncio.Event()
+            caught_up = self.drain_ring_to_journal()
+            drained = self.drainer.drain()
+            self.drain_ring_to_journal()
+            log.info("mpmd %s starting: journal at seq %d, %d ring records journaled, "
+                     "%d spooled events taken", __version__, self.journal.last_seq,
+                     caught_up, drained)
+            loop = asyncio.get_running_loop()
+            self.ingest = IngestServer(
+                self.store, self.rejects, self.counters,
+                max_frame_bytes=s.max_frame_bytes,
+                idle_timeout_s=s.idle_timeout_s,
+                max_connections=s.max_connections,
+            )
+            listener = await loop.create_unix_server(self.ingest.protocol, sock=self._listen())
+            control_server = await control.serve(s.control_path, self)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+            self._tasks = [
+                asyncio.create_task(self._journal_consumer(), name="journal"),
+                asyncio.create_task(self._spool_loop(), name="spool"),
+                asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+            ]
+            s.pid_path.write_text(f"{os.getpid()}\n")
+            self._report_ready()
+            log.info("listening on %s", s.socket_path)
+            await self.stopping.wait()
+            log.info("stopping")
+        finally:
+            await self._shutdown(listener, control_server)
+            with contextlib.suppress(FileNotFoundError):
+                s.socket_path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                s.pid_path.unlink()
+            os.close(lock_fd)
+
+    def _report_ready(self) -> None:
+        """Tell whoever started us that we accept connections (mpmd start waits on it)."""
+        if self.ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.ready_fd, b"ready\n")
+                os.close(self.ready_fd)
+            self.ready_fd = None
+
+    async def _shutdown(self, listener: asyncio.AbstractServer | None,
+                        control_server: asyncio.AbstractServer | None) -> None:
+        if listener is not None:
+            listener.close()
+            self.store.accepting = True  # frames already sent by connected hooks still count
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ingest.idle.wait(), SHUTDOWN_GRACE_S)
+            self.store.accepting = False
+            for conn in list(self.ingest.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+        if control_server is not None:
+            control_server.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if hasattr(self, "journal"):
+            try:
+                self.drain_ring_to_journal()
+            except OSError as exc:
+                log.error("could not drain the ring at shutdown (%s): it keeps the events "
+                          "for the next start", exc)
+            self.journal.close()
+        if hasattr(self, "ring"):
+            self._mmap.flush()
+            self.ring.close()
+            self._mmap.close()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed; plain asyncio otherwise (MPMD_LOOP=asyncio forces it)."""
+    if os.environ.get("MPMD_LOOP") != "asyncio":
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop()
+        except ImportError:
+            pass
+    return asyncio.new_event_loop()
+
+
+def run(settings: Settings, ready_fd: int | None = None) -> None:
+    make_owner_only_dir(settings.state_dir)
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(Daemon(settings, ready_fd).serve())
+    finally:
+        loop.close()
+
+
+def configure_logging(settings: Settings, to_file: bool) -> None:
+    handlers: list[logging.Handler]
+    if to_file:
+        make_owner_only_dir(settings.log_dir)
+        fd = os.open(settings.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        handlers = [logging.FileHandler(settings.log_path)]
+    else:
+        handlers = [logging.StreamHandler()]
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None

@@ -1,0 +1,346 @@
+"""The shapes of events: Claude Code's hook payloads in, the stored event out.
+
+Hook payloads decode into one tagged union of Structs (tag: ``hook_event_name``), one Decoder
+built once. Every field is optional and loosely typed where Claude Code is loose: the typed
+view exists to read fields for enrichment, never to reject an event. What is *kept* is the
+original payload (redacted), so unknown fields and unknown event types are never dropped.
+
+The stored event is one JSON object per line in the journal (docs/events.md). ``seq`` is its
+first field on purpose: readers find it by looking at the line's first bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class CommonFields(msgspec.Struct, kw_only=True):
+    """Fields common to every hook event."""
+
+    session_id: str | None = None
+    transcript_path: str | None = None
+    cwd: str | None = None
+    permission_mode: str | None = None
+    prompt_id: str | None = None
+    agent_id: str | None = None
+    agent_type: str | None = None
+    effort: Any = None
+
+
+class HookEvent(CommonFields, kw_only=True, tag_field="hook_event_name"):
+    """A known event type: the tag selects the Struct."""
+
+
+class ToolEvent(HookEvent, kw_only=True):
+    tool_name: str | None = None
+    tool_input: Any = None
+    tool_use_id: str | None = None
+
+
+class SessionStart(HookEvent, tag="SessionStart"):
+    source: str | None = None
+    model: str | None = None
+
+
+class Setup(HookEvent, tag="Setup"):
+    trigger: str | None = None
+
+
+class SessionEnd(HookEvent, tag="SessionEnd"):
+    reason: str | None = None
+
+
+class UserPromptSubmit(HookEvent, tag="UserPromptSubmit"):
+    prompt: str | None = None
+
+
+class UserPromptExpansion(HookEvent, tag="UserPromptExpansion"):
+    expansion_type: str | None = None
+    command_name: str | None = None
+    command_args: Any = None
+    command_source: str | None = None
+    prompt: str | None = None
+
+
+class PreToolUse(ToolEvent, tag="PreToolUse"):
+    pass
+
+
+class PermissionRequest(ToolEvent, tag="PermissionRequest"):
+    permission_suggestions: Any = None
+
+
+class PermissionDenied(ToolEvent, tag="PermissionDenied"):
+    reason: Any = None
+
+
+class PostToolUse(ToolEvent, tag="PostToolUse"):
+    tool_response: Any = None
+    duration_ms: float | None = None
+
+
+class PostToolUseFailure(ToolEvent, tag="PostToolUseFailure"):
+    error: Any = None
+    is_interrupt: bool | None = None
+    duration_ms: float | None = None
+
+
+class PostToolBatch(HookEvent, tag="PostToolBatch"):
+    tool_calls: Any = None
+
+
+class Notification(HookEvent, tag="Notification"):
+    message: str | None = None
+    title: str | None = None
+    notification_type: str | None = None
+
+
+class MessageDisplay(HookEvent, tag="MessageDisplay"):
+    turn_id: str | None = None
+    message_id: str | None = None
+    index: int | None = None
+    final: bool | None = None
+    delta: Any = None
+
+
+class SubagentStart(HookEvent, tag="SubagentStart"):
+    pass
+
+
+class SubagentStop(HookEvent, tag="SubagentStop"):
+    stop_hook_active: bool | None = None
+    agent_transcript_path: str | None = None
+    last_assistant_message: Any = None
+
+
+class _TaskEvent(HookEvent, kw_only=True):
+    task_id: str | None = None
+    task_subject: str | None = None
+    task_description: str | None = None
+    teammate_name: str | None = None
+    team_name: str | None = None
+
+
+class TaskCreated(_TaskEvent, tag="TaskCreated"):
+    pass
+
+
+class TaskCompleted(_TaskEvent, tag="TaskCompleted"):
+    pass
+
+
+class TeammateIdle(HookEvent, tag="TeammateIdle"):
+    teammate_name: str | None = None
+    team_name: str | None = None
+
+
+class Stop(HookEvent, tag="Stop"):
+    stop_hook_active: bool | None = None
+    last_assistant_message: Any = None
+    background_tasks: Any = None
+
+
+class StopFailure(HookEvent, tag="StopFailure"):
+    error: Any = None
+    error_details: Any = None
+    last_assistant_message: Any = None
+
+
+class InstructionsLoaded(HookEvent, tag="InstructionsLoaded"):
+    file_path: str | None = None
+    memory_type: str | None = None
+    load_reason: str | None = None
+
+
+class ConfigChange(HookEvent, tag="ConfigChange"):
+    source: str | None = None
+    file_path: str | None = None
+
+
+class CwdChanged(HookEvent, tag="CwdChanged"):
+    old_cwd: str | None = None
+    new_cwd: str | None = None
+
+
+class DirectoryAdded(HookEvent, tag="DirectoryAdded"):
+    directory: str | None = None
+    source: str | None = None
+
+
+class FileChanged(HookEvent, tag="FileChanged"):
+    file_path: str | None = None
+    event: str | None = None
+
+
+class WorktreeCreate(HookEvent, tag="WorktreeCreate"):
+    name: str | None = None
+
+
+class WorktreeRemove(HookEvent, tag="WorktreeRemove"):
+    worktree_path: str | None = None
+
+
+class PreCompact(HookEvent, tag="PreCompact"):
+    trigger: str | None = None
+    custom_instructions: Any = None
+
+
+class PostCompact(HookEvent, tag="PostCompact"):
+    trigger: str | None = None
+    compact_summary: Any = None
+
+
+class Elicitation(HookEvent, tag="Elicitation"):
+    mcp_server_name: str | None = None
+    message: Any = None
+    mode: str | None = None
+    requested_schema: Any = None
+
+
+class ElicitationResult(HookEvent, tag="ElicitationResult"):
+    mcp_server_name: str | None = None
+    mode: str | None = None
+    action: str | None = None
+    content: Any = None
+
+
+class UnknownEvent(CommonFields, kw_only=True):
+    """An event type this version does not know (Claude Code adds them often), or a known
+    one whose fields did not have the expected types. Only the common fields are read;
+    the full payload is kept as it came."""
+
+    hook_event_name: str = "unknown"
+
+
+KnownEvent = (
+    SessionStart | Setup | SessionEnd | UserPromptSubmit | UserPromptExpansion | PreToolUse
+    | PermissionRequest | PermissionDenied | PostToolUse | PostToolUseFailure | PostToolBatch
+    | Notification | MessageDisplay | SubagentStart | SubagentStop | TaskCreated
+    | TaskCompleted | TeammateIdle | Stop | StopFailure | InstructionsLoaded | ConfigChange
+    | CwdChanged | DirectoryAdded | FileChanged | WorktreeCreate | WorktreeRemove | PreCompact
+    | PostCompact | Elicitation | ElicitationResult
+)
+
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
+    cls.__struct_config__.tag for cls in KnownEvent.__args__  # type: ignore[union-attr]
+)
+
+_known_decoder = msgspec.json.Decoder(KnownEvent)
+_common_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def event_type_of(event: CommonFields) -> str:
+    if isinstance(event, UnknownEvent):
+        return event.hook_event_name
+    tag = event.__struct_config__.tag
+    return tag if isinstance(tag, str) else "unknown"
+
+
+# Status of a stored event: what the daemon could make of the bytes it was given.
+OK = "ok"  # a JSON object with a known event type
+UNKNOWN_TYPE = "unknown_type"  # a JSON object, event type new to us (kept whole)
+SCHEMA_MISMATCH = "schema_mismatch"  # known event type, a field of an unexpected type
+NOT_OBJECT = "not_object"  # valid JSON, but not an object
+MALFORMED = "malformed"  # not JSON (or cut by the hook): raw bytes kept in `raw`
+EMPTY = "empty"  # nothing on stdin
+TRUNCATED = "truncated"  # the hook cut an oversized payload: what arrived is in `raw`
+
+
+def _common_fields(obj: dict[str, Any]) -> UnknownEvent:
+    def text(key: str) -> str | None:
+        value = obj.get(key)
+        return value if isinstance(value, str) else None
+
+    name = obj.get("hook_event_name")
+    return UnknownEvent(
+        hook_event_name=name if isinstance(name, str) and name else "unknown",
+        session_id=text("session_id"),
+        transcript_path=text("transcript_path"),
+        cwd=text("cwd"),
+        permission_mode=text("permission_mode"),
+        prompt_id=text("prompt_id"),
+        agent_id=text("agent_id"),
+        agent_type=text("agent_type"),
+    )
+
+
+def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
+    """(typed event or None, status, error message) for the bytes a hook read on stdin.
+
+    Never raises: every input maps to one of the statuses above.
+    """
+    if not raw.strip():
+        return None, EMPTY, "empty payload"
+    try:
+        return _known_decoder.decode(raw), OK, None
+    except msgspec.ValidationError as exc:
+        first_error = str(exc)
+    except msgspec.DecodeError as exc:
+        return None, MALFORMED, str(exc)
+    # Valid JSON, but not one of the known shapes: find out which way it differs.
+    try:
+        obj = _common_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return None, NOT_OBJECT, "payload is JSON but not an object"
+    except msgspec.DecodeError as exc:  # pragma: no cover - the first decode accepted it
+        return None, MALFORMED, str(exc)
+    event = _common_fields(obj)
+    if event.hook_event_name in KNOWN_EVENT_TYPES:
+        return event, SCHEMA_MISMATCH, first_error
+    return event, UNKNOWN_TYPE, None
+
+
+class Enrichment(msgspec.Struct, kw_only=True):
+    """What mpmd derives from an event (mpmd.enrich); flattened into the stored event."""
+
+    operation: str = "metadata"  # read | write | execute | network | metadata
+    risk: str = "low"  # low | medium | high
+    risk_reason: str | None = None
+    file_path: str | None = None
+    content_length: int | None = None
+    summary: str = ""
+
+
+class StoredEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One line of the journal. Field order is the JSON key order: ``seq`` must stay first."""
+
+    seq: int
+    id: str  # the hook's idempotency id, 32 hex digits
+    event_type: str
+    session_id: str | None = None
+    timestamp: str  # when the hook ran (ISO 8601 UTC, microseconds)
+    received_at: str  # when the daemon stored it
+    source: str = "hook"  # hook | spool
+    status: str = OK
+    error: str | None = None
+    cwd: str | None = None
+    agent_id: str | None = None
+    tool_name: str | None = None
+    tool_use_id: str | None = None
+    operation: str
+    risk: str
+    risk_reason: str | None = None
+    file_path: str | None = None
+    content_length: int | None = None
+    summary: str
+    redactions: int = 0
+    original_size: int | None = None  # only when the hook cut an oversized payload
+    payload: Any = None  # the original payload, redacted (msgspec.Raw when untouched)
+    raw: str | None = None  # payload bytes that are not a JSON value (redacted)
+    raw_encoding: str | None = None  # "utf-8" (raw is the text) or "base64"
+
+
+class StoredEventView(msgspec.Struct, kw_only=True):
+    """The subset of a stored event the CLI and readers need; decoding ignores the rest."""
+
+    seq: int
+    id: str
+    event_type: str
+    session_id: str | None = None
+    timestamp: str
+    status: str = OK
+    summary: str = ""
+    tool_name: str | None = None
+    risk: str = "low"

@@ -1,0 +1,107 @@
+"""Sans-I/O decoder for the byte stream a hook (or anything else) sends to the socket.
+
+Feed it bytes as they arrive, in any chunking; it returns the complete event frames before
+any error, and the error. The contract, fuzzed in tests/test_framing.py: for ANY input it
+returns frames and at most one ``FrameError``, never raises, and never holds more than
+``max_frame_bytes`` plus a length prefix of unparsed input (a length above the limit is
+refused before its body is buffered). After an error the stream cannot be trusted: the
+caller stores the frames that came before it and closes the connection.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from mpm_hook import wire
+
+
+class EventFrame(msgspec.Struct, array_like=True, frozen=True):
+    """An event frame's body (see mpm_hook.wire for the layout)."""
+
+    version: int
+    id: bytes
+    ts_ns: int
+    payload: bytes
+    original_size: int
+
+
+class FrameError(Exception):
+    """The stream broke the wire contract. ``reason`` is a counter key:
+
+    - ``oversized``: a length prefix above the limit
+    - ``invalid``: a body that is not a well-formed event frame
+    - ``version``: a frame of a wire version this daemon does not speak
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+_body_decoder = msgspec.msgpack.Decoder(EventFrame)
+_MAX_TS_NS = 1 << 63
+
+
+def decode_body(body: bytes) -> EventFrame:
+    """One frame body -> EventFrame, or FrameError."""
+    try:
+        frame = _body_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FrameError("invalid", str(exc)) from None
+    if frame.version != wire.VERSION:
+        raise FrameError("version", f"wire version {frame.version}, expected {wire.VERSION}")
+    if len(frame.id) != wire.ID_BYTES:
+        raise FrameError("invalid", f"id of {len(frame.id)} bytes, expected {wire.ID_BYTES}")
+    if not 0 <= frame.ts_ns < _MAX_TS_NS:
+        raise FrameError("invalid", "timestamp out of range")
+    if not len(frame.payload) <= frame.original_size < _MAX_TS_NS:
+        raise FrameError("invalid", "original_size smaller than the payload")
+    return frame
+
+
+class FrameDecoder:
+    def __init__(self, max_frame_bytes: int = wire.MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> tuple[list[EventFrame], FrameError | None]:
+        buf = self._buf
+        buf += data
+        frames: list[EventFrame] = []
+        start = 0
+        end = len(buf)
+        prefix = wire.LENGTH_BYTES
+        while end - start >= prefix:
+            size = int.from_bytes(buf[start : start + prefix], "big")
+            if size > self.max_frame_bytes:
+                buf.clear()
+                limit = self.max_frame_bytes
+                return frames, FrameError("oversized", f"frame of {size} bytes, limit {limit}")
+            if end - start - prefix < size:
+                break
+            body = bytes(buf[start + prefix : start + prefix + size])
+            start += prefix + size
+            try:
+                frames.append(decode_body(body))
+            except FrameError as exc:
+                buf.clear()
+                return frames, exc
+        del buf[:start]
+        return frames, None
+
+
+def decode_one(data: bytes, max_frame_bytes: int = wire.MAX_FRAME_BYTES) -> EventFrame:
+    """Exactly one complete frame (a spool file), or FrameError."""
+    decoder = FrameDecoder(max_frame_bytes)
+    frames, error = decoder.feed(data)
+    if error is not None:
+        raise error
+    if len(frames) != 1 or decoder.buffered:
+        raise FrameError("invalid", f"expected one whole frame, got {len(frames)} and "
+                         f"{decoder.buffered} stray bytes")
+    return frames[0]

@@ -1,0 +1,130 @@
+"""Pure: one event frame -> one journal line (the stored event, JSON, no newline).
+
+This is the daemon's per-event work, so it is written for the common case: a payload with
+no secrets is embedded as the bytes Claude Code sent (msgspec.Raw, no re-encoding); only a
+payload the redaction pre-check flags is decoded to objects and rewritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import msgspec
+
+from mpmd import enrich, events, redact
+from mpmd.framing import EventFrame
+
+_encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
+
+
+class _IsoClock:
+    """ISO 8601 UTC with microseconds; caches the formatted second (events come in bursts)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ns: int) -> str:
+        second, rest = divmod(ns, 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return "%s.%06dZ" % (self._prefix, rest // 1000)
+
+
+iso_utc = _IsoClock()
+
+
+def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]:
+    """(raw, encoding, redactions) for payload bytes that are not a JSON value."""
+    text = data.decode("utf-8", "surrogateescape")
+    text, count = redact.redact_text(text)
+    if not force_base64:
+        try:
+            return text.encode("utf-8").decode("utf-8"), "utf-8", count
+        except UnicodeEncodeError:
+            pass  # lone surrogates: the bytes were not UTF-8
+    encoded = text.encode("utf-8", "surrogateescape")
+    return base64.b64encode(encoded).decode("ascii"), "base64", count
+
+
+def _json_payload(raw: bytes) -> tuple[object, int]:
+    """The payload to store and how many secrets were redacted in it."""
+    if redact.needs_redaction(raw):
+        return redact.redact_obj(_any_decoder.decode(raw))
+    raw = raw.strip()
+    # A JSON Lines record must be one line. Literal newlines can only be whitespace between
+    # tokens here (inside strings JSON requires escapes, and the payload decoded), so
+    # replacing them with spaces keeps the JSON valid and the same value.
+    if b"\n" in raw or b"\r" in raw:
+        raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
+    return msgspec.Raw(raw), 0
+
+
+def build(
+    seq: int,
+    frame: EventFrame,
+    received_ns: int,
+    source: str = "hook",
+    max_bytes: int | None = None,
+) -> bytes:
+    """The stored event for ``frame`` as one JSON line (docs/events.md).
+
+    ``max_bytes`` bounds the line: a payload that would escape past it (control characters
+    escape six-fold) is stored as base64 instead, which the ring always has room for.
+    """
+    data = frame.payload
+    event, status, error = events.parse_payload(data)
+    original_size = None
+    if frame.original_size > len(data):
+        status = events.TRUNCATED
+        original_size = frame.original_size
+        error = f"payload of {frame.original_size} bytes cut to {len(data)} by the hook"
+        event = None
+
+    info = enrich.enrich(event, status)
+    summary, summary_redactions = redact.redact_text(info.summary)
+    payload: object = None
+    raw = raw_encoding = None
+    if status in (events.OK, events.UNKNOWN_TYPE, events.SCHEMA_MISMATCH, events.NOT_OBJECT):
+        payload, redactions = _json_payload(data)
+    elif status == events.EMPTY:
+        redactions = 0
+    else:
+        raw, raw_encoding, redactions = _raw_fields(data)
+
+    tool_name = getattr(event, "tool_name", None)
+    stored = events.StoredEvent(
+        seq=seq,
+        id=frame.id.hex(),
+        event_type=events.event_type_of(event) if event is not None else status,
+        session_id=event.session_id if event is not None else None,
+        timestamp=iso_utc(frame.ts_ns),
+        received_at=iso_utc(received_ns),
+        source=source,
+        status=status,
+        error=error,
+        cwd=event.cwd if event is not None else None,
+        agent_id=event.agent_id if event is not None else None,
+        tool_name=tool_name if isinstance(tool_name, str) else None,
+        tool_use_id=getattr(event, "tool_use_id", None),
+        operation=info.operation,
+        risk=info.risk,
+        risk_reason=info.risk_reason,
+        file_path=info.file_path,
+        content_length=info.content_length,
+        summary=summary,
+        redactions=redactions + summary_redactions,
+        original_size=original_size,
+        payload=payload,
+        raw=raw,
+        raw_encoding=raw_encoding,
+    )
+    line = _encoder.encode(stored)
+    if max_bytes is not None and len(line) > max_bytes:
+        raw, raw_encoding, _ = _raw_fields(data, force_base64=True)
+        stored = msgspec.structs.replace(stored, payload=None, raw=raw, raw_encoding=raw_encoding)
+        line = _encoder.encode(stored)
+    return line

@@ -1,0 +1,61 @@
+"""The one door into the ring: dedup, seq, record, append. Socket frames and spool files
+both come through here, so they follow the same rules.
+
+STORED is only answered after the record is in the ring (a file-backed mmap), which is what
+lets an ack promise the event survives a daemon crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from mpm_hook import wire
+from mpmd import record
+from mpmd.dedup import RecentIds
+from mpmd.framing import EventFrame
+from mpmd.ring import Ring
+
+log = logging.getLogger("mpmd.store")
+
+
+class Store:
+    def __init__(self, ring: Ring, recent: RecentIds, next_seq: int, counters: Counter[str]):
+        self.ring = ring
+        self.recent = recent
+        self.next_seq = next_seq
+        self.counters = counters
+        # Set whenever a record lands in the ring; consumers wait on it.
+        self.appended = asyncio.Event()
+        # Set whenever the ring refuses a record; cleared when a consumer frees room.
+        self.full = False
+        self.accepting = True
+        self._max_record = ring.capacity // 4
+
+    def put(self, frame: EventFrame, source: str = "hook") -> tuple[int, int]:
+        """(ack status, seq) for one frame."""
+        seq = self.recent.get(frame.id)
+        if seq is not None:
+            self.counters["duplicates"] += 1
+            return wire.DUPLICATE, seq
+        if not self.accepting:
+            self.counters["busy"] += 1
+            return wire.BUSY, 0
+        seq = self.next_seq
+        now = time.time_ns()
+        line = record.build(seq, frame, now, source, max_bytes=self._max_record)
+        if not self.ring.append(line):
+            if not self.full:
+                log.warning("ring full (%d bytes used): answering BUSY, hooks will spool",
+                            self.ring.used_bytes)
+            self.full = True
+            self.counters["busy"] += 1
+            return wire.BUSY, 0
+        self.next_seq = seq + 1
+        self.recent.add(frame.id, seq, now)
+        self.counters["events_total"] += 1
+        self.counters["events_" + source] += 1
+        self.appended.set()
+        return wire.STORED, seq

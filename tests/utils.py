@@ -1,0 +1,145 @@
+"""Shared helpers for tests that run the real thing: daemon processes, hook processes,
+Unix sockets in short temporary folders (AF_UNIX paths are limited to ~104 bytes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK_SCRIPT = ROOT / "mpm_hook" / "__main__.py"
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "claude-code-hooks.jsonl"
+
+
+def fixture_payloads() -> list[bytes]:
+    """The 38 realistic payloads (all 31 event types), as Claude Code writes them."""
+    return [line.rstrip(b"\n") for line in FIXTURES.read_bytes().splitlines() if line.strip()]
+
+
+def short_tempdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mpmd-", dir="/tmp"))
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
+    env["MPMD_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def run_hook(home: Path, payload: bytes, timeout: float = 30,
+             **env: str) -> subprocess.CompletedProcess[bytes]:
+    """One real hook process, started the way install-hooks tells Claude Code to."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", str(HOOK_SCRIPT)],
+        input=payload, capture_output=True, env=env_for(home, **env), timeout=timeout,
+    )
+
+
+class Daemon:
+    """A real `mpmd start --foreground` process; ready once it says so on a pipe."""
+
+    def __init__(self, home: Path, *args: str, **env: str) -> None:
+        self.home = home
+        self.args = args
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Daemon:
+        read_fd, write_fd = os.pipe()
+        env = env_for(self.home, MPMD_READY_FD=str(write_fd), **self.env)
+        self.log = open(self.home / "daemon-test.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
+            env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        os.close(write_fd)
+        try:
+            ready, _, _ = select.select([read_fd], [], [], timeout)
+            data = os.read(read_fd, 64) if ready else b""
+        finally:
+            os.close(read_fd)
+        if data != b"ready\n":
+            self.proc.kill()
+            raise RuntimeError("daemon did not start:\n" + self.read_log())
+        return self
+
+    def read_log(self) -> str:
+        return (self.home / "daemon-test.log").read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        self.log.close()
+        return code
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def mpmd_cli(home: Path, *args: str, timeout: float = 60,
+             **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mpmd", *args], capture_output=True, text=True,
+        env=env_for(home, **env), timeout=timeout,
+    )
+
+
+def journal_lines(home: Path) -> list[bytes]:
+    from mpmd.journal import Journal
+
+    journal = Journal(home / "journal")
+    try:
+        return list(journal.read_from(0))
+    finally:
+        journal.close()
+
+
+def journal_events(home: Path) -> list[dict]:
+    return [msgspec.json.decode(line) for line in journal_lines(home)]
+
+
+def spool_files(home: Path) -> list[Path]:
+    folder = home / "spool"
+    return sorted(folder.glob("*.frame")) if folder.exists() else []
+
+
+def status(home: Path) -> dict:
+    result = mpmd_cli(home, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def iter_files(folder: Path) -> Iterator[Path]:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            yield path
