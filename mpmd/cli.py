@@ -39,15 +39,15 @@ def main() -> None:
 @click.option("--log-file", is_flag=True, hidden=True)
 def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
     """Start the daemon; returns once it accepts events."""
-    from mpmd import daemon
-
     settings = _settings(ring_bytes=ring_bytes)
     if control.lock_holder(settings):
-        pid = daemon.read_pid(settings.pid_path)
+        pid = control.read_pid(settings.pid_path)
         click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
         return
     install_hook_copy(settings)
     if foreground:
+        from mpmd import daemon
+
         daemon.configure_logging(settings, to_file=log_file)
         ready = os.environ.pop("MPMD_READY_FD", None)
         try:

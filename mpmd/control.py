@@ -221,8 +221,6 @@ def start_background(settings: Settings, extra_args: list[str] | None = None) ->
 
 def stop(settings: Settings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     """Ask the daemon to stop and wait until it has exited. False if none was running."""
-    from mpmd.daemon import read_pid
-
     if not lock_holder(settings):
         return False
     try:
@@ -235,6 +233,13 @@ def stop(settings: Settings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     if not wait_for_exit(settings, timeout_s):
         raise RuntimeError(f"mpmd did not exit within {timeout_s:.0f}s")
     return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def tail_file(path: Path, lines: int) -> str:

@@ -262,10 +262,9 @@ class Daemon:
             log.info("stopping")
         finally:
             await self._shutdown(listener, control_server)
-            with contextlib.suppress(FileNotFoundError):
-                s.socket_path.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                s.pid_path.unlink()
+            for path in (s.socket_path, s.control_path, s.pid_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             os.close(lock_fd)
 
     def _report_ready(self) -> None:
@@ -343,20 +342,3 @@ def configure_logging(settings: Settings, to_file: bool) -> None:
         handlers=handlers,
         force=True,
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None

@@ -59,8 +59,7 @@ class IngestProtocol(asyncio.Protocol):
         self._head = b""  # the first bytes seen, kept aside if the stream is rejected
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         server = self.server
         counters = server.counters
         if len(server.connections) >= server.max_connections:

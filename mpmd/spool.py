@@ -16,14 +16,17 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from mpm_hook import wire
 from mpmd.events import StoredEventView
 from mpmd.framing import EventFrame, FrameError, decode_one
-from mpmd.ingest import Rejects
-from mpmd.store import Store
+
+if TYPE_CHECKING:
+    from mpmd.ingest import Rejects
+    from mpmd.store import Store
 
 log = logging.getLogger("mpmd.spool")
 
