@@ -12,11 +12,10 @@ Worst case, documented in docs/protocol.md: STDIN_TIMEOUT_S to read a stdin that
 closes, plus SOCKET_TIMEOUT_S for connect + send + ack, plus one spool write with fsync.
 """
 
-import sys
-import time
-
 import _signal
 import posix
+import sys
+import time
 
 from mpm_hook import paths, wire
 
@@ -101,7 +100,7 @@ def spool(spool_dir: str, frame: bytes, event_id: bytes, ts_ns: int) -> str:
     frame that reached the daemon after all (ack lost or late) is never stored twice.
     """
     _makedirs(spool_dir)
-    name = "%020d-%s" % (ts_ns, event_id.hex())
+    name = f"{ts_ns:020d}-{event_id.hex()}"
     tmp = paths.join(spool_dir, "." + name + ".tmp")
     final = paths.join(spool_dir, name + ".frame")
     fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o600)
@@ -134,7 +133,7 @@ def _log(state_dir: str, message: str) -> None:
         fd = posix.open(log_path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o600)
         try:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            posix.write(fd, ("%sZ pid=%d %s\n" % (stamp, posix.getpid(), message)).encode())
+            posix.write(fd, f"{stamp}Z pid={posix.getpid()} {message}\n".encode())
         finally:
             posix.close(fd)
     except Exception:
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
         run(runtime_dir, state_dir)
     except BaseException as exc:  # noqa: BLE001 - swallow everything, after one log line
         if state_dir:
-            _log(state_dir, "error: %r" % (exc,))
+            _log(state_dir, f"error: {exc!r}")
     return 0
 
 

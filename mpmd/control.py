@@ -87,7 +87,7 @@ async def serve(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
             else:
                 writer.write(json.dumps({"error": f"unknown command {cmd!r}"}).encode() + b"\n")
             await writer.drain()
-        except (asyncio.TimeoutError, ValueError, ConnectionError) as exc:
+        except (TimeoutError, ValueError, ConnectionError) as exc:
             with contextlib.suppress(ConnectionError):
                 writer.write(json.dumps({"error": str(exc) or type(exc).__name__}).encode()
                              + b"\n")

@@ -33,7 +33,7 @@ from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
-from mpmd.ring import Ring, open_ring_file
+from mpmd.ring import open_ring_file
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
 from mpmd.store import Store
@@ -105,7 +105,7 @@ class Daemon:
         )
         # Highest seq anywhere: the journal's, or a record still in the ring.
         last_seq = self.journal.last_seq
-        for _pos, rec in self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30):
+        for _pos, rec in self._all_pending():
             last_seq = max(last_seq, line_seq(rec))
         if pending:
             log.info("recovered %d events from the ring", pending)
@@ -118,7 +118,7 @@ class Daemon:
                 self.recent.add(bytes.fromhex(view.id), view.seq, 0)
         if len(tail) >= self.recent.capacity:
             self.recent.horizon_ns = _received_ns(tail[0])
-        for _pos, rec in self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30):
+        for _pos, rec in self._all_pending():
             with contextlib.suppress(msgspec.DecodeError, ValueError):
                 view = views.decode(rec)
                 self.recent.add(bytes.fromhex(view.id), view.seq, 0)
@@ -128,6 +128,11 @@ class Daemon:
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
             self.counters, s.max_frame_bytes,
         )
+
+    def _all_pending(self) -> list[tuple[int, bytes]]:
+        """Every record the journal has not taken yet (start-up only)."""
+        return self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30,
+                              max_bytes=self.ring.capacity)
 
     def _listen(self) -> socket.socket:
         path = self.settings.socket_path

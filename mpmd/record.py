@@ -31,7 +31,7 @@ class _IsoClock:
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return "%s.%06dZ" % (self._prefix, rest // 1000)
+        return f"{self._prefix}.{rest // 1000:06d}Z"
 
 
 iso_utc = _IsoClock()
