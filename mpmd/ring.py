@@ -450,7 +450,7 @@ class Ring:
         """
         if type(data) is not bytes:
             data = memoryview(data).cast("B")
-        n = len(data)  # type: ignore[arg-type]
+        n = len(data)
         if n > self._max_record:
             raise ValueError(
                 f"record of {n} bytes exceeds the ring's limit of {self._max_record} "
@@ -479,7 +479,7 @@ class Ring:
                 return False
             off = HEADER_BYTES + phys
         _rec_pack_into(mv, off, n, _crc32(data, _crc32(_u64_pack(head), self._seed0)))
-        mv[off + 8 : off + 8 + n] = data  # type: ignore[index]
+        mv[off + 8 : off + 8 + n] = data
         head += total
         self._words[_IDX_HEAD] = head  # publish: the record is visible from this store on
         self._head = head
@@ -714,6 +714,9 @@ def open_ring_file(path: str | os.PathLike[str], capacity: int) -> tuple[Ring, m
     survive the death of the process: the mapping is MAP_SHARED, so every store is already
     in the kernel's page cache and reaches the file without help. flush (msync) only
     matters against a crash of the whole machine, which the journal's fsync covers.
+
+    Only one process may use the file at a time (the daemon's single-instance lock
+    guarantees it); nothing here locks it.
     """
     _check_capacity(capacity)
     path = os.fspath(path)

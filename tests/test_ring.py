@@ -497,7 +497,7 @@ def test_create_rejects_small_or_readonly_buffers() -> None:
     with pytest.raises(ValueError, match="too small"):
         Ring.create(bytearray(HEADER_BYTES + CAP - 1), CAP)
     with pytest.raises(TypeError):
-        Ring.create(bytes(HEADER_BYTES + CAP), CAP)
+        Ring.create(bytes(HEADER_BYTES + CAP), CAP)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Ring.create(bytearray(HEADER_BYTES + CAP), CAP, head=12)
     with pytest.raises(TypeError):
