@@ -312,8 +312,8 @@ class StoredEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     session_id: str | None = None
     timestamp: str  # when the hook ran (ISO 8601 UTC, microseconds)
     received_at: str  # when the daemon stored it
-    source: str = "hook"  # hook | spool
-    status: str = OK
+    source: str  # hook | spool (always written: jq filters on it)
+    status: str  # always written
     error: str | None = None
     cwd: str | None = None
     agent_id: str | None = None

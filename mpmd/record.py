@@ -50,9 +50,9 @@ def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]
     return base64.b64encode(encoded).decode("ascii"), "base64", count
 
 
-def _json_payload(raw: bytes) -> tuple[object, int]:
+def _json_payload(raw: bytes, needs_redaction: bool) -> tuple[object, int]:
     """The payload to store and how many secrets were redacted in it."""
-    if redact.needs_redaction(raw):
+    if needs_redaction:
         return redact.redact_obj(_any_decoder.decode(raw))
     raw = raw.strip()
     # A JSON Lines record must be one line. Literal newlines can only be whitespace between
@@ -84,12 +84,14 @@ def build(
         error = f"payload of {frame.original_size} bytes cut to {len(data)} by the hook"
         event = None
 
-    info = enrich.enrich(event, status)
-    summary, summary_redactions = redact.redact_text(info.summary)
+    # One pre-check over the raw bytes decides for the payload and for every text enrich
+    # takes from it: when the bytes hold nothing secret-looking, neither does any part.
+    needs_redaction = redact.needs_redaction(data)
+    info = enrich.enrich(event, status, redact=needs_redaction)
     payload: object = None
     raw = raw_encoding = None
     if status in (events.OK, events.UNKNOWN_TYPE, events.SCHEMA_MISMATCH, events.NOT_OBJECT):
-        payload, redactions = _json_payload(data)
+        payload, redactions = _json_payload(data, needs_redaction)
     elif status == events.EMPTY:
         redactions = 0
     else:
@@ -115,8 +117,8 @@ def build(
         risk_reason=info.risk_reason,
         file_path=info.file_path,
         content_length=info.content_length,
-        summary=summary,
-        redactions=redactions + summary_redactions,
+        summary=info.summary,
+        redactions=redactions,
         original_size=original_size,
         payload=payload,
         raw=raw,
