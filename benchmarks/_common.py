@@ -1,0 +1,279 @@
+"""Helpers shared by the benchmarks: a real daemon process in a short temporary MPMD_HOME,
+the fixture payloads, process spawning for timing, RSS and percentiles.
+
+Mirrors what tests/utils.py does (same readiness pipe, same folder layout) without
+importing the tests package, so a benchmark runs as ``python benchmarks/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "claude-code-hooks.jsonl"
+
+
+# ---- fixtures -----------------------------------------------------------------------------
+def fixture_payloads() -> list[bytes]:
+    """Every fixture payload, as Claude Code writes it on the hook's stdin."""
+    return [line.rstrip(b"\n") for line in FIXTURES.read_bytes().splitlines() if line.strip()]
+
+
+def fixture_payload(event: str, tool: str | None = None) -> bytes:
+    """The first fixture payload of this event type (and tool)."""
+    for payload in fixture_payloads():
+        obj = json.loads(payload)
+        if obj.get("hook_event_name") == event and (tool is None or obj.get("tool_name") == tool):
+            return payload
+    raise LookupError(f"no fixture payload for {event} {tool or ''}")
+
+
+# ---- folders and environment --------------------------------------------------------------
+def short_home(prefix: str = "mpmb-") -> Path:
+    """A fresh, short MPMD_HOME (AF_UNIX socket paths must stay under ~104 bytes)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any MPMD_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
+    env.update(extra)
+    return env
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    return clean_env(MPMD_HOME=str(home), **extra)
+
+
+def mpmd_cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mpmd", *args], capture_output=True, text=True,
+        env=env_for(home), timeout=timeout,
+    )
+
+
+# ---- the daemon ---------------------------------------------------------------------------
+class Daemon:
+    """A real ``mpmd start --foreground`` process; ready once it writes ``ready`` on a pipe
+    (MPMD_READY_FD), as in tests/utils.py. ``wrap`` prefixes the command (a profiler)."""
+
+    def __init__(self, home: Path, *args: str, wrap: list[str] | None = None,
+                 **env: str) -> None:
+        self.home = home
+        self.args = args
+        self.wrap = wrap or []
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "daemon-bench.log"
+
+    def start(self, timeout: float = 60) -> Daemon:
+        read_fd, write_fd = os.pipe()
+        env = env_for(self.home, MPMD_READY_FD=str(write_fd), **self.env)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*self.wrap, sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
+                env=env, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        os.close(write_fd)
+        try:
+            ready, _, _ = select.select([read_fd], [], [], timeout)
+            data = os.read(read_fd, 64) if ready else b""
+        finally:
+            os.close(read_fd)
+        if data != b"ready\n":
+            self.kill()
+            raise RuntimeError("daemon did not start:\n" + self.read_log())
+        return self
+
+    def read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def daemon_pid(self) -> int:
+        """The daemon's own pid (differs from ``pid`` when a profiler wraps it)."""
+        pid_file = self.home / "mpmd.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int(pid_file.read_text().strip())
+        return self.pid
+
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM (the daemon drains the ring into the journal) and wait."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.daemon_pid(), signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def journal_lines(home: Path) -> list[bytes]:
+    """Every journal line. Opening a Journal may repair its tail: only with the daemon down."""
+    from mpmd.journal import Journal
+
+    journal = Journal(home / "journal")
+    try:
+        return list(journal.read_from(0))
+    finally:
+        journal.close()
+
+
+def remove_home(home: Path) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+
+
+# ---- measuring ----------------------------------------------------------------------------
+def rss_kb(pid: int) -> dict[str, int]:
+    """VmRSS and its parts (RssAnon, RssFile, RssShmem) in KiB; ``ps`` where no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True,
+                             text=True, check=False).stdout.strip()
+        return {"VmRSS": int(out)} if out else {}
+    result = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+            result[key] = int(value.split()[0])
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), linear interpolation between closest ranks."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def summary_ms(samples_ns: list[int]) -> dict[str, float]:
+    ms = [s / 1e6 for s in samples_ns]
+    return {
+        "n": len(ms),
+        "median": statistics.median(ms),
+        "p90": percentile(ms, 90),
+        "p99": percentile(ms, 99),
+        "min": min(ms),
+    }
+
+
+_now = time.perf_counter_ns
+
+
+def _spin(seconds: float, out) -> None:  # noqa: ANN001 - a multiprocessing queue
+    start = time.monotonic()
+    cpu = time.process_time()
+    while time.monotonic() - start < seconds:
+        pass
+    out.put(time.process_time() - cpu)
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds all CPUs spent busy since boot (/proc/stat), None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_tree_cpu_s() -> float:
+    """CPU seconds of this process and of its children already waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def mp_context() -> Any:
+    """fork where there is one (workers start at once and share the parent's imports)."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def parallel_capacity(seconds: float = 0.5) -> tuple[int, float]:
+    """(CPUs the OS shows, cores' worth of CPU time that many busy processes really get).
+
+    Below the CPU count when other load shares the machine (or a VM's vCPUs deliver less
+    than they show): clients and daemon then share less, which a throughput figure needs."""
+    n = os.cpu_count() or 1
+    ctx = mp_context()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_spin, args=(seconds, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    total = sum(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(30)
+    return n, total / seconds
+
+
+def spawn_wait(argv: list[str], stdin_data: bytes, env: dict[str, str]) -> tuple[int, int]:
+    """Run ``argv`` (argv[0] an absolute path) with ``stdin_data`` on a pipe as its stdin and
+    stdout/stderr on /dev/null; (wall time in ns of spawn + wait, exit status).
+
+    The pipe is filled and closed before the clock starts (the data fits the pipe buffer),
+    so every row pays exactly posix_spawn (vfork + exec) + the child's life + waitpid.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, stdin_data)
+    finally:
+        os.close(write_fd)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, read_fd, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+    ]
+    try:
+        start = _now()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        _, status = os.waitpid(pid, 0)
+        elapsed = _now() - start
+    finally:
+        os.close(read_fd)
+    return elapsed, os.waitstatus_to_exitcode(status)
+
+
+
+
+def emit_json(obj: dict) -> None:
+    """The one machine-readable line; always the last line on stdout."""
+    sys.stdout.flush()
+    print(json.dumps(obj, separators=(", ", ": ")), flush=True)
