@@ -7,9 +7,12 @@ API::
 
     enrich(event, status=None, *, redact=True) -> events.Enrichment
     summary_for_status(status, event_type=None) -> str
+    command_risk(command, cwd=None) -> (risk, reason)
 
-``event`` is what ``events.parse_payload`` returned (None for empty, malformed or non-object
-payloads); ``status`` is its status, used for the summary of None and ``UnknownEvent``.
+``event`` is what ``events.parse_payload`` returned (None for empty, malformed, non-object or
+truncated payloads); ``status`` is its status, used only for the summary of None ("Malformed
+payload", "Empty payload", ...) and of ``UnknownEvent`` (an unknown type: its name; a schema
+mismatch: "<name> (unexpected field types)"). Both get operation metadata and risk low.
 ``redact``: run ``mpmd.redact.redact_text`` on every payload text that goes into the summary
 and on ``file_path`` (before cutting it, so a cut cannot leave half a secret). The daemon passes
 ``redact=redact.needs_redaction(raw)``: when the raw payload holds nothing to redact, neither
@@ -34,7 +37,7 @@ Risk (low/medium/high) with a short ``risk_reason`` (None when low). Tool events
 phase (PreToolUse, PermissionRequest, PermissionDenied, PostToolUse, PostToolUseFailure) carry
 the risk of their tool call, so a denied ``curl ... | sh`` is still high.
 
-- Bash: one combined regex per command; no match is low (the common path). Otherwise the
+- Bash: one trigger regex per command; no match is low (the common path). Otherwise the
   highest matching rule wins. High: download piped into a shell, sudo/doas, chmod 777 or a+rwx,
   dd to a device, mkfs/wipefs, a fork bomb, git push --force/-f/+ref, writes (> >> tee cp mv
   sed -i) into /etc, system dirs, ~/.ssh, ~/.aws or shell rc files, recursive rm of /, ~, $HOME,
@@ -42,11 +45,12 @@ the risk of their tool call, so a denied ``curl ... | sh`` is still high.
   commands (curl, wget, ssh, scp, rsync, nc...), package installs and npx, git push, git reset
   --hard / clean -f, piping into a shell, recursive rm inside the project, rm of a path outside
   it, touching .env/key files.
-- Write/Edit/MultiEdit/NotebookEdit: high for secret or key files (.env*, id_rsa, *.pem, .ssh/,
-  .aws/credentials, .netrc...), system or shell configuration (/etc, rc files, .git/config,
-  .git/hooks/, .claude/settings*.json), or any path outside cwd except a temp dir (medium);
-  medium for build and CI configuration (CI workflows, package.json, pyproject.toml, Makefile,
-  Dockerfile, .mcp.json, .claude/, .vscode/, .envrc...).
+- Write/Edit/MultiEdit/NotebookEdit: high for secret or key files (.env*, .envrc, .npmrc,
+  id_rsa, *.pem, .aws/credentials, .netrc...), system or shell configuration (/etc, /usr, rc
+  files, ~/.ssh/, .git/config, .git/hooks/, .claude/settings*.json), or any path outside cwd
+  (``~`` counts as outside) except a temp dir (medium); medium for build and CI configuration
+  (CI workflows, package.json, pyproject.toml, requirements*.txt, Makefile, Dockerfile,
+  .mcp.json, .claude/, .vscode/...).
 - Read/Grep/Glob/LS: high for private keys and credential stores, medium for .env-style files.
 - WebFetch/WebSearch: medium (untrusted content in, data out). MCP: medium when the verb
   writes or executes. ConfigChange: medium (settings changed mid-session). Others: low.
@@ -106,7 +110,9 @@ def _line(text: str, red: bool, limit: int = _DETAIL_MAX, *, first_line: bool = 
         text = redact_text(text)[0]
     if first_line:
         text = text.strip().partition("\n")[0]
-    return _cut(_WS.sub(" ", text).strip(), limit)
+    if not text.isprintable():  # newlines, tabs, control characters: one line, one space
+        text = _WS.sub(" ", text)
+    return _cut(text.strip(), limit)
 
 
 def _text_of(value: Any) -> str | None:
@@ -131,34 +137,46 @@ def _relative(path: str, cwd: str | None) -> str:
 
 # --- paths and their risk ------------------------------------------------------------------------
 
-_TEMP = re.compile(r"(?:/tmp/|/private/tmp/|/var/tmp/|/var/folders/|/dev/shm/|[a-z]:/temp/)", re.I)
-_KEY_FILE = re.compile(
-    r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)|[^/]*\.(?:pem|key|p12|pfx|jks|keystore|ppk)"
-    r"|\.netrc|_netrc|\.pgpass|\.git-credentials|credentials(?:\.json|\.db)?)$"
-    r"|(?:^|/)\.(?:ssh|gnupg)/(?!.*\.pub$)(?!known_hosts$)|(?:^|/)\.aws/credentials$"
-    r"|(?:^|/)\.docker/config\.json$|(?:^|/)\.kube/config$",
+# Checked on the file name (fullmatch: one position) and on the path with a leading "/" (each
+# pattern starts with "/", so sre only tries at slashes): a combined search over the whole path
+# with (?:^|/) costs ten times more.
+_TEMP = re.compile(r"/tmp/|/private/tmp/|/var/tmp/|/var/folders/|/dev/shm/|[a-z]:/temp/", re.I)
+_DRIVE = re.compile(r"[A-Za-z]:/")
+_KEY_NAME = re.compile(
+    r"id_(?:rsa|dsa|ecdsa|ed25519)|.*\.(?:pem|key|p12|pfx|jks|keystore|ppk)|[._]netrc|\.pgpass"
+    r"|\.git-credentials|credentials(?:\.json|\.db)?"
 )
-_ENV_FILE = re.compile(
-    r"(?:^|/)(?:\.env(?!\.(?:example|sample|template|dist|defaults)$)(?:\.[^/]+)?|\.envrc"
-    r"|\.npmrc|\.pypirc|secrets?\.(?:ya?ml|json|toml|env|txt))$",
+_KEY_DIR = re.compile(r"/\.gnupg/|/\.aws/credentials$|/\.docker/config\.json$|/\.kube/config$")
+_ENV_NAME = re.compile(
+    r"\.env(?:\.(?!(?:example|sample|template|dist|defaults)$).+)?|\.envrc|\.npmrc|\.pypirc"
+    r"|secrets?\.(?:ya?ml|json|toml|env|txt)"
 )
-_SYSTEM_FILE = re.compile(
-    r"^/(?:etc|usr|bin|sbin|boot|lib|lib64|System|Library)/"
-    r"|(?:^|/)\.(?:bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv"
-    r"|zlogin|cshrc|tcshrc)$|(?:^|/)\.config/fish/|(?:^|/)\.ssh/|(?:^|/)\.aws/"
-    r"|(?:^|/)\.git/(?:config$|hooks/)|(?:^|/)\.claude/settings(?:\.local)?\.json$",
+_SYSTEM_ROOTS = ("/etc/", "/usr/", "/bin/", "/sbin/", "/boot/", "/lib/", "/lib64/", "/System/",
+                 "/Library/")  # fmt: skip
+_RC_NAMES = frozenset({".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile",
+                       ".zshrc", ".zprofile", ".zshenv", ".zlogin", ".cshrc",
+                       ".tcshrc"})  # fmt: skip
+_SYSTEM_DIR = re.compile(
+    r"/\.(?:ssh|aws|gnupg)/|/\.config/fish/|/\.git/(?:config$|hooks/)"
+    r"|/\.claude/settings(?:\.local)?\.json$"
 )
-_CONFIG_FILE = re.compile(
-    r"(?:^|/)(?:\.github/workflows/|\.gitlab-ci\.yml$|\.circleci/|Jenkinsfile$|\.claude/"
-    r"|\.vscode/|\.husky/|\.devcontainer/|\.mcp\.json$|\.pre-commit-config\.yaml$"
-    r"|package\.json$|pyproject\.toml$|setup\.py$|setup\.cfg$|requirements[^/]*\.txt$"
-    r"|Cargo\.toml$|go\.mod$|Gemfile$|Makefile$|Dockerfile[^/]*$|(?:docker-)?compose[^/]*\.ya?ml$"
-    r"|\.gitattributes$|\.gitmodules$)",
+_CONFIG_NAME = re.compile(
+    r"\.gitlab-ci\.yml|Jenkinsfile|\.mcp\.json|\.pre-commit-config\.yaml|package\.json"
+    r"|pyproject\.toml|setup\.py|setup\.cfg|requirements.*\.txt|Cargo\.toml|go\.mod|Gemfile"
+    r"|Makefile|Dockerfile.*|(?:docker-)?compose.*\.ya?ml|\.gitattributes|\.gitmodules"
 )
+_CONFIG_DIR = re.compile(r"/\.(?:github/workflows|circleci|claude|vscode|husky|devcontainer)/")
 
 
 def _norm(path: str) -> str:
     return path.replace("\\", "/")
+
+
+def _parts(path: str) -> tuple[str, str, str]:
+    """(path with /, the same rooted with a leading /, file name)."""
+    p = _norm(path)
+    q = p if p.startswith("/") else "/" + p
+    return p, q, q.rpartition("/")[2]
 
 
 def _outside(path: str, cwd: str | None) -> bool:
@@ -166,14 +184,13 @@ def _outside(path: str, cwd: str | None) -> bool:
     if not cwd:
         return False
     p = _norm(path)
-    if p.startswith("~") or p.startswith("$"):
+    if p.startswith(("~", "$")):
         return True
     base = _norm(cwd).rstrip("/") or "/"
-    windows = re.match(r"[A-Za-z]:/", base) is not None
-    if not (p.startswith("/") or re.match(r"[A-Za-z]:/", p)):
+    if not (p.startswith("/") or _DRIVE.match(p)):
         p = base + "/" + p
     p = posixpath.normpath(p)
-    if windows:
+    if _DRIVE.match(base):  # Windows: case-insensitive
         p, base = p.lower(), base.lower()
     return not (p == base or p.startswith(base.rstrip("/") + "/"))
 
@@ -181,16 +198,16 @@ def _outside(path: str, cwd: str | None) -> bool:
 def _write_risk(path: str | None, cwd: str | None) -> tuple[str, str | None]:
     if not path:
         return LOW, None
-    p = _norm(path)
-    if _KEY_FILE.search(p) or _ENV_FILE.search(p):
+    p, q, name = _parts(path)
+    if _KEY_NAME.fullmatch(name) or _ENV_NAME.fullmatch(name) or _KEY_DIR.search(q):
         return HIGH, "writes a secret or key file"
-    if _SYSTEM_FILE.search(p):
+    if p.startswith(_SYSTEM_ROOTS) or name in _RC_NAMES or _SYSTEM_DIR.search(q):
         return HIGH, "writes system, shell or tool configuration"
     if _outside(path, cwd):
         if _TEMP.match(p):
             return MEDIUM, "writes to a temp dir outside the project"
         return HIGH, "writes outside the project"
-    if _CONFIG_FILE.search(p):
+    if _CONFIG_NAME.fullmatch(name) or _CONFIG_DIR.search(q):
         return MEDIUM, "changes build or CI configuration"
     return LOW, None
 
@@ -198,10 +215,10 @@ def _write_risk(path: str | None, cwd: str | None) -> tuple[str, str | None]:
 def _read_risk(path: str | None) -> tuple[str, str | None]:
     if not path:
         return LOW, None
-    p = _norm(path)
-    if _KEY_FILE.search(p):
+    _, q, name = _parts(path)
+    if _KEY_NAME.fullmatch(name) or _KEY_DIR.search(q):
         return HIGH, "reads a private key or credential store"
-    if _ENV_FILE.search(p):
+    if _ENV_NAME.fullmatch(name):
         return MEDIUM, "reads a secrets file"
     return LOW, None
 
@@ -276,7 +293,20 @@ _BASH_RULES: list[tuple[str, str, str]] = [
     (_SECRET_FILE, MEDIUM, "touches a secret file"),
 ]
 _RM = r"(?:^|[;&|(`\s])(?:sudo\s+)?rm\s+(?P<args>[^;&|\n`)]*)"
-_BASH_ANY = re.compile("|".join(f"(?:{p})" for p, _, _ in _BASH_RULES) + "|" + _RM)
+# The common path: one search for anything any rule (or rm) needs, written as a trie on the
+# first character: every alternative starts with a literal, so sre skips ahead to the next
+# candidate character and rejects most branches with one comparison. A plain union of the
+# rules (\b and lookbehinds first) tries every alternative at every position: ~20x slower.
+_BASH_TRIGGER = re.compile(
+    r"r(?:m\s|eset|sync)|s(?:udo|u\s|sh|cp|ftp|ocat)|c(?:hmod|lean|url|argo\s+(?:install|add)\b"
+    r"|onda\s)|p(?:ush|ip|kexec|oetry|acman\s)"
+    r"|/(?:etc/|usr/|bin/|sbin/|boot/|lib|System/|Library/|dev/|\.)"
+    r"|\.(?:env|pem|p12|pfx|netrc|pgpass|git-cred|aws)|e(?:val)|i(?:d_)|_(?:netrc)"
+    r"|n(?:px|pm\s+(?:i|install|add|ci)\b|cat|etcat|c\b)|w(?:get|ipefs)|m(?:kfs|kswap)"
+    r"|d(?:oas|nf\s)|g(?:em\s|o\s+(?:install|get)\b)|u(?:v\s)|y(?:arn\s|um\s)"
+    r"|b(?:un\s|rew\s)|a(?:pt|pk\s)|z(?:ypper\s)|t(?:elnet)|f(?:tp)"
+    r"|:\s*\(|\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
+)
 _BASH_COMPILED = [(re.compile(p), risk, reason) for p, risk, reason in _BASH_RULES]
 _RM_RE = re.compile(_RM)
 _NET_RE = re.compile(_NET_CMD)
@@ -316,8 +346,13 @@ def _rm_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
 
 def command_risk(command: str | None, cwd: str | None = None) -> tuple[str, str | None]:
     """(risk, reason) of a shell command run in ``cwd`` (the Bash rules above)."""
-    if not isinstance(command, str) or not command or _BASH_ANY.search(command) is None:
+    if not isinstance(command, str) or not command or _BASH_TRIGGER.search(command) is None:
         return LOW, None
+    return _rules_risk(command, cwd)
+
+
+def _rules_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
+    """Every rule, without the trigger (tests check that the trigger never hides one)."""
     risk, reason = _rm_risk(command, cwd)
     for pattern, rule_risk, rule_reason in _BASH_COMPILED:
         if _RANK[rule_risk] > _RANK[risk] and pattern.search(command):
@@ -424,9 +459,8 @@ def _call(tool: str, tool_input: Any, cwd: str | None, red: bool) -> _Call:
         command = _field(inp, "command")
         if tool == "Bash":
             c.risk, c.reason = command_risk(command, cwd)
-            cmd = _line(command, red) if command else ""
-            c.present, c.past = f"Running: {cmd}", f"Executed: {cmd}"
-            c.label = f"Bash {cmd}".rstrip()
+            cmd = (_line(command, red) if command else "") or "?"
+            c.present, c.past, c.label = f"Running: {cmd}", f"Executed: {cmd}", f"Bash {cmd}"
         else:
             shell = _field(inp, "bash_id", "shell_id")
             sid = f" {_line(shell, red, 40)}" if shell else ""
@@ -466,7 +500,7 @@ def _call(tool: str, tool_input: Any, cwd: str | None, red: bool) -> _Call:
         agent = _field(inp, "subagent_type") or "agent"
         desc = _field(inp, "description") or _field(inp, "prompt")
         d = f": {_line(desc, red, 100, first_line=True)}" if desc else ""
-        a = _line(agent, red, 60)
+        a = _line(agent, red, 60) or "agent"
         c.present, c.past = f"Delegating to {a}{d}", f"Delegated to {a}{d}"
         c.label = f"{tool} {a}{d}"
     elif tool == "TodoWrite":
@@ -521,7 +555,7 @@ def _tool_event(event: events.ToolEvent, red: bool) -> events.Enrichment:
         risk_reason=c.reason,
         file_path=path,
         content_length=c.length,
-        summary=summary,
+        summary=_cut(summary, SUMMARY_MAX),
     )
 
 
@@ -563,108 +597,123 @@ def summary_for_status(status: str | None, event_type: str | None = None) -> str
     return _cut(name, SUMMARY_MAX)  # an unknown event type: its name says it all
 
 
+def _t(value: Any, red: bool, limit: int = _DETAIL_MAX, first_line: bool = False) -> str:
+    """A loosely typed field as summary text, "" when it holds none."""
+    text = _text_of(value)
+    return _line(text, red, limit, first_line=first_line) if text else ""
+
+
+def _opt(value: Any, red: bool, limit: int = _DETAIL_MAX) -> str:
+    """`` (text)`` for an optional detail, or ""."""
+    text = _t(value, red, limit)
+    return f" ({text})" if text else ""
+
+
+def _where(path: Any, cwd: Any, red: bool) -> tuple[str | None, str]:
+    """(file_path to store, path to show) for an event's own path field."""
+    p = _str(path)
+    if p is None:
+        return None, ""
+    shown = _line(_relative(p, _str(cwd)), red)
+    return (redact_text(p)[0] if red else p), shown
+
+
 def _enrich(event: Any, status: str | None, red: bool) -> events.Enrichment:
-    def t(value: Any, limit: int = _DETAIL_MAX, first_line: bool = False) -> str:
-        text = _text_of(value)
-        return _line(text, red, limit, first_line=first_line) if text else ""
-
-    def opt(value: Any, limit: int = _DETAIL_MAX, first_line: bool = False) -> str:
-        text = t(value, limit, first_line)
-        return f" ({text})" if text else ""
-
-    def where(path: Any) -> tuple[str | None, str]:
-        p = _str(path)
-        if p is None:
-            return None, ""
-        shown = _line(_relative(p, _str(event.cwd)), red)
-        return (redact_text(p)[0] if red else p), shown
-
     risk, reason = LOW, None
     path: str | None = None
     length: int | None = None
+    # Most frequent first: match tries the cases in order.
     match event:
         case events.ToolEvent():
             return _tool_event(event, red)
-        case None:
-            return events.Enrichment(summary=summary_for_status(status or events.MALFORMED))
-        case events.UnknownEvent():
-            name = _line(event.hook_event_name, red, 100) if _str(event.hook_event_name) else None
-            status = status or events.UNKNOWN_TYPE
-            return events.Enrichment(summary=summary_for_status(status, name))
+        case events.MessageDisplay():
+            delta = _t(event.delta, red, 150, True)
+            summary = f"Message: {delta}" if delta else "Message"
         case events.UserPromptSubmit():
             prompt = _str(event.prompt)
             length = len(prompt) if prompt else (0 if event.prompt == "" else None)
-            summary = f"Prompt: {t(prompt, 150, True)}" if prompt else "Prompt"
+            summary = f"Prompt: {_t(prompt, red, 150, True)}" if prompt else "Prompt"
         case events.Notification():
-            summary = f"Notification: {t(event.message, 150)}" if t(event.message) else (
-                f"Notification{opt(event.notification_type)}")
+            message = _t(event.message, red, 150)
+            summary = (
+                f"Notification: {message}"
+                if message
+                else f"Notification{_opt(event.notification_type, red)}"
+            )
         case events.Stop():
             summary = "Stop"
-        case events.MessageDisplay():
-            delta = t(event.delta, 150, True)
-            summary = f"Message: {delta}" if delta else "Message"
         case events.SubagentStart():
-            summary = f"Subagent started: {t(event.agent_type, 80) or t(event.agent_id, 80) or '?'}"
+            agent = _t(event.agent_type, red, 80) or _t(event.agent_id, red, 80) or "?"
+            summary = f"Subagent started: {agent}"
         case events.SubagentStop():
-            summary = f"Subagent stopped: {t(event.agent_type, 80) or t(event.agent_id, 80) or '?'}"
+            agent = _t(event.agent_type, red, 80) or _t(event.agent_id, red, 80) or "?"
+            summary = f"Subagent stopped: {agent}"
         case events.PostToolBatch():
             return _batch(event, red)
+        case None:
+            return events.Enrichment(summary=summary_for_status(status or events.MALFORMED))
+        case events.UnknownEvent():
+            name = _t(event.hook_event_name, red, 100) or None
+            status = status or events.UNKNOWN_TYPE
+            return events.Enrichment(summary=summary_for_status(status, name))
         case events.UserPromptExpansion():
             prompt = _str(event.prompt)
             length = len(prompt) if prompt else None
-            command = t(event.command_name, 80)
+            command = _t(event.command_name, red, 80)
             args = event.command_args if isinstance(event.command_args, str) else ""
-            shown = f"/{command.lstrip('/')} {args}".strip() if command else t(prompt, 100, True)
-            summary = f"Command {_line(shown, red)}{opt(event.command_source, 40)}".rstrip()
+            shown = f"/{command.lstrip('/')} {args}" if command else _t(prompt, red, 100, True)
+            summary = f"Command {_line(shown, red)}{_opt(event.command_source, red, 40)}"
         case events.SessionStart():
-            parts = ", ".join(x for x in (t(event.source, 40), t(event.model, 60)) if x)
+            parts = ", ".join(x for x in (_t(event.source, red, 40), _t(event.model, red, 60)) if x)
             summary = f"Session started ({parts})" if parts else "Session started"
         case events.SessionEnd():
-            summary = f"Session ended{opt(event.reason, 60)}"
+            summary = f"Session ended{_opt(event.reason, red, 60)}"
         case events.Setup():
-            summary = f"Setup{opt(event.trigger, 60)}"
-        case events.TaskCreated():
-            summary = f"Task created: {t(event.task_subject, 150) or t(event.task_id, 60) or '?'}"
-        case events.TaskCompleted():
-            summary = f"Task completed: {t(event.task_subject, 150) or t(event.task_id, 60) or '?'}"
+            summary = f"Setup{_opt(event.trigger, red, 60)}"
+        case events.TaskCreated() | events.TaskCompleted():
+            what = "created" if isinstance(event, events.TaskCreated) else "completed"
+            subject = _t(event.task_subject, red, 150) or _t(event.task_id, red, 60) or "?"
+            summary = f"Task {what}: {subject}"
         case events.TeammateIdle():
-            summary = f"Teammate idle: {t(event.teammate_name, 80) or '?'}"
+            summary = f"Teammate idle: {_t(event.teammate_name, red, 80) or '?'}"
         case events.StopFailure():
-            summary = f"Stop failed: {t(event.error, 100, True) or 'unknown error'}"
+            summary = f"Stop failed: {_t(event.error, red, 100, True) or 'unknown error'}"
         case events.InstructionsLoaded():
-            path, shown = where(event.file_path)
+            path, shown = _where(event.file_path, event.cwd, red)
             summary = f"Loaded instructions {shown}".rstrip()
         case events.ConfigChange():
-            path, shown = where(event.file_path)
+            path, shown = _where(event.file_path, event.cwd, red)
             risk, reason = MEDIUM, "settings changed during the session"
-            summary = f"Config changed: {shown or t(event.source, 60) or '?'}"
+            source = _t(event.source, red, 60)
             if shown:
-                summary += opt(event.source, 60)
+                summary = f"Config changed: {shown}" + (f" ({source})" if source else "")
+            else:
+                summary = f"Config changed: {source or '?'}"
         case events.CwdChanged():
-            path, _ = where(event.new_cwd)
-            summary = f"cwd changed to {t(event.new_cwd) or '?'}"
+            path, _ = _where(event.new_cwd, None, red)
+            summary = f"cwd changed to {_t(event.new_cwd, red) or '?'}"
         case events.DirectoryAdded():
-            path, _ = where(event.directory)
-            summary = f"Directory added: {t(event.directory) or '?'}"
+            path, _ = _where(event.directory, None, red)
+            summary = f"Directory added: {_t(event.directory, red) or '?'}"
         case events.FileChanged():
-            path, shown = where(event.file_path)
-            summary = f"File changed: {shown or '?'}{opt(event.event, 30)}"
+            path, shown = _where(event.file_path, event.cwd, red)
+            summary = f"File changed: {shown or '?'}{_opt(event.event, red, 30)}"
         case events.WorktreeCreate():
-            summary = f"Worktree created: {t(event.name, 100) or '?'}"
+            summary = f"Worktree created: {_t(event.name, red, 100) or '?'}"
         case events.WorktreeRemove():
-            path, shown = where(event.worktree_path)
+            path, shown = _where(event.worktree_path, event.cwd, red)
             summary = f"Worktree removed: {shown or '?'}"
         case events.PreCompact():
-            summary = f"Compacting{opt(event.trigger, 40)}"
+            summary = f"Compacting{_opt(event.trigger, red, 40)}"
         case events.PostCompact():
-            summary = f"Compacted{opt(event.trigger, 40)}"
+            summary = f"Compacted{_opt(event.trigger, red, 40)}"
         case events.Elicitation():
-            server = t(event.mcp_server_name, 60) or "MCP server"
-            message = t(event.message, 150, True)
+            server = _t(event.mcp_server_name, red, 60) or "MCP server"
+            message = _t(event.message, red, 150, True)
             summary = f"{server} asks: {message}" if message else f"{server} asks for input"
         case events.ElicitationResult():
-            server = t(event.mcp_server_name, 60) or "MCP server"
-            summary = f"{server} elicitation: {t(event.action, 40) or 'answered'}"
+            server = _t(event.mcp_server_name, red, 60) or "MCP server"
+            summary = f"{server} elicitation: {_t(event.action, red, 40) or 'answered'}"
         case _:
             name = events.event_type_of(event) if isinstance(event, events.CommonFields) else None
             return events.Enrichment(summary=summary_for_status(status, name))

@@ -573,3 +573,31 @@ def test_any_struct_contents_enrich_without_raising(data: st.DataObject) -> None
 def test_command_risk_is_total(command: str, cwd: str | None) -> None:
     risk, reason = enrich.command_risk(command, cwd)
     assert risk in RISKS and (reason is None) == (risk == "low")
+
+
+SHELL_FRAGMENTS = [
+    "rm", "-rf", "-r", "sudo", "su", "doas", "chmod", "777", "+rwx", "dd", "of=/dev/sda",
+    "/dev/null", "mkfs.ext4", ":(){ :|:& };:", "git", "push", "--force", "-f", "+main", "reset",
+    "--hard", "clean", "-fd", "npm", "pnpm", "yarn", "bun", "i", "ci", "install", "add", "npx",
+    "pip", "pip3", "uv", "poetry", "gem", "cargo", "go", "get", "brew", "apt-get", "dnf", "yum",
+    "pacman", "-S", "conda", "curl", "wget", "ssh", "ssh-keygen", "scp", "rsync", "nc", "ncat",
+    "telnet", "ftp", "sftp", "socat", "eval", "sh", "bash", "zsh", "python3", "|", "||", ">",
+    ">>", "tee", "-a", "cp", "mv", "ln", "sed", "-i", "~", "~/", "$HOME", "${HOME}", "/", "/*",
+    "..", "../x", ".", "/etc/hosts", "/usr/bin", "~/.ssh/", "authorized_keys", "~/.bashrc",
+    ".zshrc", "/home/u/.profile", "/home/dev/shop/x", "/tmp/x", ".env", ".env.example", "id_rsa",
+    "id_rsa.pub", "key.pem", ".netrc", ".aws/credentials", "@", "=", "$(", "<(", "`", '"', "'",
+    " ", " ", " ", "\t", "\n", ";", "&&", "&", "(", ")", "-c", "x", "build", "node_modules",
+]
+shell_commands = st.lists(st.sampled_from(SHELL_FRAGMENTS) | st.text(max_size=3), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(shell_commands.map("".join), st.sampled_from(["/home/dev/shop", None]))
+def test_the_trigger_never_hides_a_rule(command: str, cwd: str | None) -> None:
+    assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)
+
+
+@settings(max_examples=500, deadline=None)
+@given(shell_commands.map(" ".join), st.sampled_from(["/home/dev/shop", None]))
+def test_the_trigger_never_hides_a_rule_spaced(command: str, cwd: str | None) -> None:
+    assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)
