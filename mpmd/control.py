@@ -109,7 +109,7 @@ class NotRunning(RuntimeError):
     pass
 
 
-def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0) -> Any:
+def _connect(settings: Settings, timeout_s: float | None) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -117,18 +117,18 @@ def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise NotRunning(str(exc)) from None
+    return sock
+
+
+def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0) -> Any:
+    sock = _connect(settings, timeout_s)
     with sock, sock.makefile("rb") as f:
         sock.sendall(json.dumps(payload).encode() + b"\n")
         return json.loads(f.readline())
 
 
 def follow(settings: Settings, after: int) -> Iterator[bytes]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(settings.control_path))
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise NotRunning(str(exc)) from None
+    sock = _connect(settings, None)
     with sock, sock.makefile("rb") as f:
         sock.sendall(json.dumps({"cmd": "follow", "after": after}).encode() + b"\n")
         for line in f:
