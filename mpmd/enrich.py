@@ -187,6 +187,8 @@ def _outside(path: str, cwd: str | None) -> bool:
     if p.startswith(("~", "$")):
         return True
     base = _norm(cwd).rstrip("/") or "/"
+    if p.startswith(base + "/") and "/." not in p and base[0] == "/":  # the common case
+        return False
     if not (p.startswith("/") or _DRIVE.match(p)):
         p = base + "/" + p
     p = posixpath.normpath(p)
@@ -408,7 +410,8 @@ class _Call:
 
     def __init__(self) -> None:
         self.operation = METADATA
-        self.risk, self.reason = LOW, None
+        self.risk = LOW
+        self.reason: str | None = None
         self.path: str | None = None
         self.length: int | None = None
         self.present = self.past = self.label = ""
@@ -562,7 +565,8 @@ def _tool_event(event: events.ToolEvent, red: bool) -> events.Enrichment:
 def _batch(event: events.PostToolBatch, red: bool) -> events.Enrichment:
     calls = event.tool_calls if isinstance(event.tool_calls, list) else []
     cwd = _str(event.cwd)
-    risk, reason, names = LOW, None, []
+    risk, reason = LOW, None
+    names: list[str] = []
     for item in calls:
         if not isinstance(item, dict):
             continue

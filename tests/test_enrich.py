@@ -552,7 +552,7 @@ def test_any_payload_shape_enriches_without_raising(
 STRUCTS = [*events.KnownEvent.__args__, events.UnknownEvent]  # type: ignore[attr-defined]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_struct_contents_enrich_without_raising(data: st.DataObject) -> None:
     """Structs built in code are not validated: every field may hold anything."""
@@ -591,7 +591,7 @@ SHELL_FRAGMENTS = [
 shell_commands = st.lists(st.sampled_from(SHELL_FRAGMENTS) | st.text(max_size=3), max_size=12)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(shell_commands.map("".join), st.sampled_from(["/home/dev/shop", None]))
 def test_the_trigger_never_hides_a_rule(command: str, cwd: str | None) -> None:
     assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)

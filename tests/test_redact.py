@@ -118,6 +118,21 @@ NEGATIVE = [
     "git@github.com:acme/shop.git",
     "user@example.com",
     "sk-learn is not a key",
+    # near misses, one per token kind
+    "AKIA" + "IOSFODNN7EXAMP",  # too short
+    "XAKIA" + "IOSFODNN7EXAMPLE",  # glued to a word
+    "sk-" + "abcdefghijklmnopqrstuvwxyz",  # no digit: a slug, not a key
+    "ghp_" + "short123",
+    "github_pat_" + "tooShort",
+    "glpat-" + "short",
+    "xoxb-" + "123",
+    "AIza" + "tooShort",
+    "sk_live_" + "abc",
+    "eyJhbGciOiJIUzI1NiJ9",  # one segment
+    "Bearer tokens are explained in RFC 6750",
+    "Authorization: $TOKEN",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
+    "http://user@example.com/path",
     "PASSWORD=[REDACTED]",
     '"password": "[REDACTED]"',
     "key [REDACTED:aws_key_id] here",
