@@ -139,7 +139,7 @@ def journal_lines(home: Path) -> list[bytes]:
     """Every journal line. Opening a Journal may repair its tail: only with the daemon down."""
     from mpmd.journal import Journal
 
-    journal = Journal(home / "journal")
+    journal = Journal(home / "journal", read_only=True)
     try:
         return list(journal.read_from(0))
     finally:

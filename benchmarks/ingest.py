@@ -536,7 +536,7 @@ def main() -> int:
         stop_s = time.monotonic() - t0
         from mpmd.journal import Journal
 
-        journal = Journal(home / "journal")
+        journal = Journal(home / "journal", read_only=True)
         try:
             last_seq = journal.last_seq
             first_seq = journal.first_seq

@@ -189,21 +189,21 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
             text = line.decode("utf-8", "replace") if as_json else format_line(line)
             if text is not None:
                 click.echo(text)
+                if follow:
+                    sys.stdout.flush()  # `tail -f | jq` must see each event as it comes
 
-    last_seq = 0
-    if settings.journal_dir.exists():
-        journal = Journal(settings.journal_dir)
-        try:
-            if session or types:
-                matching = [ln for ln in journal.read_from(0) if _matches(ln, session, types)]
-                recent = matching[-lines:] if lines else []
-            else:
-                recent = journal.read_last(lines) if lines else []
-            for line in recent:
-                emit(line)
-            last_seq = journal.last_seq
-        finally:
-            journal.close()
+    journal = Journal(settings.journal_dir, read_only=True)  # safe while the daemon writes
+    try:
+        if session or types:
+            matching = [ln for ln in journal.read_from(0) if _matches(ln, session, types)]
+            recent = matching[-lines:] if lines else []
+        else:
+            recent = journal.read_last(lines) if lines else []
+        for line in recent:
+            emit(line)
+        last_seq = journal.last_seq
+    finally:
+        journal.close()
     if not follow:
         return
     try:

@@ -222,7 +222,11 @@ class Journal:
         retention_max_bytes: int | None = 1024 * MIB,
         fsync_interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: for readers other than the daemon (``mpmd tail``, tests). It never
+        repairs, removes or opens a file for writing, so it is safe while the daemon writes:
+        a torn or in-progress last line is simply not read."""
         if segment_max_bytes <= 0:
             raise ValueError("segment_max_bytes must be positive")
         self.directory = Path(directory)
@@ -242,8 +246,12 @@ class Journal:
         self._dirty = False  # written since the last fsync
         self._last_sync = clock()
         self._today, self._day_start, self._day_end = _utc_day(self._last_sync)
+        self.read_only = read_only
 
-        self._open()
+        if read_only:
+            self._last_seq = self._find_last_seq(self._scan())
+        else:
+            self._open()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -325,6 +333,10 @@ class Journal:
                 return line_seq(line)
         return 0
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ValueError("this Journal was opened read-only")
+
     # -- scanning ----------------------------------------------------------------------
 
     def _scan(self) -> list[_Seg]:
@@ -334,6 +346,8 @@ class Journal:
         its unlink) the plain one is listed: readers fall back to the ``.gz`` if it vanishes.
         """
         found: dict[str, _Seg] = {}
+        if not self.directory.is_dir():
+            return []  # a read-only reader of a journal not created yet
         for entry in os.scandir(self.directory):
             m = _NAME_RE.match(entry.name)
             if m is None:
@@ -367,6 +381,7 @@ class Journal:
         lines written before it (by an earlier chunk of this call) stay, and :attr:`last_seq`
         says which, so the caller can simply retry with the same records.
         """
+        self._check_writable()
         if self._closed:
             raise ValueError("journal is closed")
         now = self._clock()
@@ -444,6 +459,7 @@ class Journal:
 
     def rotate(self) -> None:
         """Close the active segment (fsynced); the next append opens a new one."""
+        self._check_writable()
         with self._lock:
             fd, self._fd = self._fd, None
             self._active = None
@@ -518,6 +534,7 @@ class Journal:
         that retention still sees the age of the newest event), is renamed to
         ``<name>.jsonl.gz``, and only then is the plain file unlinked.
         """
+        self._check_writable()
         count = 0
         with self._maintenance_lock:
             _, closed = self._closed_segments()
@@ -573,6 +590,7 @@ class Journal:
         newest segment in any case, are never deleted, so the journal may stay above
         retention_max_bytes when the active segment alone is that big.
         """
+        self._check_writable()
         deleted = 0
         with self._maintenance_lock:
             segs, closed = self._closed_segments()

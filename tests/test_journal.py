@@ -713,3 +713,30 @@ def test_model(tmp_path_factory, monkeypatch, ops, segment_max_bytes, data):
     j2 = open_journal()
     assert j2.last_seq == n
     j2.close()
+
+
+def test_read_only_reader_never_touches_a_journal_being_written(tmp_path):
+    # A reader (mpmd tail) opening the journal while the daemon is mid-write must not cut
+    # the in-progress line: that write belongs to events the daemon has already acked.
+    writer = Journal(tmp_path / "j")
+    writer.append([(1, b'{"seq":1,"a":1}'), (2, b'{"seq":2,"a":2}')])
+    active = next(p for p in (tmp_path / "j").iterdir() if p.suffix == ".jsonl")
+    with open(active, "ab") as f:
+        f.write(b'{"seq":3,"a":')  # a write in progress
+    before = active.read_bytes()
+    reader = Journal(tmp_path / "j", read_only=True)
+    assert reader.last_seq == 2
+    assert list(reader.read_from(0)) == [b'{"seq":1,"a":1}', b'{"seq":2,"a":2}']
+    assert reader.read_last(5) == [b'{"seq":1,"a":1}', b'{"seq":2,"a":2}']
+    with pytest.raises(ValueError):
+        reader.append([(4, b'{"seq":4}')])
+    reader.close()
+    assert active.read_bytes() == before
+    writer.close()
+
+
+def test_read_only_reader_of_a_missing_journal_creates_nothing(tmp_path):
+    reader = Journal(tmp_path / "none", read_only=True)
+    assert reader.last_seq == 0 and list(reader.read_from(0)) == []
+    reader.close()
+    assert not (tmp_path / "none").exists()

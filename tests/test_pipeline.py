@@ -219,3 +219,35 @@ def test_stored_events_decode_with_documented_schema(home):
             event = msgspec.json.decode(raw, type=StoredEvent)
             assert event.timestamp.endswith("Z") and event.received_at.endswith("Z")
             assert raw.startswith(b'{"seq":')
+
+
+def test_tail_while_running_and_follow_sees_new_events(home):
+    import subprocess
+    import sys
+
+    from tests.utils import env_for, mpmd_cli
+
+    payloads = fixture_payloads()
+    with Daemon(home):
+        for payload in payloads[:5]:
+            run_hook(home, payload)
+        shown = mpmd_cli(home, "tail", "-n", "3")
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert len(lines) == 3 and "Reading src/auth/login.ts" in lines[-1]
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "mpmd", "tail", "-n", "100", "-f", "--json"],
+            stdout=subprocess.PIPE, env=env_for(home))
+        try:
+            # Whether these land before or after the follower connects, it shows them once:
+            # from the journal, or live after the seq it last read there.
+            for payload in payloads[5:8]:
+                run_hook(home, payload)
+            assert follower.stdout is not None
+            got = [json.loads(follower.stdout.readline()) for _ in range(8)]
+        finally:
+            follower.kill()
+            follower.wait(30)
+        assert [e["seq"] for e in got] == list(range(1, 9))
+    # Reading while the daemon wrote changed nothing: every event is there once.
+    assert [e["seq"] for e in journal_events(home)] == list(range(1, 9))
