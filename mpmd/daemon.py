@@ -233,7 +233,7 @@ class Daemon:
         for folder in (s.runtime_dir, s.state_dir):
             make_owner_only_dir(folder)
         lock_fd = take_lock(s.lock_path)
-        listener = None
+        listening = False
         control_server = None
         try:
             self._open_storage()
@@ -251,7 +251,8 @@ class Daemon:
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
             )
-            listener = await loop.create_unix_server(self.ingest.protocol, sock=self._listen())
+            self.ingest.start(self._listen())
+            listening = True
             control_server = await control.serve(s.control_path, self)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
@@ -266,7 +267,7 @@ class Daemon:
             await self.stopping.wait()
             log.info("stopping")
         finally:
-            await self._shutdown(listener, control_server)
+            await self._shutdown(listening, control_server)
             for path in (s.socket_path, s.control_path, s.pid_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -280,17 +281,15 @@ class Daemon:
                 os.close(self.ready_fd)
             self.ready_fd = None
 
-    async def _shutdown(self, listener: asyncio.AbstractServer | None,
+    async def _shutdown(self, listening: bool,
                         control_server: asyncio.AbstractServer | None) -> None:
-        if listener is not None:
-            listener.close()
+        if listening:
+            self.ingest.stop_listening()
             self.store.accepting = True  # frames already sent by connected hooks still count
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.ingest.idle.wait(), SHUTDOWN_GRACE_S)
             self.store.accepting = False
-            for conn in list(self.ingest.connections):
-                if conn.transport is not None:
-                    conn.transport.abort()
+            self.ingest.abort_all()
         if control_server is not None:
             control_server.close()
         for task in self._tasks:

@@ -35,6 +35,10 @@ class _IsoClock:
 
 
 iso_utc = _IsoClock()
+# Hook time and receive time usually fall in different seconds than each other's last call:
+# one cache each, or they would evict each other on every event.
+_iso_hook = _IsoClock()
+_iso_received = _IsoClock()
 
 
 def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]:
@@ -103,8 +107,8 @@ def build(
         id=frame.id.hex(),
         event_type=events.event_type_of(event) if event is not None else status,
         session_id=event.session_id if event is not None else None,
-        timestamp=iso_utc(frame.ts_ns),
-        received_at=iso_utc(received_ns),
+        timestamp=_iso_hook(frame.ts_ns),
+        received_at=_iso_received(received_ns),
         source=source,
         status=status,
         error=error,

@@ -601,3 +601,9 @@ def test_the_trigger_never_hides_a_rule(command: str, cwd: str | None) -> None:
 @given(shell_commands.map(" ".join), st.sampled_from(["/home/dev/shop", None]))
 def test_the_trigger_never_hides_a_rule_spaced(command: str, cwd: str | None) -> None:
     assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)
+
+
+def test_every_known_event_type_has_its_own_summary() -> None:
+    # A type missing from the dispatch table would fall back to the generic summary.
+    for cls in events.KnownEvent.__args__:  # type: ignore[attr-defined]
+        assert cls in enrich._HANDLERS, cls.__name__
