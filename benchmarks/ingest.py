@@ -80,6 +80,7 @@ def _worker_blocking(path: str, payloads: list[bytes], deadline: float,
         try:
             sock.connect(path)
             sock.sendall(frame)
+            sock.shutdown(socket.SHUT_WR)  # as the hook does: all sent
             ack = b""
             while len(ack) < ACK:
                 chunk = sock.recv(ACK - len(ack))
@@ -135,6 +136,7 @@ def _worker_async(path: str, payloads: list[bytes], deadline: float,
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport  # type: ignore[assignment]
             transport.write(self.frame)  # type: ignore[attr-defined]
+            transport.write_eof()  # type: ignore[attr-defined]  # as the hook does: all sent
 
         def data_received(self, data: bytes) -> None:
             self.buf += data

@@ -72,6 +72,9 @@ def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = 
         sock.settimeout(timeout_s)
         sock.connect(socket_path)
         sock.sendall(frame)
+        # Nothing more to send: the daemon then sees the frame and the end of the stream
+        # together and can close without watching this connection any longer.
+        sock.shutdown(_socket.SHUT_WR)
         ack = b""
         while len(ack) < wire.ACK_FRAME_BYTES:
             remaining = deadline - time.monotonic()

@@ -38,6 +38,7 @@ REJECTED = 3  # the frame is invalid and never will be valid: keep it aside
 ACK_BODY_BYTES = 30
 ACK_FRAME_BYTES = LENGTH_BYTES + ACK_BODY_BYTES
 _ACK_HEAD = b"\x94\x01\xc4\x10"
+_ACK_PREFIX = b"\x00\x00\x00\x1e" + _ACK_HEAD  # the length prefix (30) and the array head
 
 
 def encode_event(event_id: bytes, ts_ns: int, payload: bytes, original_size: int) -> bytes:
@@ -63,14 +64,7 @@ def encode_event(event_id: bytes, ts_ns: int, payload: bytes, original_size: int
 def encode_ack(event_id: bytes, status: int, seq: int) -> bytes:
     """One complete ack frame; always exactly ACK_FRAME_BYTES long."""
     return b"".join(
-        (
-            ACK_BODY_BYTES.to_bytes(LENGTH_BYTES, "big"),
-            _ACK_HEAD,
-            event_id,
-            status.to_bytes(1, "big"),
-            b"\xcf",
-            seq.to_bytes(8, "big"),
-        )
+        (_ACK_PREFIX, event_id, status.to_bytes(1, "big"), b"\xcf", seq.to_bytes(8, "big"))
     )
 
 

@@ -42,6 +42,7 @@ log = logging.getLogger("mpmd")
 
 JOURNAL_CONSUMER = "journal"
 READ_BATCH = 4096
+JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
 MAINTENANCE_INTERVAL_S = 60.0
 _received_decoder = msgspec.json.Decoder(dict[str, object])
@@ -166,22 +167,44 @@ class Daemon:
                 self.store.full = False
                 self._spool_wakeup.set()  # room again: hooks' spooled events can come in
 
+    def _catch_up(self) -> int:
+        """drain_ring_to_journal at start-up, where a full disk must not stop us either: the
+        ring keeps the records and the journal consumer retries them once it runs."""
+        try:
+            return self.drain_ring_to_journal()
+        except OSError as exc:
+            self.counters["journal_errors"] += 1
+            log.error("journal write failed at start (%s); the ring keeps the events, "
+                      "retrying in the background", exc)
+            self.store.appended.set()
+            return 0
+
     async def _journal_consumer(self) -> None:
         store = self.store
         backoff = 0.1
+        failures = 0
         while True:
             await store.appended.wait()
+            # A short gathering window: one write and one cursor store for a burst of events
+            # instead of one each (hooks have their acks already; this only delays the disk
+            # and `mpmd tail -f` by as much).
+            await asyncio.sleep(JOURNAL_GATHER_S)
             store.appended.clear()
             try:
                 self.drain_ring_to_journal()
-                backoff = 0.1
             except OSError as exc:  # disk full, I/O error: keep acking while the ring has room
                 self.counters["journal_errors"] += 1
+                failures += 1
                 log.error("journal write failed (%s); retrying in %.1fs, the ring holds "
                           "events meanwhile (%d bytes used)", exc, backoff, self.ring.used_bytes)
                 await asyncio.sleep(backoff)  # retrying a failing disk: nothing to await
                 backoff = min(backoff * 2, 5.0)
                 store.appended.set()
+            else:
+                if failures:
+                    log.warning("journal writes work again after %d failed attempt(s)", failures)
+                    failures = 0
+                backoff = 0.1
 
     async def _spool_loop(self) -> None:
         # Hooks spool when we are busy or unreachable; scanning the folder every few
@@ -238,9 +261,9 @@ class Daemon:
         try:
             self._open_storage()
             self._spool_wakeup = asyncio.Event()
-            caught_up = self.drain_ring_to_journal()
+            caught_up = self._catch_up()
             drained = self.drainer.drain()
-            self.drain_ring_to_journal()
+            self._catch_up()
             log.info("mpmd %s starting: journal at seq %d, %d ring records journaled, "
                      "%d spooled events taken", __version__, self.journal.last_seq,
                      caught_up, drained)

@@ -1,7 +1,7 @@
 """Sans-I/O decoder for the byte stream a hook (or anything else) sends to the socket.
 
 Feed it bytes as they arrive, in any chunking; it returns the complete event frames before
-any error, and the error. The contract, fuzzed in tests/test_framing.py: for ANY input it
+any error, and the error. The contract, fuzzed in tests/test_wire.py: for ANY input it
 returns frames and at most one ``FrameError``, never raises, and never holds more than
 ``max_frame_bytes`` plus a length prefix of unparsed input (a length above the limit is
 refused before its body is buffered). After an error the stream cannot be trusted: the
@@ -9,6 +9,8 @@ caller stores the frames that came before it and closes the connection.
 """
 
 from __future__ import annotations
+
+import struct
 
 import msgspec
 
@@ -40,10 +42,12 @@ class FrameError(Exception):
 
 
 _body_decoder = msgspec.msgpack.Decoder(EventFrame)
+_PREFIX_BYTES = wire.LENGTH_BYTES
+_unpack_prefix = struct.Struct(">I").unpack_from
 _MAX_TS_NS = 1 << 63
 
 
-def decode_body(body: bytes) -> EventFrame:
+def decode_body(body: bytes | memoryview) -> EventFrame:
     """One frame body -> EventFrame, or FrameError."""
     try:
         frame = _body_decoder.decode(body)
@@ -71,28 +75,42 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> tuple[list[EventFrame], FrameError | None]:
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            frames, error, start = self._frames(buf)
+            if error is not None:
+                buf.clear()
+            else:
+                del buf[:start]
+            return frames, error
+        # Nothing held back (the common case): decode straight from ``data`` and keep only
+        # an incomplete tail.
+        frames, error, start = self._frames(data)
+        if error is None and start < len(data):
+            buf += memoryview(data)[start:]
+        return frames, error
+
+    def _frames(self, buf: bytes | bytearray) -> tuple[list[EventFrame], FrameError | None, int]:
+        """The complete frames at the start of ``buf``, an error, and where they end."""
         frames: list[EventFrame] = []
         start = 0
         end = len(buf)
-        prefix = wire.LENGTH_BYTES
-        while end - start >= prefix:
-            size = int.from_bytes(buf[start : start + prefix], "big")
-            if size > self.max_frame_bytes:
-                buf.clear()
-                limit = self.max_frame_bytes
-                return frames, FrameError("oversized", f"frame of {size} bytes, limit {limit}")
-            if end - start - prefix < size:
-                break
-            body = bytes(buf[start + prefix : start + prefix + size])
-            start += prefix + size
-            try:
-                frames.append(decode_body(body))
-            except FrameError as exc:
-                buf.clear()
-                return frames, exc
-        del buf[:start]
-        return frames, None
+        limit = self.max_frame_bytes
+        with memoryview(buf) as view:  # released before the caller resizes ``buf``
+            while end - start >= _PREFIX_BYTES:
+                (size,) = _unpack_prefix(view, start)
+                if size > limit:
+                    error = FrameError("oversized", f"frame of {size} bytes, limit {limit}")
+                    return frames, error, start
+                body_start = start + _PREFIX_BYTES
+                if end - body_start < size:
+                    break
+                start = body_start + size
+                try:
+                    frames.append(decode_body(view[body_start:start]))
+                except FrameError as exc:
+                    return frames, exc, start
+        return frames, None, start
 
 
 def decode_one(data: bytes, max_frame_bytes: int = wire.MAX_FRAME_BYTES) -> EventFrame:

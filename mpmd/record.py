@@ -27,11 +27,11 @@ class _IsoClock:
         self._prefix = ""
 
     def __call__(self, ns: int) -> str:
-        second, rest = divmod(ns, 1_000_000_000)
+        second = ns // 1_000_000_000
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{rest // 1000:06d}Z"
+        return f"{self._prefix}.{ns // 1000 % 1_000_000:06d}Z"
 
 
 iso_utc = _IsoClock()
