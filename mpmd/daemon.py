@@ -33,7 +33,7 @@ from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
-from mpmd.ring import open_ring_file
+from mpmd.ring import PageReleaser, open_ring_file
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
 from mpmd.store import Store
@@ -97,6 +97,7 @@ class Daemon:
             log.warning("ring: %s", note)
         self.ring.add_consumer(JOURNAL_CONSUMER)
         pending = self.ring.recover()
+        self._release_pages = PageReleaser(self.ring, self._mmap)
         self.journal = Journal(
             s.journal_dir,
             segment_max_bytes=s.segment_bytes,
@@ -159,9 +160,11 @@ class Daemon:
             if not records:
                 return total
             self.journal.append((line_seq(rec), rec) for _pos, rec in records)
+            self.counters["journal_batches"] += 1
             self.journal.maybe_sync()
             self.followers.publish([rec for _pos, rec in records])
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
+            self._release_pages()
             total += len(records)
             if self.store.full:
                 self.store.full = False

@@ -69,6 +69,7 @@ __all__ = [
     "MAX_CONSUMERS",
     "MAX_NAME_BYTES",
     "MIN_CAPACITY",
+    "PageReleaser",
     "RECORD_HEADER_BYTES",
     "VERSION",
     "ConsumerSlotsFull",
@@ -378,6 +379,12 @@ class Ring:
         return self._max_record
 
     @property
+    def low(self) -> int:
+        """The lowest consumer cursor (head when there is none): every byte before it is
+        done for every consumer."""
+        return self._head if self._lo is None else self._lo
+
+    @property
     def used_bytes(self) -> int:
         """Bytes retained for the slowest consumer (``head - min(cursors)``), 0 if none."""
         lo = self._lo
@@ -638,6 +645,48 @@ class Ring:
 
 
 # -- files --------------------------------------------------------------------------------
+
+RELEASE_CHUNK = 1024 * 1024
+
+
+class PageReleaser:
+    """Hands the pages of ring data that every consumer has passed back to the kernel.
+
+    Without it the daemon's resident set grows by the whole mapped ring (64 MiB by default)
+    once the ring has gone round once, though only the unread part is ever needed again.
+    ``MADV_DONTNEED`` on a ``MAP_SHARED`` file mapping drops this process's page-table
+    entries only: the data stays in the file and the page cache, and touching the page again
+    faults it back in. Call it after each commit; it works in chunks of ``chunk`` bytes.
+    """
+
+    def __init__(self, ring: Ring, mm: mmap.mmap, chunk: int = RELEASE_CHUNK) -> None:
+        self._ring = ring
+        self._mm = mm
+        self._chunk = chunk
+        self._done = ring.low
+        self._advice = getattr(mmap, "MADV_DONTNEED", None) if hasattr(mm, "madvise") else None
+
+    def __call__(self) -> int:
+        """Release what was passed since the last call; returns the bytes released."""
+        lo = self._ring.low
+        if self._advice is None or lo - self._done < self._chunk:
+            return 0
+        cap = self._ring.capacity
+        page = mmap.PAGESIZE
+        released = 0
+        pos = self._done
+        while pos < lo:
+            phys = pos % cap
+            n = min(lo - pos, cap - phys)
+            start = -(-(HEADER_BYTES + phys) // page) * page  # whole pages inside the range
+            end = (HEADER_BYTES + phys + n) // page * page
+            if end > start:
+                self._mm.madvise(self._advice, start, end - start)
+                released += end - start
+            pos += n
+        self._done = lo
+        return released
+
 
 
 def _reserve(fd: int, size: int) -> None:

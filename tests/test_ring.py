@@ -29,6 +29,7 @@ from mpmd.ring import (
     MAX_CONSUMERS,
     VERSION,
     ConsumerSlotsFull,
+    PageReleaser,
     Ring,
     RingCorrupt,
     open_ring_file,
@@ -916,3 +917,48 @@ def test_ring_over_anonymous_mmap() -> None:
     other.close()
     ring.close()
     mm.close()
+
+
+def _mapping_rss_kib(path: Path) -> int:
+    """Resident KiB of this process's mapping of ``path`` (Linux /proc/self/smaps)."""
+    rss = 0
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            rss += int(line.split()[1])
+    return rss
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
+def test_page_releaser_gives_back_passed_pages_and_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "ring"
+    ring, mm = open_ring_file(path, 8 * 1024 * 1024)
+    try:
+        ring.add_consumer("journal")
+        release = PageReleaser(ring, mm, chunk=64 * 1024)
+        records = [os.urandom(1000) for _ in range(12_000)]  # 1.5 laps of the ring
+        for data in records[:4000]:
+            assert ring.append(data)
+        got = ring.read("journal", max_records=4000, max_bytes=1 << 30)
+        assert [d for _end, d in got] == records[:4000]
+        ring.commit("journal", got[-1][0])
+        assert _mapping_rss_kib(path) > 3500  # ~4 MB written and read: resident
+        release()
+        assert _mapping_rss_kib(path) < 256  # passed by every consumer: given back
+        most = 0
+        for i in range(4000, len(records)):
+            assert ring.append(records[i])
+            if i % 100 == 99:
+                got = ring.read("journal", max_records=1000)
+                assert [d for _end, d in got] == records[i - 99 : i + 1]  # data intact
+                ring.commit("journal", got[-1][0])
+                release()
+                most = max(most, _mapping_rss_kib(path))
+        assert most < 1024  # only about one chunk and the unread tail stay resident
+        assert ring.append(b"after")
+        assert ring.read("journal") == [(ring.head, b"after")]
+    finally:
+        ring.close()
+        mm.close()
