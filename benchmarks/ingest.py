@@ -428,6 +428,38 @@ def mb(kib: int | None) -> float | None:
     return None if kib is None else round(kib / 1024, 1)
 
 
+def measure_floor(home: Path, payloads: list[bytes],
+                  args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The same two runs against benchmarks/floor_server.py: mpmd's socket server with a
+    store that keeps nothing. The baseline the daemon's rates are compared with."""
+    path = str(home / "floor.sock")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("floor_server.py")), path,
+         str(write_fd)], pass_fds=(write_fd,), env=C.clean_env(),
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as ready:
+            if ready.readline() != b"ready\n":
+                raise RuntimeError("the floor server did not start")
+        print("  floor: mpmd's socket server with a store that keeps nothing, same clients")
+        out: dict[str, dict[str, float]] = {}
+        for name, run, kw in (("per_connection", run_per_connection, {}),
+                              ("pipelined", run_pipelined, {"seconds": args.seconds})):
+            cpu0 = cpu_seconds(proc.pid)
+            result = run(path, payloads, args, **kw)
+            result["cpu_s"] = sum(cpu_seconds(proc.pid)) - sum(cpu0)
+            result["events_per_s"] = result["stored"] / result["wall_s"]
+            out[name] = result
+            print(f"  floor {name:15} {result['events_per_s']:10,.0f} events/s  (server CPU "
+                  f"{1e6 * result['cpu_s'] / max(1, result['stored']):.0f} us an event)")
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10, help="per mode (default 10)")
@@ -457,6 +489,7 @@ def main() -> int:
     figures: dict[str, dict[str, float]] = {}
     profiles: dict[str, list[str]] = {}
     try:
+        floor = measure_floor(home, payloads, args)
         daemon.start()
         pid = daemon.pid
         path = str(home / "mpmd.sock")
@@ -531,6 +564,11 @@ def main() -> int:
                                  "events_per_s": 0.0,
                                  "rss": C.rss_kb(pid)}  # type: ignore[dict-item]
         stored_acks = sum(int(f["stored"]) for f in figures.values())
+        for name in ("per_connection", "pipelined"):
+            ratio = figures[name]["events_per_s"] / max(1.0, floor[name]["events_per_s"])
+            figures[name]["vs_floor"] = ratio
+            print(f"  {name:15} mpmd reaches {ratio:.2f} x the transport floor's rate "
+                  f"({floor[name]['events_per_s']:,.0f} events/s)")
 
         # ---- journal caught up? SIGTERM drains the ring into the journal first
         t0 = time.monotonic()
@@ -584,6 +622,11 @@ def main() -> int:
             # machine to itself (the rates above depend on what else runs meanwhile).
             **{f"daemon_us_per_event_{name}": round(1e6 * f["daemon_cpu_s"] / f["stored"], 1)
                if f["stored"] else None for name, f in figures.items()},
+            **{f"floor_{name}_events_per_s": round(f["events_per_s"]) for name, f in floor.items()},
+            **{f"floor_us_per_event_{name}": round(1e6 * f["cpu_s"] / max(1, f["stored"]), 1)
+               for name, f in floor.items()},
+            "per_connection_vs_floor": round(figures["per_connection"]["vs_floor"], 2),
+            "pipelined_vs_floor": round(figures["pipelined"]["vs_floor"], 2),
             "cpus": cpus,
             "parallel_capacity_cores": round(capacity, 2),
             "other_load_cores": round(sum(f.get("other_cpu_s", 0) for f in figures.values())
