@@ -28,7 +28,8 @@ class NullStore:
     def __init__(self) -> None:
         self.seq = 0
 
-    def put(self, frame: EventFrame, source: str = "hook") -> tuple[int, int]:
+    def put(self, frame: EventFrame, source: str = "hook",
+            received_ns: int | None = None) -> tuple[int, int]:
         self.seq += 1
         return wire.STORED, self.seq
 

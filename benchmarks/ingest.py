@@ -489,14 +489,14 @@ def main() -> int:
     figures: dict[str, dict[str, float]] = {}
     profiles: dict[str, list[str]] = {}
     try:
+        print("ingest: events/s through socket -> ring -> journal (journal on, defaults: "
+              "64 MiB ring, fsync every 1 s)")
         floor = measure_floor(home, payloads, args)
         daemon.start()
         pid = daemon.pid
         path = str(home / "mpmd.sock")
         rss_start = C.rss_kb(pid)
         cpus, capacity = C.parallel_capacity()
-        print("ingest: events/s through socket -> ring -> journal (journal on, defaults: "
-              "64 MiB ring, fsync every 1 s)")
         print(f"  machine: {cpus} CPUs shown; {cpus} busy processes got {capacity:.2f} cores' "
               f"worth of CPU time together just now (load average {load_average()})")
         print(f"  payloads: {len(payloads)} fixture payloads cycled, "

@@ -231,7 +231,15 @@ _known_decoder = msgspec.json.Decoder(KnownEvent)
 _common_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
+_TAG_OF: dict[type, str] = {
+    cls: cls.__struct_config__.tag for cls in KnownEvent.__args__  # type: ignore[union-attr]
+}
+
+
 def event_type_of(event: CommonFields) -> str:
+    tag = _TAG_OF.get(type(event))  # the common case, one lookup
+    if tag is not None:
+        return tag
     if isinstance(event, UnknownEvent):
         return event.hook_event_name
     tag = event.__struct_config__.tag

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -186,6 +187,14 @@ class IngestServer:
 
     # ---- one connection ---------------------------------------------------------------
     def _read(self, conn: Connection) -> None:
+        try:
+            self._serve(conn)
+        except Exception:  # a bug of ours: the peer gets no ack (a hook then spools), we go on
+            self.counters["internal_errors"] += 1
+            log.exception("internal error while serving a connection; closed it")
+            self._close(conn)
+
+    def _serve(self, conn: Connection) -> None:
         # A few reads a wake-up: a hook sends its frame and then shuts down its side, so the
         # second read usually sees the end and the connection closes without ever being
         # watched by the loop (the watch costs two epoll_ctl calls and a wake-up).
@@ -210,9 +219,10 @@ class IngestServer:
             if frames:
                 put = self.store.put
                 encode_ack = wire.encode_ack
+                received_ns = time.time_ns()
                 acks = []
                 for frame in frames:
-                    status, seq = put(frame)
+                    status, seq = put(frame, "hook", received_ns)
                     acks.append(encode_ack(frame.id, status, seq))
                 conn.head = b""
                 self._send(conn, b"".join(acks))

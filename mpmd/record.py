@@ -25,13 +25,19 @@ class _IsoClock:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._ns = -1
+        self._text = ""
 
     def __call__(self, ns: int) -> str:
+        if ns == self._ns:  # the frames of one read share their receive time
+            return self._text
         second = ns // 1_000_000_000
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{ns // 1000 % 1_000_000:06d}Z"
+        self._ns = ns
+        self._text = f"{self._prefix}.{ns // 1000 % 1_000_000:06d}Z"
+        return self._text
 
 
 iso_utc = _IsoClock()

@@ -34,8 +34,10 @@ class Store:
         self.accepting = True
         self._max_record = ring.capacity // 4
 
-    def put(self, frame: EventFrame, source: str = "hook") -> tuple[int, int]:
-        """(ack status, seq) for one frame."""
+    def put(self, frame: EventFrame, source: str = "hook",
+            received_ns: int | None = None) -> tuple[int, int]:
+        """(ack status, seq) for one frame; ``received_ns`` defaults to now (the frames of
+        one read share one)."""
         seq = self.recent.get(frame.id)
         if seq is not None:
             self.counters["duplicates"] += 1
@@ -44,7 +46,7 @@ class Store:
             self.counters["busy"] += 1
             return wire.BUSY, 0
         seq = self.next_seq
-        now = time.time_ns()
+        now = time.time_ns() if received_ns is None else received_ns
         line = record.build(seq, frame, now, source, max_bytes=self._max_record)
         if not self.ring.append(line):
             if not self.full:
