@@ -40,6 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mpmd.durable import fsync_dir
+
 # Every hook event Claude Code knows. Registering a name the running Claude Code does not know
 # can make it reject the whole settings file, so the CLI may pass a subset to install().
 KNOWN_EVENTS: tuple[str, ...] = (
@@ -428,17 +430,4 @@ def _atomic_write(target: Path, content: bytes, like: os.stat_result | None) -> 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)

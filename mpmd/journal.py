@@ -46,6 +46,8 @@ from typing import BinaryIO
 
 import msgspec
 
+from mpmd.durable import fsync_dir
+
 __all__ = ["Journal", "SegmentInfo", "line_seq"]
 
 log = logging.getLogger("mpmd.journal")
@@ -182,20 +184,6 @@ def _last_newline_end(fd: int, size: int) -> int:
     return 0
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a create, rename or unlink in `directory` durable (best effort: not everywhere)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class Journal:
     """Appends events to rotating JSON Lines segments and reads them back.
 
@@ -322,7 +310,7 @@ class Journal:
         if keep == 0:
             log.warning("removing %s: it holds no complete line", seg.base)
             os.unlink(path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             return False
         return True
 
@@ -451,7 +439,7 @@ class Journal:
         fd = os.open(
             self.directory / seg.base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
         )
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         with self._lock:
             self._fd = fd
             self._active = seg
@@ -574,10 +562,10 @@ class Journal:
             raise
         finally:
             fin.close()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(src)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         log.debug("compressed %s (%d -> %d bytes)", seg.base, st.st_size, gz.stat().st_size)
         return True
 
@@ -627,7 +615,7 @@ class Journal:
                     deleted += 1
                 total -= sizes[seg.base]  # gone either way
             if deleted:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
         return deleted
 
     def _delete(self, seg: _Seg, size: int, reason: str) -> bool:
