@@ -13,6 +13,9 @@ the fixture payloads (all event types, cycled) in three runs:
     rss_1m          pipelined again until the daemon has stored ``--rss-events`` in all,
                     then its RSS
 
+First the same two runs go to ``benchmarks/floor_server.py`` (mpmd's socket server with a
+store that keeps nothing): the transport floor the daemon's rates are compared with.
+
 The daemon's CPU time per stored event is reported too: unlike the rates, it hardly
 depends on what else the machine runs meanwhile (also reported). Rates count acks with
 status STORED per second of wall time; BUSY (ring full) and other statuses are counted
