@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "claude-code-hooks.jsonl"
+# A copy of the shared fixture file, kept in the repository so a clean clone tests alone.
+FIXTURES = ROOT / "tests" / "fixtures" / "claude-code-hooks.jsonl"
 
 
 # ---- fixtures -----------------------------------------------------------------------------

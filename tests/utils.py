@@ -17,7 +17,8 @@ import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK_SCRIPT = ROOT / "mpm_hook" / "__main__.py"
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "claude-code-hooks.jsonl"
+# A copy of the shared fixture file, kept in the repository so a clean clone tests alone.
+FIXTURES = ROOT / "tests" / "fixtures" / "claude-code-hooks.jsonl"
 
 
 def fixture_payloads() -> list[bytes]:
