@@ -137,7 +137,7 @@ class Daemon:
 
 
 def journal_lines(home: Path) -> list[bytes]:
-    """Every journal line. Opening a Journal may repair its tail: only with the daemon down."""
+    """Every journal line (read-only: safe while the daemon writes)."""
     from mpmd.journal import Journal
 
     journal = Journal(home / "journal", read_only=True)
@@ -145,6 +145,15 @@ def journal_lines(home: Path) -> list[bytes]:
         return list(journal.read_from(0))
     finally:
         journal.close()
+
+
+def finish(daemon: Daemon, home: Path, keep: bool) -> None:
+    """A benchmark's teardown: the daemon killed, its temporary MPMD_HOME gone unless kept."""
+    daemon.kill()
+    if keep:
+        print(f"kept {home}", file=sys.stderr)
+    else:
+        remove_home(home)
 
 
 def remove_home(home: Path) -> None:

@@ -384,11 +384,7 @@ def main() -> int:
     finally:
         if receiver is not None:
             receiver.shutdown()
-        daemon.kill()
-        if args.keep:
-            print(f"kept {home}", file=sys.stderr)
-        else:
-            C.remove_home(home)
+        C.finish(daemon, home, args.keep)
 
 
 if __name__ == "__main__":

@@ -647,11 +647,7 @@ def main() -> int:
         C.emit_json(result)
         return 0
     finally:
-        daemon.kill()
-        if args.keep:
-            print(f"kept {home}", file=sys.stderr)
-        else:
-            C.remove_home(home)
+        C.finish(daemon, home, args.keep)
 
 
 if __name__ == "__main__":

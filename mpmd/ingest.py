@@ -44,8 +44,6 @@ class Rejects:
             existing = sorted(self.folder.iterdir())
             for old in existing[: max(0, len(existing) - KEEP_REJECTED_FILES + 1)]:
                 old.unlink(missing_ok=True)
-            import time
-
             target = self.folder / (name or f"{time.time_ns():020d}-{reason}.bin")
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
@@ -247,6 +245,7 @@ class IngestServer:
             self._close(conn)
             return
         if sent < len(data):
+            self.counters["paused_for_unread_acks"] += 1
             conn.out = data[sent:]
             if conn.fd in self.connections:
                 self.loop.remove_reader(conn.fd)

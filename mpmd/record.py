@@ -40,7 +40,6 @@ class _IsoClock:
         return self._text
 
 
-iso_utc = _IsoClock()
 # Hook time and receive time usually fall in different seconds than each other's last call:
 # one cache each, or they would evict each other on every event.
 _iso_hook = _IsoClock()

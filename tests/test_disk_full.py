@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from mpm_hook import wire
-from tests.utils import Daemon, run_hook, spool_files, status
+from tests.utils import Daemon, run_hook, spool_files, status, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="prlimit on another process and tmpfs are Linux only")
@@ -70,13 +70,6 @@ def daemon_status(home: Path) -> dict:
         s.sendall(b'{"cmd": "status"}\n')
         with s.makefile("rb") as f:
             return json.loads(f.readline())
-
-
-def wait_until(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)  # polling an outside observable: nothing to await
 
 
 class FileSizeLimit:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 
+from mpm_hook import wire
 from tests.utils import (
     Daemon,
     fixture_payloads,
@@ -23,6 +24,7 @@ from tests.utils import (
     run_hook,
     spool_files,
     status,
+    wait_until,
 )
 
 SECRET = b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -196,6 +198,49 @@ def test_bad_input_is_classified_and_never_stops_the_daemon(home):
     assert events[1]["raw"] == "not json at all"
     assert events[3]["raw_encoding"] == "base64"
     assert list((home / "rejected").iterdir()), "rejected streams are kept aside"
+
+
+def test_connections_that_make_no_progress_are_closed(home):
+    with Daemon(home, MPMD_IDLE_TIMEOUT_S="0.2"):
+        with socket.socket(socket.AF_UNIX) as silent, socket.socket(socket.AF_UNIX) as cut:
+            silent.connect(str(home / "mpmd.sock"))
+            cut.connect(str(home / "mpmd.sock"))
+            cut.sendall(wire.encode_event(os.urandom(16), 1, b"{}", 2)[:-1])  # one byte short
+            for s in (silent, cut):
+                s.settimeout(30)  # a bound on the test, not what it measures
+                assert s.recv(100) == b""  # the daemon closed it, without an ack
+        counters = status(home)["counters"]
+        assert counters.get("closed_idle", 0) == 2
+        assert counters.get("rejected_truncated", 0) == 1
+
+
+def test_a_client_that_leaves_its_acks_unread_loses_nothing(home):
+    # Far more acks than socket buffers hold: the daemon must stop reading this client while
+    # its acks wait (not buffer without bound), and go on once they are read.
+    n = 60_000
+    ids = [os.urandom(16) for _ in range(n)]
+    payload = b'{"hook_event_name": "Stop", "session_id": "s"}'
+    blob = b"".join(wire.encode_event(i, 1, payload, len(payload)) for i in ids)
+    with Daemon(home) as daemon:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(home / "mpmd.sock"))
+            s.settimeout(60)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                sent = pool.submit(s.sendall, blob)  # blocks while the daemon waits for us
+                wait_until(lambda: status(home)["counters"].get("paused_for_unread_acks"),
+                           "the daemon pauses this client")
+                acks = bytearray()
+                while len(acks) < n * wire.ACK_FRAME_BYTES:
+                    chunk = s.recv(1 << 16)
+                    assert chunk, "the daemon closed the connection"
+                    acks += chunk
+                sent.result()
+        assert daemon.stop() == 0  # SIGTERM: the ring drains into the journal
+    answers = [wire.decode_ack(bytes(acks[k : k + wire.ACK_FRAME_BYTES]))
+               for k in range(0, len(acks), wire.ACK_FRAME_BYTES)]
+    assert [a[0] for a in answers] == ids  # one ack each, in order
+    assert {a[1] for a in answers} == {wire.STORED}
+    assert [e["id"] for e in journal_events(home)] == [i.hex() for i in ids]
 
 
 def test_oversized_payload_is_cut_and_recorded(home):
