@@ -114,12 +114,42 @@ def status(as_json: bool) -> None:
             f"{_size(info.get('ring_capacity_bytes', 0))}\n"
             f"  spool pending              {info['spool_pending']}\n"
             f"  socket                     {info['socket']}\n"
-            f"  journal                    {info['journal_dir']}"
+            f"  journal                    {info['journal_dir']}\n"
+            f"  viewer                     {_viewer_line(info)}"
         )
     else:
         state = "not responding (hung?)" if info.get("hung") else "not running"
         click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
                    f"(taken in at the next start)\n  journal {info['journal_dir']}")
+
+
+def _viewer_line(info: dict[str, Any]) -> str:
+    url = info.get("viewer_url")
+    if not url:
+        return f"not available ({info.get('viewer_error') or 'not started'})"
+    # The token stays out of the terminal (and of screenshots of it): `mpmd open` has it.
+    return f"{url.split('#', 1)[0]}  (mpmd open)"
+
+
+@main.command("open")
+@click.option("--print", "print_only", is_flag=True,
+              help="Print the viewer's URL (token included) instead of opening a browser.")
+def open_viewer(print_only: bool) -> None:
+    """Open the live viewer in your browser."""
+    settings = _settings()
+    info = gather_status(settings)
+    if not info["running"]:
+        raise click.ClickException("mpmd is not running: start it with `mpmd start`")
+    url = info.get("viewer_url")
+    if not url:
+        raise click.ClickException(f"the viewer is not available: {info.get('viewer_error')}")
+    if print_only:
+        click.echo(url)
+        return
+    import webbrowser
+
+    if not webbrowser.open(url):
+        click.echo(f"No browser found; open this URL yourself:\n{url}")
 
 
 def _duration(seconds: float | None) -> str:

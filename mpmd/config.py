@@ -64,6 +64,7 @@ class Settings:
     idle_timeout_s: float = 5.0
     max_connections: int = 1024
     spool_scan_interval_s: float = 2.0
+    viewer_port: int = 7710  # 0: any free port; taken: the next free of the nine after it
     log_level: str = "INFO"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -122,6 +123,8 @@ _TUNABLES = {
     if f.name not in ("runtime_dir", "state_dir", "config_dir", "sources")
 }
 
+_MAY_BE_ZERO = frozenset({"viewer_port"})
+
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     kind = _TUNABLES[name]
@@ -134,6 +137,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             result = str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} = {value!r} (from {origin}) is not a valid {kind}") from None
+    if name in _MAY_BE_ZERO and result == 0:
+        return result
+    if name == "viewer_port" and result > 65535:
+        raise ConfigError(f"{name} = {value!r} (from {origin}) is not a TCP port")
     if kind in ("int", "float") and result <= 0:
         raise ConfigError(f"{name} = {value!r} (from {origin}) must be positive")
     return result

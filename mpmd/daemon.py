@@ -5,8 +5,9 @@ Start-up order is what makes "nothing acked is lost, nothing is stored twice" ho
   2. open the ring and recover it (records past the journal's cursor survive a kill -9)
   3. open the journal (a torn last line is cut), catch the journal up from the ring
      (records it already has are skipped by seq), continue seq after the highest seen
-  4. seed the duplicate window from the journal's tail, drain the spool
-  5. listen, write the pid file, report ready
+  4. seed the duplicate window, and the viewer's sessions table and recent window, from
+     the journal's tail; drain the spool
+  5. listen (hooks, control, viewer), write the pid file, report ready
 Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: stop listening, let open connections
 finish (bounded), drain the ring into the journal, fsync, remove socket and pid file.
 """
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import msgspec
 
-from mpmd import __version__, control
+from mpmd import __version__, access, control
+from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
@@ -37,6 +39,7 @@ from mpmd.ring import PageReleaser, open_ring_file
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
 from mpmd.store import Store
+from mpmd.viewer import Viewer, ViewerUnavailable
 
 log = logging.getLogger("mpmd")
 
@@ -125,6 +128,12 @@ class Daemon:
                 view = views.decode(rec)
                 self.recent.add(bytes.fromhex(view.id), view.seq, 0)
         self.store = Store(self.ring, self.recent, last_seq + 1, self.counters)
+        self.broadcaster = Broadcaster(self.ring, self.journal, self.counters,
+                                       on_commit=self._ring_freed)
+        self.store.wakeups.append(self.broadcaster.wakeup)
+        # Sessions and the recent window start from the journal's tail; ring records it has
+        # seen already are skipped by seq when the broadcaster reads them.
+        self.broadcaster.seed(tail)
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
@@ -164,15 +173,21 @@ class Daemon:
             self.journal.maybe_sync()
             self.followers.publish([rec for _pos, rec in records])
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
-            self._release_pages()
+            self._ring_freed()
             total += len(records)
-            if self.store.full:
-                self.store.full = False
-                self._spool_wakeup.set()  # room again: hooks' spooled events can come in
+
+    def _ring_freed(self) -> None:
+        """A consumer committed: hand passed pages back, and let spooled events in again
+        if the ring had been full."""
+        self._release_pages()
+        if self.store.full:
+            self.store.full = False
+            self._spool_wakeup.set()
 
     def _catch_up(self) -> int:
         """drain_ring_to_journal at start-up, where a full disk must not stop us either: the
         ring keeps the records and the journal consumer retries them once it runs."""
+        self.broadcaster.pump_all()  # no client yet: this only folds and frees the ring
         try:
             return self.drain_ring_to_journal()
         except OSError as exc:
@@ -249,9 +264,32 @@ class Daemon:
             "ring_capacity_bytes": self.ring.capacity,
             "journal_bytes": self.journal.total_bytes,
             "connections_open": len(self.ingest.connections),
+            **self._viewer_status(),
             "uptime_s": round(time.time() - self.started_at, 3),
             "counters": dict(self.counters),
         }
+
+    def _viewer_status(self) -> dict[str, object]:
+        viewer = getattr(self, "viewer", None)
+        if viewer is None or viewer.server is None:
+            return {"viewer_url": None, "ws_url": None,
+                    "viewer_error": getattr(self, "viewer_error", None)}
+        return {"viewer_url": viewer.viewer_url, "ws_url": viewer.ws_url,
+                "viewer_port": viewer.port, "viewer_clients": len(self.broadcaster.clients)}
+
+    async def _start_viewer(self) -> None:
+        """The viewer is a window on the events, not the keeper of them: if it cannot
+        listen, the daemon runs without it and says why."""
+        s = self.settings
+        self.viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
+                             self.broadcaster, self.counters, self.status)
+        try:
+            await self.viewer.start()
+        except ViewerUnavailable as exc:
+            self.viewer_error = str(exc)
+            log.error("viewer not started: %s", exc)
+            return
+        log.info("viewer on %s", self.viewer.base_url)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def serve(self) -> None:
@@ -280,12 +318,14 @@ class Daemon:
             self.ingest.start(self._listen())
             listening = True
             control_server = await control.serve(s.control_path, self)
+            await self._start_viewer()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
             self._tasks = [
                 asyncio.create_task(self._journal_consumer(), name="journal"),
                 asyncio.create_task(self._spool_loop(), name="spool"),
                 asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+                asyncio.create_task(self.broadcaster.run(), name="broadcast"),
             ]
             s.pid_path.write_text(f"{os.getpid()}\n")
             self._report_ready()
@@ -318,6 +358,8 @@ class Daemon:
             self.ingest.abort_all()
         if control_server is not None:
             control_server.close()
+        if getattr(self, "viewer", None) is not None:
+            await self.viewer.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

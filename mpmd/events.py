@@ -228,6 +228,23 @@ KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
 )
 
 _known_decoder = msgspec.json.Decoder(KnownEvent)
+
+# The viewer's coarse grouping of event types (docs/viewer.md); everything not listed,
+# unknown types and payloads that are not events included, is "system".
+NAMESPACES = ("session", "tool", "agent", "notification", "system")
+NAMESPACE_OF: dict[str, str] = {
+    **dict.fromkeys(("SessionStart", "SessionEnd", "Setup", "UserPromptSubmit",
+                     "UserPromptExpansion", "Stop", "StopFailure", "MessageDisplay",
+                     "PreCompact", "PostCompact"), "session"),
+    **dict.fromkeys(("PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
+                     "PermissionRequest", "PermissionDenied"), "tool"),
+    **dict.fromkeys(("SubagentStart", "SubagentStop", "TaskCreated", "TaskCompleted",
+                     "TeammateIdle"), "agent"),
+    **dict.fromkeys(("Notification", "Elicitation", "ElicitationResult"), "notification"),
+    **dict.fromkeys(("InstructionsLoaded", "ConfigChange", "CwdChanged", "DirectoryAdded",
+                     "FileChanged", "WorktreeCreate", "WorktreeRemove"), "system"),
+}
+
 _common_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -242,8 +259,8 @@ def event_type_of(event: CommonFields) -> str:
         return tag
     if isinstance(event, UnknownEvent):
         return event.hook_event_name
-    tag = event.__struct_config__.tag
-    return tag if isinstance(tag, str) else "unknown"
+    own_tag = event.__struct_config__.tag
+    return own_tag if isinstance(own_tag, str) else "unknown"
 
 
 # Status of a stored event: what the daemon could make of the bytes it was given.

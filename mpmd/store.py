@@ -27,8 +27,10 @@ class Store:
         self.recent = recent
         self.next_seq = next_seq
         self.counters = counters
-        # Set whenever a record lands in the ring; consumers wait on it.
+        # Set whenever a record lands in the ring: the journal consumer waits on `appended`,
+        # other ring consumers add their own event to `wakeups`.
         self.appended = asyncio.Event()
+        self.wakeups: list[asyncio.Event] = [self.appended]
         # Set whenever the ring refuses a record; cleared when a consumer frees room.
         self.full = False
         self.accepting = True
@@ -59,5 +61,6 @@ class Store:
         self.recent.add(frame.id, seq, now)
         self.counters["events_total"] += 1
         self.counters["events_" + source] += 1
-        self.appended.set()
+        for wakeup in self.wakeups:
+            wakeup.set()
         return wire.STORED, seq

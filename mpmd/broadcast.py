@@ -1,0 +1,340 @@
+"""The broadcaster: a ring consumer that fans stored events out to viewer clients.
+
+It reads the ring at the daemon's pace, whatever the clients do, and never waits on one:
+  - each event is decoded once (for filtering and the sessions table) and its journal line
+    is sent as is, inside micro-batched `events` messages;
+  - each client has a queue bounded in bytes; a client whose queue overflows is marked
+    lagged, its queue dropped, and it is then served from the recent window or the journal
+    at its own pace (`catch_up`), so a stalled tab costs the daemon at most its bound;
+  - subscribing, resuming after a reconnect and recovering from lag are one path: the
+    client says (or we remember) the last seq it has, and everything after it comes first.
+The socket side (who may connect, the messages' framing) is mpmd.viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import NamedTuple
+
+import msgspec
+
+from mpmd.events import NAMESPACE_OF
+from mpmd.journal import Journal
+from mpmd.ring import Ring
+from mpmd.sessions import EventView, Session, Sessions
+
+log = logging.getLogger("mpmd.broadcast")
+
+BROADCAST_CONSUMER = "broadcast"
+READ_BATCH = 500
+# After a burst went out, wait this long before the next: events arriving meanwhile go
+# out together, so under load each client gets a few hundred messages a second at most,
+# while the first event after a quiet spell goes out at once.
+BATCH_INTERVAL_S = 0.003
+WINDOW_EVENTS = 5000  # recent events kept in memory for resumes (older: the journal)
+WINDOW_BYTES = 4 * 1024 * 1024
+CLIENT_QUEUE_BYTES = 2 * 1024 * 1024
+MESSAGE_EVENTS = 500
+MESSAGE_BYTES = 1024 * 1024
+DEFAULT_BACKLOG = 2000
+MAX_BACKLOG = 20000
+
+Send = Callable[[bytes], Awaitable[None]]
+
+_view_decoder = msgspec.json.Decoder(EventView)
+_encoder = msgspec.json.Encoder()
+
+
+class Entry(NamedTuple):
+    seq: int
+    line: bytes  # the journal line: what clients get
+    session_id: str | None
+    event_type: str
+
+
+class Filter(msgspec.Struct, frozen=True):
+    """A client's server-side filters; None lets everything through."""
+
+    sessions: frozenset[str] | None = None
+    event_types: frozenset[str] | None = None
+    namespaces: frozenset[str] | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.sessions is None and self.event_types is None and self.namespaces is None
+
+    def accepts(self, entry: Entry) -> bool:
+        if self.sessions is not None and entry.session_id not in self.sessions:
+            return False
+        if self.event_types is not None and entry.event_type not in self.event_types:
+            return False
+        return self.namespaces is None or \
+            NAMESPACE_OF.get(entry.event_type, "system") in self.namespaces
+
+    def accepts_session(self, session_id: str) -> bool:
+        return self.sessions is None or session_id in self.sessions
+
+
+def events_message(lines: Iterable[bytes]) -> bytes:
+    return b'{"type":"events","events":[' + b",".join(lines) + b"]}"
+
+
+def message(kind: str, **fields: object) -> bytes:
+    return _encoder.encode({"type": kind, **fields})
+
+
+class Client:
+    """One viewer connection's state; its socket is served by Broadcaster.feed."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.id = next(self._ids)
+        self.filter = Filter()
+        self.sent_seq = 0  # the last seq this client has been sent (or already had)
+        self.live = False  # False: it is catching up and gets nothing from dispatch
+        self.lagged = False
+        self.subscribed = False
+        self.generation = 0  # bumped by every subscribe; a catch-up of an older one stops
+        self.queue: deque[Entry | bytes] = deque()  # events, or encoded sessions messages
+        self.queued_bytes = 0
+        self.wakeup = asyncio.Event()
+        self.closed = False
+
+    def subscribe(self, filter_: Filter, after: int) -> None:
+        self.filter = filter_
+        self.sent_seq = after
+        self.live = False
+        self.lagged = False
+        self.subscribed = True
+        self.generation += 1
+        self._drop_queue()
+        self.wakeup.set()
+
+    def _drop_queue(self) -> None:
+        self.queue.clear()
+        self.queued_bytes = 0
+
+    def push(self, entries: list[Entry], sessions_msg: bytes | None, limit: int) -> bool:
+        """Queue live data; False (and the client is now lagged) when it overflows."""
+        self.queue.extend(entries)
+        self.queued_bytes += sum(len(e.line) for e in entries)
+        if sessions_msg is not None:
+            self.queue.append(sessions_msg)
+            self.queued_bytes += len(sessions_msg)
+        if self.queued_bytes > limit:
+            self._drop_queue()
+            self.live = False
+            self.lagged = True
+            self.wakeup.set()
+            return False
+        self.wakeup.set()
+        return True
+
+
+class Broadcaster:
+    def __init__(self, ring: Ring, journal: Journal, counters: Counter[str],
+                 on_commit: Callable[[], None] = lambda: None,
+                 client_queue_bytes: int = CLIENT_QUEUE_BYTES) -> None:
+        self.ring = ring
+        self.journal = journal
+        self.counters = counters
+        self.on_commit = on_commit
+        self.client_queue_bytes = client_queue_bytes
+        ring.add_consumer(BROADCAST_CONSUMER)
+        self.sessions = Sessions()
+        self.window: list[Entry] = []
+        self._window_bytes = 0
+        self.last_seq = 0
+        self.clients: set[Client] = set()
+        self.wakeup = asyncio.Event()
+
+    # ---- taking events in ---------------------------------------------------------------
+    def seed(self, lines: Iterable[bytes]) -> None:
+        """Fold the journal's recent lines in at start-up (no client is connected yet)."""
+        for line in lines:
+            self._take(line, None)
+
+    def _take(self, line: bytes, changed: dict[str, Session] | None) -> Entry | None:
+        try:
+            view = _view_decoder.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.counters["broadcast_undecodable"] += 1
+            return None
+        if view.seq <= self.last_seq:
+            return None  # seen already (start-up: in the journal's tail and still in the ring)
+        self.last_seq = view.seq
+        session = self.sessions.apply(view)
+        if session is not None and changed is not None:
+            changed[session.session_id] = session
+        entry = Entry(view.seq, line, view.session_id, view.event_type)
+        self.window.append(entry)
+        self._window_bytes += len(line)
+        if len(self.window) > WINDOW_EVENTS + WINDOW_EVENTS // 8 or \
+                self._window_bytes > WINDOW_BYTES:
+            self._trim_window()
+        return entry
+
+    def _trim_window(self) -> None:
+        drop = max(len(self.window) - WINDOW_EVENTS, 0)
+        bytes_left = self._window_bytes - sum(len(e.line) for e in self.window[:drop])
+        while bytes_left > WINDOW_BYTES and drop < len(self.window) - 1:
+            bytes_left -= len(self.window[drop].line)
+            drop += 1
+        del self.window[:drop]
+        self._window_bytes = bytes_left
+
+    def pump(self) -> int:
+        """Take the next batch from the ring, send it to live clients; how many were read."""
+        records = self.ring.read(BROADCAST_CONSUMER, max_records=READ_BATCH)
+        if not records:
+            return 0
+        changed: dict[str, Session] = {}
+        entries = [e for _pos, rec in records if (e := self._take(rec, changed)) is not None]
+        self.ring.commit(BROADCAST_CONSUMER, records[-1][0])
+        self.on_commit()
+        if self.clients and (entries or changed):
+            self._dispatch(entries, changed)
+        return len(records)
+
+    def pump_all(self) -> int:
+        total = 0
+        while n := self.pump():
+            total += n
+        return total
+
+    async def run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            self.pump_all()
+            await asyncio.sleep(BATCH_INTERVAL_S)  # micro-batching (see BATCH_INTERVAL_S)
+
+    def _dispatch(self, entries: list[Entry], changed: dict[str, Session]) -> None:
+        encoded = {sid: _encoder.encode(s) for sid, s in changed.items()}
+        everything_msg = _sessions_message(encoded.values()) if encoded else None
+        for client in self.clients:
+            if not client.live:
+                continue
+            f = client.filter
+            if f.everything:
+                picked, sessions_msg = entries, everything_msg
+            else:
+                picked = [e for e in entries if f.accepts(e)]
+                mine = [raw for sid, raw in encoded.items() if f.accepts_session(sid)]
+                sessions_msg = _sessions_message(mine) if mine else None
+            if (picked or sessions_msg) and not client.push(
+                    picked, sessions_msg, self.client_queue_bytes):
+                self.counters["viewer_lagged"] += 1
+                log.info("viewer client %d fell behind; serving it from the journal",
+                         client.id)
+
+    # ---- serving one client -------------------------------------------------------------
+    def sessions_snapshot(self, f: Filter) -> bytes:
+        return _sessions_message(_encoder.encode(s) for s in self.sessions.all()
+                                 if f.accepts_session(s.session_id))
+
+    def backlog_start(self, backlog: int) -> int:
+        return max(0, self.last_seq - max(0, min(backlog, MAX_BACKLOG)))
+
+    async def feed(self, client: Client, send: Send) -> None:
+        """Serve ``client`` until it closes: catch it up whenever it is not live, then
+        forward its queue as it fills."""
+        while True:
+            await client.wakeup.wait()
+            client.wakeup.clear()
+            if client.closed:
+                return
+            if not client.subscribed:
+                continue
+            if not client.live:
+                if client.lagged:
+                    client.lagged = False
+                    await send(message("lagged", after=client.sent_seq))
+                generation = client.generation
+                await send(self.sessions_snapshot(client.filter))
+                if await self._catch_up(client, send, generation):
+                    client.live = True
+                    await send(message("live", last_seq=self.last_seq))
+                continue
+            await self._send_queue(client, send)
+
+    async def _send_queue(self, client: Client, send: Send) -> None:
+        queue = client.queue
+        while queue and client.live:
+            item = queue.popleft()
+            if isinstance(item, bytes):
+                client.queued_bytes -= len(item)
+                await send(item)
+                continue
+            batch = [item]
+            size = len(item.line)
+            while queue and len(batch) < MESSAGE_EVENTS and size < MESSAGE_BYTES \
+                    and not isinstance(queue[0], bytes):
+                nxt = queue.popleft()
+                assert not isinstance(nxt, bytes)
+                batch.append(nxt)
+                size += len(nxt.line)
+            client.queued_bytes -= size
+            await send(events_message(e.line for e in batch))
+            client.sent_seq = batch[-1].seq
+
+    async def _catch_up(self, client: Client, send: Send, generation: int) -> bool:
+        """Send every event after client.sent_seq that passes its filter, from the window
+        or the journal, in order, at the client's pace. True once it has all of them (it is
+        then live: no await lies between the last check and the caller's flag); False when
+        a new subscribe replaced this one."""
+        journal: Iterator[Entry] | None = None
+        while client.sent_seq < self.last_seq:
+            after = client.sent_seq
+            chunk = self._window_after(after)
+            if chunk is None:
+                if journal is None:
+                    journal = self._journal_after(after)
+                chunk = list(itertools.islice(journal, MESSAGE_EVENTS))
+                if not chunk:  # the journal has not got it yet, nor the window any more
+                    journal = None
+                    first = self.window[0].seq if self.window else self.last_seq + 1
+                    self.counters["viewer_gaps"] += 1
+                    await send(message("gap", after=after, next_seq=first))
+                    if client.generation != generation:
+                        return False
+                    client.sent_seq = max(after, first - 1)
+                    continue
+            picked = [e.line for e in chunk if client.filter.accepts(e)]
+            if picked:
+                await send(events_message(picked))
+            if client.generation != generation:
+                return False
+            client.sent_seq = chunk[-1].seq
+        client.queue.clear()
+        client.queued_bytes = 0
+        return True
+
+    def _window_after(self, seq: int) -> list[Entry] | None:
+        """Up to MESSAGE_EVENTS window entries after ``seq``; None when the window starts
+        later than seq + 1 (the journal must serve it)."""
+        window = self.window
+        if not window or window[0].seq > seq + 1:
+            return None
+        i = bisect.bisect_right(window, seq, key=lambda e: e.seq)
+        return window[i:i + MESSAGE_EVENTS]
+
+    def _journal_after(self, seq: int) -> Iterator[Entry]:
+        for line in self.journal.read_from(seq + 1):
+            try:
+                view = _view_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if view.seq > self.last_seq:
+                return
+            yield Entry(view.seq, line, view.session_id, view.event_type)
+
+
+def _sessions_message(encoded: Iterable[bytes]) -> bytes:
+    return b'{"type":"sessions","sessions":[' + b",".join(encoded) + b"]}"

@@ -1,0 +1,271 @@
+"""The viewer's HTTP/WebSocket server: one loopback port, on the `websockets` library.
+
+It serves the static files of webui/ (an explicit table made at start-up: no path from a
+request ever reaches the file system), a small GET-only JSON API, and the WebSocket that
+mpmd.broadcast feeds. Every request passes mpmd.access's checks first (docs/viewer.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import http
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from mpmd import __version__, access
+from mpmd.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
+from mpmd.events import NAMESPACE_OF, NAMESPACES
+
+log = logging.getLogger("mpmd.viewer")
+
+HOST = "127.0.0.1"
+PORT_TRIES = 10  # the configured port, then the next nine
+MAX_CLIENT_MESSAGE = 64 * 1024
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def webui_dir() -> Path:
+    """Installed: mpmd/webui inside the package; from a checkout: webui/ at the top."""
+    here = Path(__file__).resolve().parent
+    installed = here / "webui"
+    return installed if installed.is_dir() else here.parent / "webui"
+
+
+def static_table(folder: Path) -> dict[str, tuple[bytes, str]]:
+    """URL path -> (body, content type) for every regular file directly in ``folder``
+    with a known extension; ``/`` is index.html."""
+    table: dict[str, tuple[bytes, str]] = {}
+    if not folder.is_dir():
+        log.warning("viewer files not found at %s: the page will not load", folder)
+        return table
+    for path in sorted(folder.iterdir()):
+        kind = CONTENT_TYPES.get(path.suffix)
+        if kind is not None and path.is_file() and not path.name.startswith("."):
+            table["/" + path.name] = (path.read_bytes(), kind)
+    if "/index.html" in table:
+        table["/"] = table["/index.html"]
+    return table
+
+
+class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknown_fields=True):
+    after: int | None = None
+    backlog: int = DEFAULT_BACKLOG
+    sessions: list[str] | None = None
+    event_types: list[str] | None = None
+    namespaces: list[str] | None = None
+
+
+_subscribe_decoder = msgspec.json.Decoder(Subscribe)
+
+
+class ViewerUnavailable(RuntimeError):
+    pass
+
+
+class Viewer:
+    def __init__(self, port: int, token: str, broadcaster: Broadcaster,
+                 counters: Counter[str], status: Callable[[], dict[str, object]],
+                 files: dict[str, tuple[bytes, str]] | None = None) -> None:
+        self.wanted_port = port
+        self.port = 0
+        self.token = token
+        self.broadcaster = broadcaster
+        self.counters = counters
+        self.status = status
+        self.files = static_table(webui_dir()) if files is None else files
+        self.server: Server | None = None
+
+    # ---- where it is ----------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    @property
+    def viewer_url(self) -> str:
+        return f"{self.base_url}#token={self.token}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}/ws?token={self.token}"
+
+    async def start(self) -> None:
+        """Listen on the configured port or one of the next nine (0: any free port);
+        ViewerUnavailable when none is free."""
+        ports = [0] if self.wanted_port == 0 else \
+            [p for p in range(self.wanted_port, self.wanted_port + PORT_TRIES) if p < 65536]
+        for port in ports:
+            try:
+                self.server = await serve(
+                    self._serve, HOST, port,
+                    process_request=self._check_request,
+                    compression=None,  # loopback: deflate would only cost CPU
+                    max_size=MAX_CLIENT_MESSAGE,
+                    server_header=None,
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise ViewerUnavailable(f"cannot listen on {HOST}:{port}: {exc}") from None
+                log.warning("viewer port %d is taken, trying the next", port)
+                continue
+            self.port = self.server.sockets[0].getsockname()[1]
+            if self.wanted_port and self.port != self.wanted_port:
+                log.warning("viewer on port %d (port %d was taken)", self.port,
+                            self.wanted_port)
+            return
+        raise ViewerUnavailable(f"ports {ports[0]}-{ports[-1]} are all taken: set viewer_port")
+
+    async def close(self) -> None:
+        if self.server is None:
+            return
+        self.server.close(close_connections=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.server.wait_closed(), 2.0)
+
+    # ---- HTTP -------------------------------------------------------------------------------
+    def _respond(self, conn: ServerConnection, status: http.HTTPStatus, body: bytes,
+                 content_type: str) -> Response:
+        response = conn.respond(status, "")
+        response.body = body
+        headers: Headers = response.headers
+        headers["Content-Length"] = str(len(body))
+        headers["Content-Type"] = content_type
+        for name, value in _SECURITY_HEADERS.items():
+            headers[name] = value
+        if content_type.startswith("text/html"):
+            origins = " ".join(f"ws://{n}:{self.port}" for n in access.LOOPBACK_NAMES)
+            headers["Content-Security-Policy"] = (
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                f"script-src 'self'; connect-src 'self' {origins}; frame-ancestors 'none'; "
+                "base-uri 'none'; form-action 'none'"
+            )
+        return response
+
+    def _refuse(self, conn: ServerConnection, why: str) -> Response:
+        self.counters[why] += 1
+        return self._respond(conn, http.HTTPStatus.FORBIDDEN, b"forbidden\n",
+                             "text/plain; charset=utf-8")
+
+    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        headers = request.headers
+        refusal = access.check_host_origin(self.port, headers.get("Host"),
+                                           headers.get("Origin"))
+        if refusal is not None:
+            return self._refuse(conn, refusal)
+        path = urlsplit(request.path).path
+        if path == "/ws" or path.startswith("/api/"):
+            given = access.token_of(request.path, headers.get("Authorization"))
+            if not access.token_matches(given, self.token):
+                return self._refuse(conn, access.REFUSED_TOKEN)
+            if path == "/ws":
+                return None  # go on with the WebSocket handshake
+            return self._api(conn, path)
+        found = self.files.get(path)
+        if found is None:
+            self.counters["viewer_not_found"] += 1
+            return self._respond(conn, http.HTTPStatus.NOT_FOUND, b"not found\n",
+                                 "text/plain; charset=utf-8")
+        self.counters["viewer_files_served"] += 1
+        return self._respond(conn, http.HTTPStatus.OK, *found)
+
+    def _api(self, conn: ServerConnection, path: str) -> Response:
+        if path == "/api/status":
+            status = {k: v for k, v in self.status().items() if k not in ("viewer_url", "ws_url")}
+            body = msgspec.json.encode(status)
+        elif path == "/api/sessions":
+            body = msgspec.json.encode({"sessions": self.broadcaster.sessions.all()})
+        else:
+            self.counters["viewer_not_found"] += 1
+            return self._respond(conn, http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',
+                                 "application/json")
+        return self._respond(conn, http.HTTPStatus.OK, body, "application/json")
+
+    # ---- WebSocket ------------------------------------------------------------------------
+    async def _serve(self, ws: ServerConnection) -> None:
+        client = Client()
+        broadcaster = self.broadcaster
+
+        async def send(data: bytes) -> None:
+            await ws.send(data, text=True)
+
+        broadcaster.clients.add(client)
+        self.counters["viewer_connections"] += 1
+        feeder = asyncio.create_task(broadcaster.feed(client, send), name=f"viewer-{client.id}")
+        feeder.add_done_callback(lambda task: self._feeder_done(task, ws))
+        try:
+            await send(message("hello", version=__version__, server_time=_now_iso(),
+                               last_seq=broadcaster.last_seq, namespaces=NAMESPACE_OF))
+            async for data in ws:
+                error = self._on_message(client, data)
+                if error is not None:
+                    await send(message("error", message=error))
+        except ConnectionClosed:
+            pass
+        finally:
+            client.closed = True
+            client.wakeup.set()
+            broadcaster.clients.discard(client)
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await feeder
+
+    def _feeder_done(self, task: asyncio.Task[None], ws: ServerConnection) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, ConnectionClosed):
+            self.counters["internal_errors"] += 1
+            log.error("viewer client failed", exc_info=exc)
+            task.get_loop().create_task(ws.close(1011, "internal error"))
+
+    def _on_message(self, client: Client, data: str | bytes) -> str | None:
+        """Apply one client message; the error text to send back, if any."""
+        try:
+            sub = _subscribe_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.counters["viewer_bad_messages"] += 1
+            return f"not a subscribe message: {exc}"
+        unknown = set(sub.namespaces or ()) - set(NAMESPACES)
+        if unknown:
+            self.counters["viewer_bad_messages"] += 1
+            return f"unknown namespaces {sorted(unknown)}: use {list(NAMESPACES)}"
+        last = self.broadcaster.last_seq
+        if sub.after is None or not 0 <= sub.after <= last:
+            after = self.broadcaster.backlog_start(sub.backlog)
+        else:
+            after = sub.after
+        client.subscribe(Filter(
+            sessions=None if sub.sessions is None else frozenset(sub.sessions),
+            event_types=None if sub.event_types is None else frozenset(sub.event_types),
+            namespaces=None if sub.namespaces is None else frozenset(sub.namespaces),
+        ), after)
+        return None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
