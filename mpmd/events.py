@@ -308,6 +308,12 @@ def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
     try:
         obj = _common_decoder.decode(raw)
     except msgspec.ValidationError:
+        # A typed decode stops at the first value of the wrong type, before it looks past
+        # the value: `0\x00` fails as "not an object" though it is not JSON at all.
+        try:
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            return None, MALFORMED, str(exc)
         return None, NOT_OBJECT, "payload is JSON but not an object"
     except msgspec.DecodeError as exc:  # pragma: no cover - the first decode accepted it
         return None, MALFORMED, str(exc)
