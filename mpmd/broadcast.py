@@ -140,7 +140,8 @@ class Client:
 class Broadcaster:
     def __init__(self, ring: Ring, journal: Journal, counters: Counter[str],
                  on_commit: Callable[[], None] = lambda: None,
-                 client_queue_bytes: int = CLIENT_QUEUE_BYTES) -> None:
+                 client_queue_bytes: int = CLIENT_QUEUE_BYTES,
+                 window_events: int = WINDOW_EVENTS, window_bytes: int = WINDOW_BYTES) -> None:
         self.ring = ring
         self.journal = journal
         self.counters = counters
@@ -150,6 +151,8 @@ class Broadcaster:
         self.sessions = Sessions()
         self.window: list[Entry] = []
         self._window_bytes = 0
+        self.window_events = window_events
+        self.window_bytes = window_bytes
         self.last_seq = 0
         self.clients: set[Client] = set()
         self.wakeup = asyncio.Event()
@@ -175,15 +178,15 @@ class Broadcaster:
         entry = Entry(view.seq, line, view.session_id, view.event_type)
         self.window.append(entry)
         self._window_bytes += len(line)
-        if len(self.window) > WINDOW_EVENTS + WINDOW_EVENTS // 8 or \
-                self._window_bytes > WINDOW_BYTES:
+        if len(self.window) > self.window_events + self.window_events // 8 or \
+                self._window_bytes > self.window_bytes:
             self._trim_window()
         return entry
 
     def _trim_window(self) -> None:
-        drop = max(len(self.window) - WINDOW_EVENTS, 0)
+        drop = max(len(self.window) - self.window_events, 0)
         bytes_left = self._window_bytes - sum(len(e.line) for e in self.window[:drop])
-        while bytes_left > WINDOW_BYTES and drop < len(self.window) - 1:
+        while bytes_left > self.window_bytes and drop < len(self.window) - 1:
             bytes_left -= len(self.window[drop].line)
             drop += 1
         del self.window[:drop]
@@ -296,7 +299,9 @@ class Broadcaster:
             if chunk is None:
                 if journal is None:
                     journal = self._journal_after(after)
-                chunk = list(itertools.islice(journal, MESSAGE_EVENTS))
+                # In a thread: finding a seq in a big segment means reading up to it, and
+                # the loop has hooks to answer meanwhile (journal reads are thread-safe).
+                chunk = await asyncio.to_thread(_take, journal, MESSAGE_EVENTS)
                 if not chunk:  # the journal has not got it yet, nor the window any more
                     journal = None
                     first = self.window[0].seq if self.window else self.last_seq + 1
@@ -334,6 +339,10 @@ class Broadcaster:
             if view.seq > self.last_seq:
                 return
             yield Entry(view.seq, line, view.session_id, view.event_type)
+
+
+def _take(entries: Iterator[Entry], n: int) -> list[Entry]:
+    return list(itertools.islice(entries, n))
 
 
 def _sessions_message(encoded: Iterable[bytes]) -> bytes:
