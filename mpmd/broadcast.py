@@ -121,13 +121,15 @@ class Client:
         self.queued_bytes = 0
 
     def push(self, entries: list[Entry], sessions_msg: bytes | None, limit: int) -> bool:
-        """Queue live data; False (and the client is now lagged) when it overflows."""
+        """Queue live data; False (and the client is now lagged) when it overflows. A
+        client that has taken everything so far gets this batch whatever its size."""
+        had_some = bool(self.queue)
         self.queue.extend(entries)
         self.queued_bytes += sum(len(e.line) for e in entries)
         if sessions_msg is not None:
             self.queue.append(sessions_msg)
             self.queued_bytes += len(sessions_msg)
-        if self.queued_bytes > limit:
+        if had_some and self.queued_bytes > limit:
             self._drop_queue()
             self.live = False
             self.lagged = True
@@ -312,8 +314,8 @@ class Broadcaster:
                     client.sent_seq = max(after, first - 1)
                     continue
             picked = [e.line for e in chunk if client.filter.accepts(e)]
-            if picked:
-                await send(events_message(picked))
+            for lines in _bounded(picked):
+                await send(events_message(lines))
             if client.generation != generation:
                 return False
             client.sent_seq = chunk[-1].seq
@@ -339,6 +341,19 @@ class Broadcaster:
             if view.seq > self.last_seq:
                 return
             yield Entry(view.seq, line, view.session_id, view.event_type)
+
+
+def _bounded(lines: list[bytes]) -> Iterator[list[bytes]]:
+    """``lines`` cut into messages of at most MESSAGE_EVENTS events and MESSAGE_BYTES
+    (an event larger than that goes alone)."""
+    start, size = 0, 0
+    for i, line in enumerate(lines):
+        if i > start and (size + len(line) > MESSAGE_BYTES or i - start >= MESSAGE_EVENTS):
+            yield lines[start:i]
+            start, size = i, 0
+        size += len(line)
+    if start < len(lines):
+        yield lines[start:]
 
 
 def _take(entries: Iterator[Entry], n: int) -> list[Entry]:

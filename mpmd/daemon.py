@@ -129,7 +129,8 @@ class Daemon:
                 self.recent.add(bytes.fromhex(view.id), view.seq, 0)
         self.store = Store(self.ring, self.recent, last_seq + 1, self.counters)
         self.broadcaster = Broadcaster(self.ring, self.journal, self.counters,
-                                       on_commit=self._ring_freed)
+                                       on_commit=self._ring_freed,
+                                       client_queue_bytes=s.viewer_queue_bytes)
         self.store.wakeups.append(self.broadcaster.wakeup)
         # Sessions and the recent window start from the journal's tail; ring records it has
         # seen already are skipped by seq when the broadcaster reads them.

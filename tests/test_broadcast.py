@@ -10,9 +10,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mpmd import record
-from mpmd.broadcast import Broadcaster, Client, Filter
+from mpmd.broadcast import MESSAGE_BYTES, MESSAGE_EVENTS, Broadcaster, Client, Filter, _bounded
 from mpmd.framing import EventFrame
 from mpmd.journal import Journal
 from mpmd.ring import HEADER_BYTES, Ring
@@ -249,3 +251,13 @@ def test_an_undecodable_record_is_counted_and_skipped(tmp_path: Path, junk: byte
     assert p.b.pump_all() == 4
     assert [e.seq for e in p.b.window] == [1, 2, 3]
     assert p.counters["broadcast_undecodable"] == 1
+
+
+@given(st.lists(st.integers(min_value=1, max_value=3 * MESSAGE_BYTES // 4), max_size=40))
+def test_messages_are_bounded_in_events_and_bytes(sizes: list[int]) -> None:
+    lines = [b"x" * n for n in sizes] + [b"y"] * (MESSAGE_EVENTS + 3)
+    batches = list(_bounded(lines))
+    assert [line for batch in batches for line in batch] == lines
+    for batch in batches:
+        assert len(batch) <= MESSAGE_EVENTS
+        assert len(batch) == 1 or sum(map(len, batch)) <= MESSAGE_BYTES
