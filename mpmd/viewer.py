@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import errno
 import http
 import logging
@@ -148,15 +149,14 @@ class Viewer:
             await asyncio.wait_for(self.server.wait_closed(), 2.0)
 
     # ---- HTTP -------------------------------------------------------------------------------
-    def _respond(self, conn: ServerConnection, status: http.HTTPStatus, body: bytes,
-                 content_type: str) -> Response:
-        response = conn.respond(status, "")
-        response.body = body
-        headers: Headers = response.headers
-        headers["Content-Length"] = str(len(body))
-        headers["Content-Type"] = content_type
-        for name, value in _SECURITY_HEADERS.items():
-            headers[name] = value
+    def _respond(self, status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+        headers = Headers([
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", content_type),
+            *_SECURITY_HEADERS.items(),
+        ])
         if content_type.startswith("text/html"):
             origins = " ".join(f"ws://{n}:{self.port}" for n in access.LOOPBACK_NAMES)
             headers["Content-Security-Policy"] = (
@@ -164,36 +164,36 @@ class Viewer:
                 f"script-src 'self'; connect-src 'self' {origins}; frame-ancestors 'none'; "
                 "base-uri 'none'; form-action 'none'"
             )
-        return response
+        return Response(status.value, status.phrase, headers, body)
 
-    def _refuse(self, conn: ServerConnection, why: str) -> Response:
+    def _refuse(self, why: str) -> Response:
         self.counters[why] += 1
-        return self._respond(conn, http.HTTPStatus.FORBIDDEN, b"forbidden\n",
+        return self._respond(http.HTTPStatus.FORBIDDEN, b"forbidden\n",
                              "text/plain; charset=utf-8")
 
-    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    def _check_request(self, _conn: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
         refusal = access.check_host_origin(self.port, headers.get("Host"),
                                            headers.get("Origin"))
         if refusal is not None:
-            return self._refuse(conn, refusal)
+            return self._refuse(refusal)
         path = urlsplit(request.path).path
         if path == "/ws" or path.startswith("/api/"):
             given = access.token_of(request.path, headers.get("Authorization"))
             if not access.token_matches(given, self.token):
-                return self._refuse(conn, access.REFUSED_TOKEN)
+                return self._refuse(access.REFUSED_TOKEN)
             if path == "/ws":
                 return None  # go on with the WebSocket handshake
-            return self._api(conn, path)
+            return self._api(path)
         found = self.files.get(path)
         if found is None:
             self.counters["viewer_not_found"] += 1
-            return self._respond(conn, http.HTTPStatus.NOT_FOUND, b"not found\n",
+            return self._respond(http.HTTPStatus.NOT_FOUND, b"not found\n",
                                  "text/plain; charset=utf-8")
         self.counters["viewer_files_served"] += 1
-        return self._respond(conn, http.HTTPStatus.OK, *found)
+        return self._respond(http.HTTPStatus.OK, *found)
 
-    def _api(self, conn: ServerConnection, path: str) -> Response:
+    def _api(self, path: str) -> Response:
         if path == "/api/status":
             status = {k: v for k, v in self.status().items() if k not in ("viewer_url", "ws_url")}
             body = msgspec.json.encode(status)
@@ -201,9 +201,9 @@ class Viewer:
             body = msgspec.json.encode({"sessions": self.broadcaster.sessions.all()})
         else:
             self.counters["viewer_not_found"] += 1
-            return self._respond(conn, http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',
+            return self._respond(http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',
                                  "application/json")
-        return self._respond(conn, http.HTTPStatus.OK, body, "application/json")
+        return self._respond(http.HTTPStatus.OK, body, "application/json")
 
     # ---- WebSocket ------------------------------------------------------------------------
     async def _serve(self, ws: ServerConnection) -> None:

@@ -133,6 +133,9 @@ def test_the_page_is_served_with_a_strict_policy(viewer: Viewer) -> None:
     code, response = viewer.request("/")
     head = response.partition(b"\r\n\r\n")[0].decode().lower()
     assert code == 200
+    names = [line.split(":")[0] for line in head.split("\r\n")[1:]]
+    # Browsers refuse a response with two Content-Length headers outright.
+    assert names.count("content-length") == 1 and names.count("content-type") == 1
     assert "content-security-policy: default-src 'self'" in head
     assert "frame-ancestors 'none'" in head
     assert "x-content-type-options: nosniff" in head

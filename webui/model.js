@@ -1,0 +1,503 @@
+// Pure state of the viewer: no DOM, no timers, no network. app.js feeds it the server's
+// messages and reads views out of it; everything here can be checked under node.
+//
+//   Store            events (bounded, by seq), sessions table, tool spans, agent types
+//   health()         a session's health from the page clock
+//   matches()        the filters (session, event type, tool, text search)
+//   toolStats()      count, success rate, median duration per tool
+//   feedBlocks()     feed rows grouped into subagent blocks
+
+export const IDLE_MS = 5 * 60 * 1000;
+export const STALE_MS = 15 * 60 * 1000;
+export const MAX_EVENTS = 20000;
+export const MAX_BYTES = 100 * 1024 * 1024; // of event JSON held, roughly (a few huge Writes)
+
+export const HEALTH_LABEL = {
+  active: "active",
+  "needs-permission": "needs permission",
+  idle: "idle",
+  stale: "stale",
+  ended: "ended",
+};
+
+// The server sends this map in `hello`; this copy covers the time before it arrives.
+export const DEFAULT_NAMESPACES = {
+  SessionStart: "session", SessionEnd: "session", Setup: "session",
+  UserPromptSubmit: "session", UserPromptExpansion: "session", Stop: "session",
+  StopFailure: "session", MessageDisplay: "session", PreCompact: "session",
+  PostCompact: "session",
+  PreToolUse: "tool", PostToolUse: "tool", PostToolUseFailure: "tool",
+  PostToolBatch: "tool", PermissionRequest: "tool", PermissionDenied: "tool",
+  SubagentStart: "agent", SubagentStop: "agent", TaskCreated: "agent",
+  TaskCompleted: "agent", TeammateIdle: "agent",
+  Notification: "notification", Elicitation: "notification", ElicitationResult: "notification",
+  InstructionsLoaded: "system", ConfigChange: "system", CwdChanged: "system",
+  DirectoryAdded: "system", FileChanged: "system", WorktreeCreate: "system",
+  WorktreeRemove: "system",
+};
+
+const TOOL_END = { PostToolUse: "ok", PostToolUseFailure: "failed" };
+
+/** Milliseconds since the epoch of an ISO time with any number of fraction digits, or NaN. */
+export function parseTime(iso) {
+  if (typeof iso !== "string" || !iso) return NaN;
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/.exec(iso);
+  if (!m) return Date.parse(iso);
+  const frac = m[2] ? "." + (m[2] + "00").slice(0, 3) : "";
+  return Date.parse(m[1] + frac + (m[3] || "Z"));
+}
+
+/** A session's health: ended, needs-permission, stale, idle or active (docs/viewer.md). */
+export function health(session, now) {
+  if (!session) return "active";
+  if (session.ended_at) return "ended";
+  if (Array.isArray(session.pending) && session.pending.length) return "needs-permission";
+  const last = parseTime(session.last_event_at || session.started_at);
+  if (!Number.isFinite(last)) return "active";
+  const quiet = now - last;
+  if (quiet >= STALE_MS) return "stale";
+  if (quiet >= IDLE_MS) return "idle";
+  return "active";
+}
+
+/** How long a session has run: to its end, to its last event once stale, else to now. */
+export function sessionDuration(session, now) {
+  const start = parseTime(session.started_at);
+  if (!Number.isFinite(start)) return NaN;
+  let end;
+  if (session.ended_at) end = parseTime(session.ended_at);
+  else if (health(session, now) === "stale") end = parseTime(session.last_event_at);
+  else end = now;
+  if (!Number.isFinite(end)) end = now;
+  return Math.max(0, end - start);
+}
+
+/** "850 ms", "4.2 s", "3m 07s", "2h 05m", "3d 4h". */
+export function formatDuration(ms) {
+  if (!Number.isFinite(ms)) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+  const total = Math.floor(s);
+  const d = Math.floor(total / 86400), h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60), sec = total % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${two(m)}m`;
+  return `${m}m ${two(sec)}s`;
+}
+
+export function median(values) {
+  if (!values.length) return NaN;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** The text of a failure: what a toast or a notification says. */
+export function errorText(ev) {
+  const p = ev && typeof ev.payload === "object" && ev.payload ? ev.payload : {};
+  if (ev.event_type === "StopFailure") {
+    const parts = [p.error, p.error_details].filter((x) => typeof x === "string" && x);
+    if (parts.length) return parts.join(": ");
+  }
+  if (typeof p.error === "string" && p.error) return p.error;
+  return ev.error || ev.summary || ev.event_type;
+}
+
+/** The last path component of a folder, the way the server names projects. */
+export function projectOf(cwd) {
+  if (typeof cwd !== "string" || !cwd) return "";
+  const parts = cwd.replace(/[\\/]+$/, "").split(/[\\/]/);
+  return parts[parts.length - 1] || cwd;
+}
+
+/**
+ * One loaded event. `ev` is the stored event exactly as the server sent it (export writes it
+ * back unchanged); the rest is derived once.
+ */
+export class Rec {
+  constructor(ev) {
+    this.ev = ev;
+    this.seq = ev.seq;
+    this.t = parseTime(ev.timestamp || ev.received_at);
+    if (!Number.isFinite(this.t)) this.t = parseTime(ev.received_at);
+    this._hay = null;
+    this.bytes = 0;
+  }
+  /** Lower-case text the search looks in: summary, type, tool and the payload as JSON. */
+  get haystack() {
+    if (this._hay === null) {
+      const ev = this.ev;
+      let payload = "";
+      try {
+        payload = ev.payload === undefined ? (ev.raw || "") : JSON.stringify(ev.payload);
+      } catch {
+        payload = "";
+      }
+      this._hay = [ev.summary, ev.event_type, ev.tool_name, payload]
+        .filter(Boolean).join("\n").toLowerCase();
+    }
+    return this._hay;
+  }
+}
+
+export class Store {
+  constructor({ maxEvents = MAX_EVENTS, maxBytes = MAX_BYTES } = {}) {
+    this.maxEvents = maxEvents;
+    this.maxBytes = maxBytes;
+    this.bytes = 0; // JSON size of the events held, from the messages they came in
+    this.recs = []; // in seq order
+    this.bySeq = new Map(); // seq -> Rec
+    this.maxSeq = 0; // highest seq ever received, kept across clear() so a resume skips them
+    this.sessions = new Map(); // session_id -> server's session object
+    this.spans = new Map(); // tool_use_id -> span
+    this.agentTypes = new Map(); // agent_id -> agent_type
+    this.eventTypes = new Set();
+    this.toolNames = new Set();
+    this.sessionIds = new Set(); // of loaded events
+    this.cwdOf = new Map(); // session_id -> first cwd seen in its events
+    this.namespaces = { ...DEFAULT_NAMESPACES };
+    this.version = 0; // bumped on every change a view must redraw for
+    this.resetVersion = 0; // bumped when events are removed (views rebuild, not append)
+  }
+
+  get size() { return this.recs.length; }
+
+  /**
+   * Adds the events not held yet; returns the Recs added, in seq order. `bytes`: the size of
+   * the message they came in (shared out evenly, to bound memory by size as well as count).
+   */
+  applyEvents(events, bytes = 0) {
+    const added = [];
+    let outOfOrder = false;
+    const each = events.length ? bytes / events.length : 0;
+    for (const ev of events) {
+      if (!ev || typeof ev.seq !== "number") continue;
+      if (this.bySeq.has(ev.seq) || ev.seq <= this.floorSeq()) continue;
+      const rec = new Rec(ev);
+      rec.bytes = each;
+      this.bytes += each;
+      if (this.recs.length && ev.seq < this.recs[this.recs.length - 1].seq) outOfOrder = true;
+      this.recs.push(rec);
+      this.bySeq.set(ev.seq, rec);
+      if (ev.seq > this.maxSeq) this.maxSeq = ev.seq;
+      this._index(rec);
+      added.push(rec);
+    }
+    if (outOfOrder) {
+      this.recs.sort((a, b) => a.seq - b.seq);
+      this.resetVersion++;
+    }
+    if (added.length) this.version++;
+    this._trim();
+    return added;
+  }
+
+  /**
+   * Seqs at or below this were held once and dropped (cap or clear): a copy sent again is not
+   * shown again.
+   */
+  floorSeq() { return this._floor || 0; }
+
+  _index(rec) {
+    const ev = rec.ev;
+    if (ev.event_type) this.eventTypes.add(ev.event_type);
+    if (ev.tool_name) this.toolNames.add(ev.tool_name);
+    if (ev.session_id) {
+      this.sessionIds.add(ev.session_id);
+      if (ev.cwd && !this.cwdOf.has(ev.session_id)) this.cwdOf.set(ev.session_id, ev.cwd);
+    }
+    if (ev.agent_id) {
+      const type = ev.payload && typeof ev.payload === "object" ? ev.payload.agent_type : null;
+      if (typeof type === "string" && type) this.agentTypes.set(ev.agent_id, type);
+    }
+    const id = ev.tool_use_id;
+    const role = ev.event_type === "PreToolUse" ? "pre" : TOOL_END[ev.event_type] ? "end" : null;
+    if (!id || !role) return;
+    let span = this.spans.get(id);
+    if (!span) {
+      span = { tool_use_id: id, tool_name: ev.tool_name || "?", session_id: ev.session_id,
+               agent_id: ev.agent_id || null, pre: null, end: null, status: "open" };
+      this.spans.set(id, span);
+    }
+    if (role === "pre") span.pre = rec;
+    else {
+      span.end = rec;
+      span.status = TOOL_END[ev.event_type];
+    }
+    if (ev.tool_name) span.tool_name = ev.tool_name;
+  }
+
+  _unindex(rec) {
+    const id = rec.ev.tool_use_id;
+    const span = id && this.spans.get(id);
+    if (!span) return;
+    if (span.pre === rec) span.pre = null;
+    if (span.end === rec) span.end = null;
+    if (!span.pre && !span.end) this.spans.delete(id);
+  }
+
+  _trim() {
+    let n = 0;
+    const over = this.recs.length - this.maxEvents;
+    // Drop a little more than needed so trimming happens in chunks, not on every event.
+    if (over > 0) n = over + Math.ceil(this.maxEvents * 0.05);
+    if (this.bytes > this.maxBytes) {
+      let bytes = this.bytes;
+      let i = 0;
+      while (i < this.recs.length - 1 && bytes > this.maxBytes * 0.95) bytes -= this.recs[i++].bytes;
+      n = Math.max(n, i);
+    }
+    n = Math.min(n, this.recs.length);
+    if (n <= 0) return;
+    const dropped = this.recs.splice(0, n);
+    for (const rec of dropped) {
+      this.bySeq.delete(rec.seq);
+      this.bytes -= rec.bytes;
+      this._unindex(rec);
+    }
+    this._floor = Math.max(this.floorSeq(), dropped[dropped.length - 1].seq);
+    this.resetVersion++;
+    this.version++;
+  }
+
+  /** Forgets the loaded events (not the sessions table); a resume continues after maxSeq. */
+  clear() {
+    this.recs = [];
+    this.bytes = 0;
+    this.bySeq.clear();
+    this.spans.clear();
+    this.eventTypes.clear();
+    this.toolNames.clear();
+    this.sessionIds.clear();
+    this._floor = this.maxSeq;
+    this.resetVersion++;
+    this.version++;
+  }
+
+  /** Forgets everything, resume position included (the daemon's journal is another one). */
+  reset() {
+    this.clear();
+    this.maxSeq = 0;
+    this._floor = 0;
+    this.sessions.clear();
+    this.agentTypes.clear();
+    this.cwdOf.clear();
+  }
+
+  /**
+   * Merges session objects by session_id (replace: `list` is the whole table, others go);
+   * returns [{session, before}] for the ones in `list`, `before` being the previous object
+   * or null.
+   */
+  applySessions(list, { replace = false } = {}) {
+    const changes = [];
+    if (replace) {
+      const keep = new Set((list || []).map((s) => s && s.session_id));
+      for (const id of [...this.sessions.keys()]) {
+        if (!keep.has(id)) { this.sessions.delete(id); this.version++; }
+      }
+    }
+    for (const s of list || []) {
+      if (!s || !s.session_id) continue;
+      const before = this.sessions.get(s.session_id) || null;
+      this.sessions.set(s.session_id, s);
+      for (const a of s.agents || []) {
+        if (a && a.agent_id && a.agent_type) this.agentTypes.set(a.agent_id, a.agent_type);
+      }
+      changes.push({ session: s, before });
+    }
+    if (changes.length) this.version++;
+    return changes;
+  }
+
+  /** Sessions newest activity first. */
+  sessionList() {
+    const key = (s) => parseTime(s.last_event_at || s.started_at) || 0;
+    return [...this.sessions.values()].sort((a, b) => key(b) - key(a)
+      || String(a.session_id).localeCompare(String(b.session_id)));
+  }
+
+  namespaceOf(type) { return this.namespaces[type] || "system"; }
+
+  projectOf(sessionId) {
+    const s = this.sessions.get(sessionId);
+    if (s && s.project) return s.project;
+    if (s && s.cwd) return projectOf(s.cwd);
+    const cwd = this.cwdOf.get(sessionId);
+    if (cwd) return projectOf(cwd);
+    return sessionId ? String(sessionId).slice(0, 8) : "?";
+  }
+
+  agentLabel(agentId) {
+    const type = this.agentTypes.get(agentId);
+    return type ? `${type} · ${agentId}` : `subagent · ${agentId}`;
+  }
+
+  /** The loaded events that pass the filters, in seq order. */
+  filtered(filters) {
+    if (isEmptyFilter(filters)) return this.recs;
+    const f = compileFilter(filters);
+    return this.recs.filter(f);
+  }
+
+  /**
+   * Tool spans whose events pass the filters: {span, start, end, open, status}. A span with
+   * no end is open until `now` (or the session's end); a span known only by its end starts
+   * duration_ms before it.
+   */
+  spanList(filters, now) {
+    const f = compileFilter(filters);
+    const out = [];
+    for (const span of this.spans.values()) {
+      if (!((span.pre && f(span.pre)) || (span.end && f(span.end)))) continue;
+      const g = spanGeometry(span, now, this.sessions.get(span.session_id));
+      if (g) out.push(g);
+    }
+    out.sort((a, b) => a.start - b.start);
+    return out;
+  }
+}
+
+export function isEmptyFilter(filters) {
+  return !filters || (!filters.session && !filters.type && !filters.tool && !filters.text);
+}
+
+/** The filters as one predicate over Recs. */
+export function compileFilter(filters = {}) {
+  const session = filters.session || "";
+  const type = filters.type || "";
+  const tool = filters.tool || "";
+  const words = String(filters.text || "").toLowerCase().split(/\s+/).filter(Boolean);
+  return (rec) => {
+    const ev = rec.ev;
+    if (session && ev.session_id !== session) return false;
+    if (type && ev.event_type !== type) return false;
+    if (tool && ev.tool_name !== tool) return false;
+    if (words.length) {
+      const hay = rec.haystack;
+      for (const w of words) if (!hay.includes(w)) return false;
+    }
+    return true;
+  };
+}
+
+/** Duration of a tool call: payload.duration_ms of its end, else end - start. */
+export function spanDuration(span) {
+  const p = span.end && span.end.ev.payload;
+  if (p && typeof p === "object" && typeof p.duration_ms === "number" && p.duration_ms >= 0) {
+    return p.duration_ms;
+  }
+  if (span.pre && span.end && Number.isFinite(span.pre.t) && Number.isFinite(span.end.t)) {
+    return Math.max(0, span.end.t - span.pre.t);
+  }
+  return NaN;
+}
+
+export function spanGeometry(span, now, session) {
+  const dur = spanDuration(span);
+  let start, end;
+  const open = !span.end;
+  if (span.pre) start = span.pre.t;
+  if (span.end) end = span.end.t;
+  if (open) {
+    end = now;
+    const endedAt = session && session.ended_at ? parseTime(session.ended_at) : NaN;
+    if (Number.isFinite(endedAt) && endedAt >= start) end = endedAt;
+  }
+  if (!Number.isFinite(start)) start = Number.isFinite(dur) ? end - dur : end;
+  if (!Number.isFinite(start) || !Number.isFinite(end)) return null;
+  if (end < start) end = start;
+  const last = span.end || span.pre;
+  return {
+    span, start, end, open, status: span.status, duration: dur,
+    tool_use_id: span.tool_use_id, tool_name: span.tool_name,
+    session_id: span.session_id, agent_id: span.agent_id,
+    summary: last.ev.summary || `${span.tool_name}`,
+  };
+}
+
+/**
+ * Per tool: calls (distinct tool_use_ids seen with PreToolUse/PostToolUse/PostToolUseFailure),
+ * finished, ok, failed, success rate over finished calls, median duration of finished calls.
+ * Sorted by calls, most first.
+ */
+export function toolStats(store, filters = {}) {
+  const f = compileFilter({ session: filters.session });
+  const by = new Map();
+  const row = (name) => {
+    let r = by.get(name);
+    if (!r) {
+      r = { tool: name, count: 0, ok: 0, failed: 0, open: 0, durations: [] };
+      by.set(name, r);
+    }
+    return r;
+  };
+  for (const span of store.spans.values()) {
+    if (!((span.pre && f(span.pre)) || (span.end && f(span.end)))) continue;
+    const r = row(span.tool_name);
+    r.count++;
+    if (span.status === "ok") r.ok++;
+    else if (span.status === "failed") r.failed++;
+    else r.open++;
+    if (span.end) {
+      const d = spanDuration(span);
+      if (Number.isFinite(d)) r.durations.push(d);
+    }
+  }
+  const rows = [...by.values()].map((r) => ({
+    tool: r.tool, count: r.count, ok: r.ok, failed: r.failed, open: r.open,
+    successRate: r.ok + r.failed ? r.ok / (r.ok + r.failed) : NaN,
+    median: median(r.durations),
+  }));
+  rows.sort((a, b) => b.count - a.count || a.tool.localeCompare(b.tool));
+  return rows;
+}
+
+export function formatRate(rate) {
+  return Number.isFinite(rate) ? `${Math.round(rate * 100)}%` : "—";
+}
+
+/**
+ * Feed rows in order, grouped: consecutive events of one subagent (same session and agent_id)
+ * form one block. Returns [{agentId|null, sessionId, recs: [...]}].
+ */
+export function feedBlocks(recs) {
+  const blocks = [];
+  let cur = null;
+  for (const rec of recs) {
+    const agentId = rec.ev.agent_id || null;
+    const key = agentId ? `${rec.ev.session_id}\u0000${agentId}` : null;
+    if (!cur || cur.key !== key) {
+      cur = { key, agentId, sessionId: rec.ev.session_id, recs: [] };
+      blocks.push(cur);
+    }
+    cur.recs.push(rec);
+  }
+  return blocks;
+}
+
+/** The export file's name: mpmd-export-<ISO time>.json, colons made dashes for file systems. */
+export function exportFileName(now) {
+  return `mpmd-export-${new Date(now).toISOString().replace(/:/g, "-")}.json`;
+}
+
+/** Pending permissions as one short line: "Bash rm -rf node_modules (+1 more)". */
+export function pendingText(pending) {
+  if (!Array.isArray(pending) || !pending.length) return "";
+  const first = pending[0] || {};
+  const tool = first.tool_name || "";
+  const detail = first.detail || "";
+  // A permission_prompt Notification's detail is its message, which names the tool already.
+  const text = (tool && detail.includes(tool) ? detail : [tool, detail].filter(Boolean).join(" "))
+    || "a tool";
+  return pending.length > 1 ? `${text} (+${pending.length - 1} more)` : text;
+}
+
+/** True when a session went from waiting for nothing to waiting for a permission. */
+export function startedWaiting(before, after) {
+  const was = before && Array.isArray(before.pending) && before.pending.length > 0;
+  const is = after && Array.isArray(after.pending) && after.pending.length > 0;
+  return !was && is;
+}
