@@ -66,6 +66,7 @@ class Settings:
     spool_scan_interval_s: float = 2.0
     viewer_port: int = 7710  # 0: any free port; taken: the next free of the nine after it
     viewer_queue_bytes: int = 2 * MiB  # per viewer client; past it the client lags
+    viewer_send_timeout_s: float = 30.0  # a viewer socket taking nothing this long is dropped
     log_level: str = "INFO"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -48,6 +50,7 @@ READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
 MAINTENANCE_INTERVAL_S = 60.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _received_decoder = msgspec.json.Decoder(dict[str, object])
 
 
@@ -283,7 +286,8 @@ class Daemon:
         listen, the daemon runs without it and says why."""
         s = self.settings
         self.viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
-                             self.broadcaster, self.counters, self.status)
+                             self.broadcaster, self.counters, self.status,
+                             send_timeout_s=s.viewer_send_timeout_s)
         try:
             await self.viewer.start()
         except ViewerUnavailable as exc:
@@ -391,7 +395,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def limit_malloc_arenas() -> None:
+    """One glibc malloc arena. The daemon's few worker threads (journal reads for viewers,
+    compression) would otherwise each get an arena that keeps what it once held: measured,
+    each viewer catch-up from the journal left 3-7 MB more resident. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, 1)
+
+
 def run(settings: Settings, ready_fd: int | None = None) -> None:
+    limit_malloc_arenas()
     make_owner_only_dir(settings.state_dir)
     loop = new_event_loop()
     try:

@@ -89,11 +89,17 @@ class ViewerUnavailable(RuntimeError):
     pass
 
 
+class ClientStalled(Exception):
+    """A client's socket took nothing for send_timeout_s; it was dropped."""
+
+
 class Viewer:
     def __init__(self, port: int, token: str, broadcaster: Broadcaster,
                  counters: Counter[str], status: Callable[[], dict[str, object]],
-                 files: dict[str, tuple[bytes, str]] | None = None) -> None:
+                 files: dict[str, tuple[bytes, str]] | None = None,
+                 send_timeout_s: float = 30.0) -> None:
         self.wanted_port = port
+        self.send_timeout_s = send_timeout_s
         self.port = 0
         self.token = token
         self.broadcaster = broadcaster
@@ -211,7 +217,17 @@ class Viewer:
         broadcaster = self.broadcaster
 
         async def send(data: bytes) -> None:
-            await ws.send(data, text=True)
+            try:
+                await asyncio.wait_for(ws.send(data, text=True), self.send_timeout_s)
+            except TimeoutError:
+                # Lagging already bounds what we keep for it; a socket that takes nothing
+                # for this long is a frozen or dead tab, holding kernel buffers: drop it
+                # (a live page reconnects and resumes from its last seq).
+                self.counters["viewer_dropped_stalled"] += 1
+                log.info("viewer client %d took nothing for %.0fs: dropped", client.id,
+                         self.send_timeout_s)
+                ws.transport.abort()
+                raise ClientStalled from None
 
         broadcaster.clients.add(client)
         self.counters["viewer_connections"] += 1
@@ -231,14 +247,14 @@ class Viewer:
             client.wakeup.set()
             broadcaster.clients.discard(client)
             feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, ClientStalled):
                 await feeder
 
     def _feeder_done(self, task: asyncio.Task[None], ws: ServerConnection) -> None:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None and not isinstance(exc, ConnectionClosed):
+        if exc is not None and not isinstance(exc, (ConnectionClosed, ClientStalled)):
             self.counters["internal_errors"] += 1
             log.error("viewer client failed", exc_info=exc)
             task.get_loop().create_task(ws.close(1011, "internal error"))

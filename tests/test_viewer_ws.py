@@ -182,3 +182,39 @@ def test_backlog_and_resume_point(home: Path, after: int | None) -> None:
     last = len(payloads)
     assert seqs == (list(range(last - 9, last + 1)) if after is None
                     else list(range(after + 1, last + 1)))
+
+
+def test_a_socket_that_takes_nothing_for_long_is_dropped_and_the_client_resumes(
+        home: Path) -> None:
+    """A frozen tab: lagging bounds the daemon's memory, and after viewer_send_timeout_s
+    of a blocked socket the connection goes too; reconnecting resumes with no gap."""
+    from websockets.exceptions import ConnectionClosed
+
+    from tests.utils import wait_until
+
+    big = json.loads(next(p for p in fixture_payloads() if b'"UserPromptSubmit"' in p))
+    count = 30
+
+    async def main() -> None:
+        url = status(home)["ws_url"]
+        async with connect(url, compression=None, max_queue=1, max_size=None) as ws:
+            frozen = Stream(ws)
+            await frozen.subscribe(after=0)
+            await frozen.read_until(lambda: "live" in frozen.kinds)
+            for n in range(count):
+                payload = {**big, "prompt": f"{n} " + "lorem ipsum " * 40_000}
+                assert run_hook(home, msgspec.json.encode(payload)).returncode == 0
+            wait_until(lambda: status(home)["counters"].get("viewer_dropped_stalled"),
+                       "the daemon dropped the frozen client")
+            with pytest.raises(ConnectionClosed):
+                await frozen.read_until(lambda: False)
+        async with connect(url, compression=None, max_size=None) as ws:
+            again = Stream(ws)
+            after = frozen.seqs()[-1] if frozen.events else 0
+            await again.subscribe(after=after)
+            await again.read_until(lambda: "live" in again.kinds)
+            assert frozen.seqs() + again.seqs() == list(range(1, count + 1))
+
+    with Daemon(home, MPMD_VIEWER_QUEUE_BYTES=str(256 * 1024),
+                MPMD_VIEWER_SEND_TIMEOUT_S="1"):
+        asyncio.run(main())

@@ -20,22 +20,6 @@ export const HEALTH_LABEL = {
   ended: "ended",
 };
 
-// The server sends this map in `hello`; this copy covers the time before it arrives.
-export const DEFAULT_NAMESPACES = {
-  SessionStart: "session", SessionEnd: "session", Setup: "session",
-  UserPromptSubmit: "session", UserPromptExpansion: "session", Stop: "session",
-  StopFailure: "session", MessageDisplay: "session", PreCompact: "session",
-  PostCompact: "session",
-  PreToolUse: "tool", PostToolUse: "tool", PostToolUseFailure: "tool",
-  PostToolBatch: "tool", PermissionRequest: "tool", PermissionDenied: "tool",
-  SubagentStart: "agent", SubagentStop: "agent", TaskCreated: "agent",
-  TaskCompleted: "agent", TeammateIdle: "agent",
-  Notification: "notification", Elicitation: "notification", ElicitationResult: "notification",
-  InstructionsLoaded: "system", ConfigChange: "system", CwdChanged: "system",
-  DirectoryAdded: "system", FileChanged: "system", WorktreeCreate: "system",
-  WorktreeRemove: "system",
-};
-
 const TOOL_END = { PostToolUse: "ok", PostToolUseFailure: "failed" };
 
 /** Milliseconds since the epoch of an ISO time with any number of fraction digits, or NaN. */
@@ -157,7 +141,7 @@ export class Store {
     this.toolNames = new Set();
     this.sessionIds = new Set(); // of loaded events
     this.cwdOf = new Map(); // session_id -> first cwd seen in its events
-    this.namespaces = { ...DEFAULT_NAMESPACES };
+    this.namespaces = {}; // event type -> namespace, from the server's `hello` (always first)
     this.version = 0; // bumped on every change a view must redraw for
     this.resetVersion = 0; // bumped when events are removed (views rebuild, not append)
   }
