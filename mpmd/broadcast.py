@@ -36,8 +36,8 @@ READ_BATCH = 500
 # out together, so under load each client gets a few hundred messages a second at most,
 # while the first event after a quiet spell goes out at once.
 BATCH_INTERVAL_S = 0.003
-WINDOW_EVENTS = 5000  # recent events kept in memory for resumes (older: the journal)
-WINDOW_BYTES = 4 * 1024 * 1024
+WINDOW_EVENTS = 2000  # recent events kept in memory for resumes (older: the journal)
+WINDOW_BYTES = 1024 * 1024
 CLIENT_QUEUE_BYTES = 2 * 1024 * 1024
 MESSAGE_EVENTS = 500
 MESSAGE_BYTES = 1024 * 1024
@@ -180,18 +180,20 @@ class Broadcaster:
         entry = Entry(view.seq, line, view.session_id, view.event_type)
         self.window.append(entry)
         self._window_bytes += len(line)
-        if len(self.window) > self.window_events + self.window_events // 8 or \
-                self._window_bytes > self.window_bytes:
+        if len(self.window) > self.window_events or self._window_bytes > self.window_bytes:
             self._trim_window()
         return entry
 
     def _trim_window(self) -> None:
-        drop = max(len(self.window) - self.window_events, 0)
-        bytes_left = self._window_bytes - sum(len(e.line) for e in self.window[:drop])
-        while bytes_left > self.window_bytes and drop < len(self.window) - 1:
-            bytes_left -= len(self.window[drop].line)
+        """Down to 7/8 of both bounds, so the list is cut once per many events."""
+        window = self.window
+        keep_events, keep_bytes = self.window_events * 7 // 8, self.window_bytes * 7 // 8
+        drop = max(len(window) - keep_events, 0)
+        bytes_left = self._window_bytes - sum(len(e.line) for e in window[:drop])
+        while bytes_left > keep_bytes and drop < len(window) - 1:
+            bytes_left -= len(window[drop].line)
             drop += 1
-        del self.window[:drop]
+        del window[:drop]
         self._window_bytes = bytes_left
 
     def pump(self) -> int:
