@@ -29,6 +29,7 @@ types: setup
 bench: setup
 	$(BIN)/python benchmarks/hook_cost.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/e2e_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -92,6 +92,8 @@ class Daemon:
         self.started_at = time.time()
         self.stopping = asyncio.Event()
         self.followers = control.Followers()
+        self.viewer: Viewer | None = None
+        self.viewer_error: str | None = None  # why there is no viewer, when there is none
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- start-up -------------------------------------------------------------------------
@@ -274,10 +276,9 @@ class Daemon:
         }
 
     def _viewer_status(self) -> dict[str, object]:
-        viewer = getattr(self, "viewer", None)
+        viewer = self.viewer
         if viewer is None or viewer.server is None:
-            return {"viewer_url": None, "ws_url": None,
-                    "viewer_error": getattr(self, "viewer_error", None)}
+            return {"viewer_url": None, "ws_url": None, "viewer_error": self.viewer_error}
         return {"viewer_url": viewer.viewer_url, "ws_url": viewer.ws_url,
                 "viewer_port": viewer.port, "viewer_clients": len(self.broadcaster.clients)}
 
@@ -285,16 +286,17 @@ class Daemon:
         """The viewer is a window on the events, not the keeper of them: if it cannot
         listen, the daemon runs without it and says why."""
         s = self.settings
-        self.viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
-                             self.broadcaster, self.counters, self.status,
-                             send_timeout_s=s.viewer_send_timeout_s)
         try:
-            await self.viewer.start()
-        except ViewerUnavailable as exc:
+            viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
+                            self.broadcaster, self.counters, self.status,
+                            send_timeout_s=s.viewer_send_timeout_s)
+            await viewer.start()
+        except (ViewerUnavailable, OSError) as exc:
             self.viewer_error = str(exc)
             log.error("viewer not started: %s", exc)
             return
-        log.info("viewer on %s", self.viewer.base_url)
+        self.viewer = viewer
+        log.info("viewer on %s", viewer.base_url)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def serve(self) -> None:
@@ -363,7 +365,7 @@ class Daemon:
             self.ingest.abort_all()
         if control_server is not None:
             control_server.close()
-        if getattr(self, "viewer", None) is not None:
+        if self.viewer is not None:
             await self.viewer.close()
         for task in self._tasks:
             task.cancel()
