@@ -219,3 +219,22 @@ def test_with_every_port_taken_the_daemon_runs_without_the_viewer(home: Path) ->
     finally:
         for s in held:
             s.close()
+
+
+def test_open_prints_the_url_and_status_keeps_the_token_off_the_terminal(viewer: Viewer) -> None:
+    from tests.utils import mpmd_cli
+
+    printed = mpmd_cli(viewer.home, "open", "--print")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == f"http://127.0.0.1:{viewer.port}/#token={viewer.token}"
+    human = mpmd_cli(viewer.home, "status")
+    assert f"http://127.0.0.1:{viewer.port}/" in human.stdout
+    assert viewer.token not in human.stdout
+
+
+def test_open_without_a_daemon_says_so(home: Path) -> None:
+    from tests.utils import mpmd_cli
+
+    result = mpmd_cli(home, "open", "--print")
+    assert result.returncode == 1
+    assert "not running" in result.stderr and "mpmd start" in result.stderr
