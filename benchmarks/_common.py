@@ -13,6 +13,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -281,6 +282,25 @@ def spawn_wait(argv: list[str], stdin_data: bytes, env: dict[str, str]) -> tuple
     return elapsed, os.waitstatus_to_exitcode(status)
 
 
+
+
+def send_like_the_hook(path: str, frame: bytes, ack_bytes: int) -> bytes:
+    """One event the way the hook sends it: connect, send, half-close, read the ack (what
+    arrived of it: short if the daemon closed early), close. OSError if the socket fails."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendall(frame)
+        sock.shutdown(socket.SHUT_WR)
+        ack = b""
+        while len(ack) < ack_bytes:
+            chunk = sock.recv(ack_bytes - len(ack))
+            if not chunk:
+                break
+            ack += chunk
+        return ack
+    finally:
+        sock.close()
 
 
 def emit_json(obj: dict) -> None:

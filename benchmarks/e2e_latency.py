@@ -456,21 +456,11 @@ def sender_main(k: int, senders: int, path: str, payloads: list[bytes], rate: fl
             event_id = next_id(j)
             frame = encode(event_id, time.time_ns(), payload, len(payload))
             t = mono()
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             ack = b""
             try:
-                sock.connect(path)
-                sock.sendall(frame)
-                sock.shutdown(socket.SHUT_WR)  # as the hook does
-                while len(ack) < ACK:
-                    chunk = sock.recv(ACK - len(ack))
-                    if not chunk:
-                        break
-                    ack += chunk
+                ack = C.send_like_the_hook(path, frame, ACK)
             except OSError:
                 tally["errors"] += 1
-            finally:
-                sock.close()
             j += 1
             _take_ack(ack, event_id, t, due, seqs, sent_at, dues, tally)
     else:  # pipelined: one connection, frames sent on schedule, acks read as they come

@@ -79,22 +79,11 @@ def _worker_blocking(path: str, payloads: list[bytes], deadline: float,
         event_id = next(ids)
         payload = next(cycle)
         frame = encode(event_id, time.time_ns(), payload, len(payload))
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.connect(path)
-            sock.sendall(frame)
-            sock.shutdown(socket.SHUT_WR)  # as the hook does: all sent
-            ack = b""
-            while len(ack) < ACK:
-                chunk = sock.recv(ACK - len(ack))
-                if not chunk:
-                    break
-                ack += chunk
+            ack = C.send_like_the_hook(path, frame, ACK)
         except OSError:
             tally["errors"] += 1
             continue
-        finally:
-            sock.close()
         _count_ack(tally, ack, event_id)
     return tally
 
