@@ -13,7 +13,7 @@ from typing import Any
 import click
 import msgspec
 
-from mpmd import config, control, hooks_settings
+from mpmd import cli_history, config, control, hooks_settings
 from mpmd.events import StoredEventView
 
 DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
@@ -173,17 +173,18 @@ def _size(n: int | None) -> str:
 _view = msgspec.json.Decoder(StoredEventView)
 
 
-def format_line(line: bytes) -> str | None:
+def format_line(line: bytes, with_date: bool = False) -> str | None:
     try:
         ev = _view.decode(line)
     except msgspec.DecodeError:
         return None
     from datetime import datetime
 
+    shape = "%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S"
     try:
-        local = datetime.fromisoformat(ev.timestamp).astimezone().strftime("%H:%M:%S")
+        local = datetime.fromisoformat(ev.timestamp).astimezone().strftime(shape)
     except ValueError:
-        local = ev.timestamp[:19]
+        local = ev.timestamp[:19].replace("T", " ") if with_date else ev.timestamp[11:19]
     session = (ev.session_id or "-")[:8]
     mark = {"high": "!! ", "medium": "!  "}.get(ev.risk, "   ")
     return f"{local} {session:8} {mark}{ev.event_type:20} {ev.summary}"
@@ -326,3 +327,7 @@ def uninstall_hooks(settings_file: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+main.add_command(cli_history.reindex)
+main.add_command(cli_history.query)

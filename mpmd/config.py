@@ -99,6 +99,10 @@ class Settings:
         return Path(paths.spool_dir(str(self.state_dir)))
 
     @property
+    def index_path(self) -> Path:
+        return self.state_dir / "index.sqlite3"
+
+    @property
     def rejected_dir(self) -> Path:
         return self.state_dir / "rejected"
 

@@ -5,6 +5,8 @@ request and answers in JSON lines:
     {"cmd": "status"}           -> one object (what `mpmd status --json` prints)
     {"cmd": "stop"}             -> {"ok": true}, then the daemon shuts down gracefully
     {"cmd": "follow", "after": N} -> every journal line with seq > N, as they are written
+    {"cmd": "reindex"}          -> {"total": N}, {"indexed": n} as it goes, then
+                                   {"done": true, "last_seq": N} or {"error": "..."}
 Client side: the functions behind `mpmd start`, `mpmd stop` and `mpmd status`.
 """
 
@@ -57,6 +59,35 @@ class Followers:
                 writer.write(data)
 
 
+async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
+    """Rebuild the search index in the indexer thread, streaming its progress."""
+    loop = asyncio.get_running_loop()
+    progress: asyncio.Queue[int | BaseException | None] = asyncio.Queue()
+    indexer = daemon.indexer
+
+    def rebuild(_index: object) -> None:
+        try:
+            indexer.rebuild(lambda n: loop.call_soon_threadsafe(progress.put_nowait, n))
+        except Exception as exc:
+            loop.call_soon_threadsafe(progress.put_nowait, exc)
+        else:
+            loop.call_soon_threadsafe(progress.put_nowait, None)
+
+    first = daemon.journal.first_seq or 1
+    total = max(0, daemon.journal.last_seq - first + 1)
+    if not indexer.submit(rebuild):
+        writer.write(b'{"error": "the indexer is busy; try again in a moment"}\n')
+        return
+    writer.write(json.dumps({"total": total}).encode() + b"\n")
+    while (item := await progress.get()) is not None:
+        if isinstance(item, BaseException):
+            writer.write(json.dumps({"error": f"rebuild failed: {item}"}).encode() + b"\n")
+            return
+        writer.write(json.dumps({"indexed": item}).encode() + b"\n")
+        await writer.drain()
+    writer.write(json.dumps({"done": True, "last_seq": indexer.last_seq}).encode() + b"\n")
+
+
 async def serve(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -84,6 +115,8 @@ async def serve(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
                 daemon.followers.writers.add(writer)
                 await reader.read()  # until the client goes away
                 daemon.followers.writers.discard(writer)
+            elif cmd == "reindex":
+                await _reindex(daemon, writer)
             else:
                 writer.write(json.dumps({"error": f"unknown command {cmd!r}"}).encode() + b"\n")
             await writer.drain()
@@ -127,12 +160,17 @@ def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0)
         return json.loads(f.readline())
 
 
-def follow(settings: Settings, after: int) -> Iterator[bytes]:
+def stream(settings: Settings, payload: dict[str, Any]) -> Iterator[bytes]:
+    """Every line the daemon answers ``payload`` with, as they come."""
     sock = _connect(settings, None)
     with sock, sock.makefile("rb") as f:
-        sock.sendall(json.dumps({"cmd": "follow", "after": after}).encode() + b"\n")
+        sock.sendall(json.dumps(payload).encode() + b"\n")
         for line in f:
             yield line.rstrip(b"\n")
+
+
+def follow(settings: Settings, after: int) -> Iterator[bytes]:
+    return stream(settings, {"cmd": "follow", "after": after})
 
 
 def lock_holder(settings: Settings) -> bool:

@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -35,6 +36,8 @@ from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
+from mpmd.index import Index
+from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
 from mpmd.ring import PageReleaser, open_ring_file
@@ -137,6 +140,8 @@ class Daemon:
                                        on_commit=self._ring_freed,
                                        client_queue_bytes=s.viewer_queue_bytes)
         self.store.wakeups.append(self.broadcaster.wakeup)
+        # Started once the loop runs; until then offered batches wait in its queue.
+        self.indexer = Indexer(s.index_path, self.journal, self.counters)
         # Sessions and the recent window start from the journal's tail; ring records it has
         # seen already are skipped by seq when the broadcaster reads them.
         self.broadcaster.seed(tail)
@@ -179,6 +184,7 @@ class Daemon:
             self.journal.maybe_sync()
             self.followers.publish([rec for _pos, rec in records])
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
+            self.indexer.offer([rec for _pos, rec in records])
             self._ring_freed()
             total += len(records)
 
@@ -248,7 +254,10 @@ class Daemon:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)  # periodic housekeeping by design
             try:
                 await asyncio.to_thread(self.journal.compress_closed)
-                self.journal.enforce_retention()
+                if self.journal.enforce_retention():
+                    first = self.journal.first_seq
+                    if first is not None:  # what the journal forgot, the index forgets
+                        self.indexer.submit(partial(Index.delete_before, seq=first))
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
 
@@ -269,6 +278,8 @@ class Daemon:
             "ring_used_bytes": self.ring.used_bytes,
             "ring_capacity_bytes": self.ring.capacity,
             "journal_bytes": self.journal.total_bytes,
+            "index_path": str(s.index_path),
+            "index_last_seq": self.indexer.last_seq,
             "connections_open": len(self.ingest.connections),
             **self._viewer_status(),
             "uptime_s": round(time.time() - self.started_at, 3),
@@ -322,6 +333,7 @@ class Daemon:
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
             )
+            self.indexer.start()
             self.ingest.start(self._listen())
             listening = True
             control_server = await control.serve(s.control_path, self)
@@ -378,6 +390,7 @@ class Daemon:
             except OSError as exc:
                 log.error("could not drain the ring at shutdown (%s): it keeps the events "
                           "for the next start", exc)
+            self.indexer.stop()  # after the last batch was offered; before the journal closes
             self.journal.close()
         if hasattr(self, "ring"):
             self._mmap.flush()

@@ -1,0 +1,181 @@
+"""The search index (mpmd.index, mpmd.indexer): derived from the journal, never missing or
+repeating an event, rebuilt when missing or damaged, pruned with the journal."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from mpmd import record
+from mpmd.framing import EventFrame
+from mpmd.index import Index, connect_read_only, line_of, open_index, rebuild
+from mpmd.indexer import Indexer
+from mpmd.journal import Journal
+from tests.utils import (
+    Daemon,
+    fixture_payloads,
+    journal_lines,
+    mpmd_cli,
+    send_events,
+    status,
+    wait_until,
+)
+
+
+def make_lines(n: int, start: int = 1) -> list[bytes]:
+    payloads = itertools.cycle(fixture_payloads())
+    lines = []
+    for seq in range(start, start + n):
+        data = next(payloads)
+        frame = EventFrame(version=1, id=seq.to_bytes(16, "big"), ts_ns=seq * 10**9,
+                           payload=data, original_size=len(data))
+        lines.append(record.build(seq, frame, seq * 10**9))
+    return lines
+
+
+def indexed_lines(path: Path) -> list[bytes]:
+    conn = connect_read_only(path)
+    try:
+        return [line_of(blob) for (blob,) in conn.execute("SELECT line FROM events ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def fts(path: Path, match: str) -> list[int]:
+    conn = connect_read_only(path)
+    try:
+        return [r for (r,) in conn.execute(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH ? ORDER BY rowid", (match,))]
+    finally:
+        conn.close()
+
+
+def test_lines_are_indexed_once_and_kept_whole(tmp_path: Path) -> None:
+    lines = make_lines(100)
+    index = Index(tmp_path / "i.sqlite3")
+    assert index.add(lines[:60]) == 60
+    assert index.add(lines[30:]) == 40  # the overlap is skipped by seq
+    assert index.add([b"not json", b"{}"]) == 0
+    index.close()
+    assert indexed_lines(tmp_path / "i.sqlite3") == lines
+    reopened = Index(tmp_path / "i.sqlite3")
+    assert reopened.last_seq == 100
+
+
+def test_free_text_finds_prompts_commands_paths_and_errors(tmp_path: Path) -> None:
+    lines = make_lines(len(fixture_payloads()))
+    by_seq = {msgspec.json.decode(line)["seq"]: msgspec.json.decode(line) for line in lines}
+    index = Index(tmp_path / "i.sqlite3")
+    index.add(lines)
+    index.close()
+    path = tmp_path / "i.sqlite3"
+
+    def types(match: str) -> set[str]:
+        return {by_seq[s]["event_type"] for s in fts(path, match)}
+
+    assert "UserPromptSubmit" in types('"make them pass"')  # the prompt
+    assert types('"rm rf node_modules"') == {"PermissionRequest"}  # a command
+    assert "PostToolUseFailure" in types('"exit code 1"')  # an error
+    assert "StopFailure" in types("rate_limit")
+    assert "Notification" in types('"waiting for your input"')  # a message
+
+
+def test_pruning_forgets_rows_and_their_text(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    index = Index(path)
+    index.add(make_lines(200))
+    before = fts(path, "login")
+    assert index.delete_before(101) == 100
+    index.close()
+    assert [msgspec.json.decode(x)["seq"] for x in indexed_lines(path)] == list(range(101, 201))
+    assert fts(path, "login") == [s for s in before if s >= 101]
+
+
+def test_a_damaged_or_foreign_file_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    index = open_index(path)
+    assert index.last_seq == 0
+    index.add(make_lines(3))
+    index.close()
+    assert (tmp_path / "i.sqlite3.damaged").exists()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    assert open_index(path).last_seq == 0  # another schema: rebuilt, not misread
+
+
+def test_rebuild_reports_progress_and_replaces_in_one_step(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite3"
+    old = Index(path)
+    old.add(make_lines(5))
+    old.close()
+    seen: list[int] = []
+    new = rebuild(path, make_lines(12_000), batch=5000, progress=seen.append)
+    assert seen == [5000, 5000, 2000] and new.last_seq == 12_000
+    new.close()
+    assert not (tmp_path / "i.sqlite3.rebuild").exists()
+
+
+def test_the_indexer_fills_gaps_from_the_journal(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal")
+    lines = make_lines(300)
+    journal.append((i + 1, line) for i, line in enumerate(lines))
+    counters: Counter[str] = Counter()
+    indexer = Indexer(tmp_path / "i.sqlite3", journal, counters)
+    indexer.offer(lines[:100])  # queued before the thread starts, as at daemon start
+    indexer.offer(lines[200:])  # 101-200 were never offered (say the queue was full)
+    indexer.start()
+    indexer.stop()
+    journal.close()
+    assert indexed_lines(tmp_path / "i.sqlite3") == lines
+    assert indexer.last_seq == 300 and counters["index_errors"] == 0
+
+
+def test_kill_9_while_indexing_then_the_index_matches_the_journal(home: Path) -> None:
+    payloads = list(itertools.islice(itertools.cycle(fixture_payloads()), 30_000))
+    daemon = Daemon(home).start()
+    try:
+        seqs = send_events(home, payloads)
+        assert seqs == list(range(1, len(payloads) + 1))
+        daemon.kill9()  # the indexer thread is mid-way (or not): either way
+        daemon = Daemon(home).start()
+        wait_until(lambda: status(home)["index_last_seq"] == len(payloads),
+                   "the index caught up after the restart", timeout=120)
+    finally:
+        daemon.__exit__()
+    assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
+
+
+def test_a_missing_index_is_rebuilt_at_start(home: Path) -> None:
+    with Daemon(home) as daemon:
+        send_events(home, fixture_payloads())
+        daemon.stop()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home / 'index.sqlite3'}{suffix}").unlink(missing_ok=True)
+    with Daemon(home):
+        wait_until(lambda: status(home)["index_last_seq"] == len(fixture_payloads()),
+                   "the index was rebuilt from the journal")
+    assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
+
+
+@pytest.mark.parametrize("daemon_running", [True, False])
+def test_mpmd_reindex(home: Path, daemon_running: bool) -> None:
+    with Daemon(home) as daemon:
+        send_events(home, fixture_payloads())
+        wait_until(lambda: status(home)["index_last_seq"] == len(fixture_payloads()),
+                   "indexed")
+        if not daemon_running:
+            daemon.stop()
+            (home / "index.sqlite3").write_bytes(b"")  # whatever it was, reindex makes it anew
+        result = mpmd_cli(home, "reindex")
+        assert result.returncode == 0, result.stderr
+        assert f"{len(fixture_payloads())} events" in result.stdout
+        assert ("by the daemon" in result.stdout) == daemon_running
+    assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
