@@ -1,5 +1,5 @@
-"""`mpmd query` and `mpmd reindex`: the history commands, over the search index
-(mpmd.index; the query language is mpmd.query, docs/query.md)."""
+"""`mpmd query`, `mpmd stats` and `mpmd reindex`: the history commands, over the search
+index (mpmd.index; the query language is mpmd.query, docs/query.md)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def _reindex_here(settings: config.Settings) -> None:
         journal.close()
 
 
-@click.command()
-@click.argument("text", nargs=-1)
+# `mpmd query -tool:Bash` must reach the query, not click's option parser.
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("text", nargs=-1, type=click.UNPROCESSED)
 @click.option("--limit", type=int, default=50, show_default=True, help="Events to show.")
 @click.option("--before", type=int, help="Only events before this seq (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of events.")
@@ -85,9 +86,7 @@ def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
         where, params = language.compile(" ".join(text), int(time.time() * 1000))
     except language.QueryError as exc:
         raise click.ClickException(f"bad query: {exc}") from None
-    if not settings.index_path.exists():
-        raise click.ClickException("no search index yet: start the daemon, or run mpmd reindex")
-    conn = index.connect_read_only(settings.index_path)
+    conn = _open_index(settings)
     try:
         lines = index.search(conn, where, params, limit=limit, before=before)
     finally:
@@ -100,3 +99,53 @@ def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
         out = line.decode("utf-8", "replace") if as_jsonl else format_line(line, with_date=True)
         if out is not None:
             click.echo(out)
+
+
+def _open_index(settings: config.Settings) -> Any:
+    from mpmd import index
+
+    if not settings.index_path.exists():
+        raise click.ClickException("no search index yet: start the daemon, or run mpmd reindex")
+    return index.connect_read_only(settings.index_path)
+
+
+@click.command()
+@click.option("--since", default="7d", show_default=True,
+              help="A duration back from now (2h, 7d) or a date (2026-11-20).")
+@click.option("--until", help="The end of the range (exclusive), same forms; default now.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def stats(since: str, until: str | None, as_json: bool) -> None:
+    """Analytics across sessions: activity, tools, failures, projects."""
+    from mpmd import query as language
+    from mpmd import stats as analytics
+
+    settings = _settings()
+    now = int(time.time() * 1000)
+    try:
+        since_ms = language.time_bound("since", since, now)
+        until_ms = language.time_bound("until", until, now) if until else now + 1
+    except language.QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    conn = _open_index(settings)
+    try:
+        result = analytics.compute(conn, since_ms, until_ms)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['events']} events in {result['sessions']} sessions")
+    if result["tools"]:
+        click.echo("\ntool                             calls  failed  success  median")
+        for t in result["tools"][:20]:
+            median = "-" if t["median_ms"] is None else f"{t['median_ms']:.0f} ms"
+            click.echo(f"{t['tool'][:32]:32} {t['calls']:6} {t['failures']:7} "
+                       f"{t['success_rate']:8.0%} {median:>7}")
+    if result["error_patterns"]:
+        click.echo("\nfailures                                      count")
+        for p in result["error_patterns"][:10]:
+            click.echo(f"{(p['source'] + ': ' + p['pattern'])[:45]:45} {p['count']:6}")
+    if result["projects"]:
+        click.echo("\nproject                                    sessions  events")
+        for p in result["projects"][:10]:
+            click.echo(f"{p['cwd'][-42:]:42} {p['sessions']:8} {p['events']:7}")

@@ -300,7 +300,7 @@ class Daemon:
         try:
             viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
                             self.broadcaster, self.counters, self.status,
-                            send_timeout_s=s.viewer_send_timeout_s)
+                            send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path)
             await viewer.start()
         except (ViewerUnavailable, OSError) as exc:
             self.viewer_error = str(exc)

@@ -183,15 +183,19 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
 
 
 def search(conn: sqlite3.Connection, where: str, params: list[object], limit: int = 100,
-           before: int | None = None) -> list[bytes]:
-    """Journal lines of the events matching ``where`` (from mpmd.query), newest first; with
-    ``before``, only those with a smaller seq (the next page)."""
+           before: int | None = None, after: int | None = None,
+           oldest_first: bool = False) -> list[bytes]:
+    """Journal lines of the events matching ``where`` (from mpmd.query), newest first (or
+    oldest first), only those with a seq below ``before`` / above ``after`` (paging)."""
     sql = f"SELECT line FROM events WHERE ({where})"
     args = list(params)
     if before is not None:
         sql += " AND seq < ?"
         args.append(before)
-    sql += " ORDER BY seq DESC LIMIT ?"
+    if after is not None:
+        sql += " AND seq > ?"
+        args.append(after)
+    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"
     args.append(limit)
     return [line_of(blob) for (blob,) in conn.execute(sql, args)]
 
@@ -323,7 +327,7 @@ def open_index(path: Path) -> Index:
 
 
 def rebuild(path: Path, lines: Iterable[bytes], batch: int = 5000,
-            progress: Callable[[int], None] | None = None) -> Index:
+            progress: Callable[[int], object] | None = None) -> Index:
     """A new index of ``lines`` (the whole journal), built beside the old one and moved in
     place when complete, so a reader never sees a half-built index."""
     tmp = path.with_name(path.name + ".rebuild")

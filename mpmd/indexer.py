@@ -129,7 +129,7 @@ class Indexer:
         set_aside(self.path, why)
         self._index = None
 
-    def rebuild(self, progress: Callable[[int], None] | None = None) -> None:
+    def rebuild(self, progress: Callable[[int], object] | None = None) -> None:
         """Build the index anew from the whole journal (in the indexer thread: submit it)."""
         if self._index is not None:
             self._index.close()

@@ -25,7 +25,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from mpmd import __version__, access
+from mpmd import __version__, access, history_api
 from mpmd.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
 from mpmd.events import NAMESPACE_OF, NAMESPACES
 
@@ -74,6 +74,10 @@ def static_table(folder: Path) -> dict[str, tuple[bytes, str]]:
     return table
 
 
+# Reads of the search index, each in a worker thread with its own connection.
+_HISTORY_ROUTES = {"/api/events": history_api.events, "/api/stats": history_api.stats}
+
+
 class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknown_fields=True):
     after: int | None = None
     backlog: int = DEFAULT_BACKLOG
@@ -97,7 +101,8 @@ class Viewer:
     def __init__(self, port: int, token: str, broadcaster: Broadcaster,
                  counters: Counter[str], status: Callable[[], dict[str, object]],
                  files: dict[str, tuple[bytes, str]] | None = None,
-                 send_timeout_s: float = 30.0) -> None:
+                 send_timeout_s: float = 30.0, index_path: Path | None = None) -> None:
+        self.index_path = index_path
         self.wanted_port = port
         self.send_timeout_s = send_timeout_s
         self.port = 0
@@ -177,7 +182,8 @@ class Viewer:
         return self._respond(http.HTTPStatus.FORBIDDEN, b"forbidden\n",
                              "text/plain; charset=utf-8")
 
-    def _check_request(self, _conn: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(self, _conn: ServerConnection,
+                             request: Request) -> Response | None:
         headers = request.headers
         refusal = access.check_host_origin(self.port, headers.get("Host"),
                                            headers.get("Origin"))
@@ -190,7 +196,7 @@ class Viewer:
                 return self._refuse(access.REFUSED_TOKEN)
             if path == "/ws":
                 return None  # go on with the WebSocket handshake
-            return self._api(path)
+            return await self._api(path, urlsplit(request.path).query)
         found = self.files.get(path)
         if found is None:
             self.counters["viewer_not_found"] += 1
@@ -199,12 +205,21 @@ class Viewer:
         self.counters["viewer_files_served"] += 1
         return self._respond(http.HTTPStatus.OK, *found)
 
-    def _api(self, path: str) -> Response:
+    async def _api(self, path: str, raw_query: str) -> Response:
         if path == "/api/status":
             status = {k: v for k, v in self.status().items() if k not in ("viewer_url", "ws_url")}
             body = msgspec.json.encode(status)
         elif path == "/api/sessions":
             body = msgspec.json.encode({"sessions": self.broadcaster.sessions.all()})
+        elif path in _HISTORY_ROUTES and self.index_path is not None:
+            try:
+                body = await asyncio.to_thread(_HISTORY_ROUTES[path], self.index_path,
+                                               raw_query)
+            except history_api.BadRequest as exc:
+                self.counters["viewer_bad_requests"] += 1
+                return self._respond(http.HTTPStatus.BAD_REQUEST,
+                                     msgspec.json.encode({"error": str(exc)}),
+                                     "application/json")
         else:
             self.counters["viewer_not_found"] += 1
             return self._respond(http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',

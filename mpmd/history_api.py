@@ -1,0 +1,86 @@
+"""The viewer's history routes: search over the index (docs/viewer.md, docs/query.md).
+
+Each call opens its own read-only connection and runs in a worker thread (the caller's
+`asyncio.to_thread`), so a slow query never holds up the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import msgspec
+
+from mpmd import index, query
+from mpmd import stats as analytics
+
+MAX_LIMIT = 1000
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _int(args: dict[str, list[str]], name: str, default: int | None,
+         low: int = 0, high: int | None = None) -> int | None:
+    values = args.get(name)
+    if not values:
+        return default
+    try:
+        value = int(values[0])
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {values[0]!r}") from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+def events(index_path: Path, raw_query: str) -> bytes:
+    """``/api/events?q=&limit=&before=&after=&order=asc``: matching events as
+    {"events": [...], "next": {"before"|"after": seq} | null}."""
+    args = parse_qs(raw_query)
+    text = args.get("q", [""])[0]
+    limit = _int(args, "limit", 100, 1, MAX_LIMIT)
+    before = _int(args, "before", None)
+    after = _int(args, "after", None)
+    oldest_first = args.get("order", ["desc"])[0] == "asc"
+    try:
+        where, params = query.compile(text, int(time.time() * 1000))
+    except query.QueryError as exc:
+        raise BadRequest(f"bad query: {exc}") from None
+    if not index_path.exists():
+        return b'{"events":[],"next":null,"indexing":true}'
+    conn = index.connect_read_only(index_path)
+    try:
+        lines = index.search(conn, where, params, limit=limit or 100, before=before,
+                             after=after, oldest_first=oldest_first)
+    finally:
+        conn.close()
+    nxt = None
+    if lines and len(lines) == limit:
+        last = msgspec.json.decode(lines[-1], type=_Seq).seq
+        nxt = {"after": last} if oldest_first else {"before": last}
+    return (b'{"events":[' + b",".join(lines) + b'],"next":' + msgspec.json.encode(nxt) + b"}")
+
+
+class _Seq(msgspec.Struct):
+    seq: int
+
+
+def stats(index_path: Path, raw_query: str) -> bytes:
+    """``/api/stats?since=7d&until=``: mpmd.stats over that range."""
+    args = parse_qs(raw_query)
+    now = int(time.time() * 1000)
+    try:
+        since = query.time_bound("since", args.get("since", ["7d"])[0], now)
+        until = query.time_bound("until", args["until"][0], now) if "until" in args else now + 1
+    except query.QueryError as exc:
+        raise BadRequest(str(exc)) from None
+    if not index_path.exists():
+        return b'{"events":0,"indexing":true}'
+    conn = index.connect_read_only(index_path)
+    try:
+        return msgspec.json.encode(analytics.compute(conn, since, until))
+    finally:
+        conn.close()

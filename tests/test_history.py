@@ -1,0 +1,104 @@
+"""History through the CLI and the viewer's API: a real daemon, real events, the index."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.utils import (
+    Daemon,
+    fixture_payloads,
+    journal_events,
+    mpmd_cli,
+    send_events,
+    status,
+    wait_until,
+)
+
+
+def indexed_daemon(home: Path) -> Daemon:
+    daemon = Daemon(home).start()
+    send_events(home, fixture_payloads() * 3)
+    total = 3 * len(fixture_payloads())
+    wait_until(lambda: status(home)["index_last_seq"] == total, "everything indexed")
+    return daemon
+
+
+def api(home: Path, route: str) -> tuple[int, dict]:
+    info = status(home)
+    token = info["viewer_url"].split("#token=")[1]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{info['viewer_port']}{route}",
+        headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_mpmd_query_finds_what_the_journal_holds(home: Path) -> None:
+    daemon = indexed_daemon(home)
+    try:
+        result = mpmd_cli(home, "query", "tool:Bash", "-type:PreToolUse", "--jsonl",
+                          "--limit", "1000")
+        assert result.returncode == 0, result.stderr
+        found = [json.loads(line)["seq"] for line in result.stdout.splitlines()]
+        expected = [e["seq"] for e in journal_events(home)
+                    if e.get("tool_name") == "Bash" and e["event_type"] != "PreToolUse"]
+        assert found == sorted(expected, reverse=True)  # newest first
+
+        table = mpmd_cli(home, "query", '"npm test"', "--limit", "2")
+        assert table.returncode == 0 and len(table.stdout.splitlines()) == 2
+        assert all("npm test" in line for line in table.stdout.splitlines())
+
+        bad = mpmd_cli(home, "query", "tool:Bash (risk:high")
+        assert bad.returncode == 1
+        assert "bad query: unclosed '(' at column 11" in bad.stderr
+    finally:
+        daemon.__exit__()
+
+
+def test_api_events_pages_through_everything_once(home: Path) -> None:
+    daemon = indexed_daemon(home)
+    try:
+        seen: list[int] = []
+        route = "/api/events?q=&limit=25"
+        while True:
+            code, page = api(home, route)
+            assert code == 200
+            seen += [e["seq"] for e in page["events"]]
+            if page["next"] is None:
+                break
+            route = f"/api/events?q=&limit=25&before={page['next']['before']}"
+        assert seen == list(range(len(journal_events(home)), 0, -1))
+
+        code, oldest = api(home, "/api/events?q=type:SessionStart&order=asc&limit=2")
+        assert code == 200 and [e["seq"] for e in oldest["events"]] == [1, 39]
+        code, error = api(home, "/api/events?q=tool:")
+        assert code == 400 and "tool:" in error["error"]
+        code, error = api(home, "/api/events?limit=many")
+        assert code == 400 and "limit" in error["error"]
+    finally:
+        daemon.__exit__()
+
+
+def test_stats_from_the_cli_and_the_api_agree(home: Path) -> None:
+    daemon = indexed_daemon(home)
+    try:
+        cli = mpmd_cli(home, "stats", "--since", "1d", "--json")
+        assert cli.returncode == 0, cli.stderr
+        from_cli = json.loads(cli.stdout)
+        code, from_api = api(home, "/api/stats?since=1d")
+        assert code == 200
+        for key in ("events", "sessions", "tools", "error_patterns", "projects"):
+            assert from_cli[key] == from_api[key], key
+        assert from_cli["events"] == 3 * len(fixture_payloads())
+        bash = next(t for t in from_cli["tools"] if t["tool"] == "Bash")
+        assert bash["calls"] == 6 and bash["failures"] == 3
+        bad = mpmd_cli(home, "stats", "--since", "yesterday")
+        assert bad.returncode == 1 and "since:" in bad.stderr
+    finally:
+        daemon.__exit__()
