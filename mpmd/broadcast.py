@@ -297,6 +297,10 @@ class Broadcaster:
         then live: no await lies between the last check and the caller's flag); False when
         a new subscribe replaced this one."""
         journal: Iterator[Entry] | None = None
+
+        def replaced() -> bool:  # checked after every await: a subscribe may have come
+            return client.generation != generation
+
         while client.sent_seq < self.last_seq:
             after = client.sent_seq
             chunk = self._window_after(after)
@@ -306,20 +310,22 @@ class Broadcaster:
                 # In a thread: finding a seq in a big segment means reading up to it, and
                 # the loop has hooks to answer meanwhile (journal reads are thread-safe).
                 chunk = await asyncio.to_thread(_take, journal, MESSAGE_EVENTS)
+                if replaced():
+                    return False
                 if not chunk:  # the journal has not got it yet, nor the window any more
                     journal = None
                     first = self.window[0].seq if self.window else self.last_seq + 1
                     self.counters["viewer_gaps"] += 1
                     await send(message("gap", after=after, next_seq=first))
-                    if client.generation != generation:
+                    if replaced():
                         return False
                     client.sent_seq = max(after, first - 1)
                     continue
             picked = [e.line for e in chunk if client.filter.accepts(e)]
             for lines in _bounded(picked):
                 await send(events_message(lines))
-            if client.generation != generation:
-                return False
+                if replaced():
+                    return False
             client.sent_seq = chunk[-1].seq
         client.queue.clear()
         client.queued_bytes = 0
