@@ -50,6 +50,8 @@ FIELDS: dict[str, str] = {
     "status": "ok, unknown_type, schema_mismatch, not_object, malformed, truncated or empty",
     "file": "part of the event's file path (case-sensitive), or a glob over all of it",
     "cwd": "part of the session's working folder (case-sensitive), or a glob over all of it",
+    "op": "what the event does: read, write, execute, network or metadata",
+    "scope": "outside: its file path is outside the session's folder; inside: within it",
     "since": "at or after: a duration back from now (30s, 15m, 2h, 7d, 2w) or a UTC date/time",
     "until": "before: a duration back from now, or a UTC date (the end of that day) or time",
 }
@@ -57,6 +59,8 @@ MAX_TERMS = 100  # terms in one query
 MAX_DEPTH = 24  # nested parentheses and NOTs (SQLite's parser stack is small)
 
 RISKS = ("low", "medium", "high")
+OPERATIONS = ("read", "write", "execute", "network", "metadata")
+SCOPES = ("inside", "outside")
 STATUSES = (events.OK, events.UNKNOWN_TYPE, events.SCHEMA_MISMATCH, events.NOT_OBJECT,
             events.MALFORMED, events.TRUNCATED, events.EMPTY)
 # Event types, as stored: the known ones, the status of a payload that is not an object, and
@@ -315,6 +319,9 @@ def _time_ms(name: str, value: str, token: _Token) -> Time:
     return Time(name, -(-ns // 1_000_000), position=token.position)  # ts is whole ms: ceil
 
 
+_CHOICES = {"risk": RISKS, "status": STATUSES, "op": OPERATIONS, "scope": SCOPES}
+
+
 def _field(token: _Token) -> Field | Time:
     name = _lower(token.name)
     if name not in FIELDS:
@@ -326,8 +333,8 @@ def _field(token: _Token) -> Field | Time:
                          token.position, token.raw)
     if name in ("since", "until"):
         return _time_ms(name, value, token)
-    if name in ("risk", "status"):
-        allowed = RISKS if name == "risk" else STATUSES
+    if name in _CHOICES:
+        allowed = _CHOICES[name]
         if _lower(value) not in allowed:
             wants = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
             raise QueryError(f"{name}: wants {wants}, not {_show(value)} "
@@ -563,6 +570,17 @@ def _field_sql(node: Field, params: list[object]) -> str:
     if name in ("risk", "status"):
         params.append(value)
         return f"{name} = ?"
+    if name == "op":
+        params.append(value)
+        return "operation = ?"
+    if name == "scope":
+        # An absolute file path not under cwd is outside; relative paths are inside.
+        params.extend(("/", "/"))
+        under = ("(substr(file_path, 1, 1) != ? OR file_path = cwd "
+                 "OR substr(file_path, 1, length(cwd) + 1) = cwd || ?)")
+        if value == "inside":
+            return f"(file_path IS NOT NULL AND cwd IS NOT NULL AND {under})"
+        return f"(file_path IS NOT NULL AND cwd IS NOT NULL AND NOT {under})"
     column = {"tool": "tool_name", "file": "file_path", "cwd": "cwd"}[name]
     if node.glob:
         params.append(_glob(value))

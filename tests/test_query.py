@@ -25,6 +25,8 @@ from mpmd.query import (
     FIELDS,
     MAX_DEPTH,
     MAX_TERMS,
+    OPERATIONS,
+    SCOPES,
     And,
     Everything,
     Field,
@@ -110,6 +112,7 @@ class Ev:
     file_path: str | None
     cwd: str | None
     tokens: tuple[str, ...]
+    operation: str = "metadata"
 
 
 def tokens(text: str) -> list[str]:
@@ -137,12 +140,12 @@ class Db:
         self.events = []
         rows = self.conn.execute(
             "SELECT seq, ts, session_id, event_type, tool_name, risk, status, file_path, cwd,"
-            " line FROM events ORDER BY seq").fetchall()
-        for seq, ts, session, kind, tool, risk, status, file, cwd, blob in rows:
+            " line, operation FROM events ORDER BY seq").fetchall()
+        for seq, ts, session, kind, tool, risk, status, file, cwd, blob, op in rows:
             made = row_of(line_of(blob))
             assert made is not None
             self.events.append(Ev(seq, ts, session, kind, tool, risk, status, file, cwd,
-                                  tuple(tokens(made[1]))))
+                                  tuple(tokens(made[1])), op))
 
     def select(self, text: str, now_ms: int = NOW_MS) -> list[int]:
         sql, params = compile(text, now_ms)
@@ -201,6 +204,14 @@ def field_holds(name: str, value: str, ev: Ev) -> bool:
             known and ascii_lower(ev.event_type) == ascii_lower(value))
     if name in ("risk", "status"):
         return getattr(ev, name) == ascii_lower(value)
+    if name == "op":
+        return ev.operation == ascii_lower(value)
+    if name == "scope":
+        if ev.file_path is None or ev.cwd is None:
+            return False
+        inside = (not ev.file_path.startswith("/") or ev.file_path == ev.cwd
+                  or ev.file_path.startswith(ev.cwd + "/"))
+        return inside == (ascii_lower(value) == "inside")
     column = {"tool": ev.tool_name, "file": ev.file_path, "cwd": ev.cwd}[name]
     if column is None:
         return False
@@ -415,7 +426,7 @@ def test_the_documented_errors_are_the_errors() -> None:
     ("a Sesion:1", "unknown field 'Sesion' at column 3: did you mean 'session'?", 2,
      "Sesion:1"),
     ("http://x.io", "unknown field 'http' at column 1 (fields: session, type, tool, risk, "
-     "status, file, cwd, since, until; quote text that has a colon)", 0, "http://x.io"),
+     "status, file, cwd, op, scope, since, until; quote text that has a colon)", 0, "http://x.io"),
     ("tool:", "tool: needs a value (column 1)", 0, "tool:"),
     ("a File:", "File: needs a value (column 3)", 2, "File:"),
     ('x file:""', "file: needs a value (column 3)", 2, 'file:""'),
@@ -488,7 +499,7 @@ def test_the_docs_list_the_searched_payload_fields() -> None:
 
 def test_fields_are_described() -> None:
     assert list(FIELDS) == ["session", "type", "tool", "risk", "status", "file", "cwd",
-                            "since", "until"]
+                            "op", "scope", "since", "until"]
     assert all(text and "\n" not in text for text in FIELDS.values())
 
 
@@ -547,14 +558,14 @@ def test_sql(text: str, sql: str, params: list[object]) -> None:
 SQL_WORDS = {
     "seq", "IN", "SELECT", "rowid", "FROM", "events_fts", "WHERE", "MATCH", "NOT", "AND",
     "OR", "IS", "NULL", "GLOB", "instr", "ts", "session_id", "event_type", "tool_name",
-    "risk", "status", "file_path", "cwd",
+    "risk", "status", "file_path", "cwd", "operation", "substr", "length",
 }
 
 
 def check_sql(sql: str, params: list[object]) -> None:
     """Only mpmd's own SQL: known words, no literal but 0 and 1, a ? per parameter."""
     assert set(re.findall(r"[A-Za-z_]+", sql)) <= SQL_WORDS, sql
-    assert re.fullmatch(r"[A-Za-z_ (),?<>=01]*", sql), sql
+    assert re.fullmatch(r"[A-Za-z_ (),?<>=!|+01]*", sql), sql
     assert sql.count("?") == len(params)
     assert all(type(p) in (str, int) for p in params)
 
@@ -757,7 +768,8 @@ def text_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
 @st.composite
 def field_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
     assert VOCAB is not None
-    name = draw(st.sampled_from(["session", "type", "tool", "risk", "status", "file", "cwd"]))
+    name = draw(st.sampled_from(["session", "type", "tool", "risk", "status", "file", "cwd",
+                                 "op", "scope"]))
     if name == "session":
         value = draw(st.sampled_from(VOCAB.sessions + ["zz", "9f1c", "a0e"]))
         value = value[:draw(st.integers(1, len(value)))] + draw(st.sampled_from(["", "*"]))
@@ -775,6 +787,10 @@ def field_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
             value = wildcards(draw, value)
     elif name == "risk":
         value = case_of(draw, draw(st.sampled_from(["low", "medium", "high"])))
+    elif name == "op":
+        value = case_of(draw, draw(st.sampled_from(OPERATIONS)))
+    elif name == "scope":
+        value = case_of(draw, draw(st.sampled_from(SCOPES)))
     else:
         value = case_of(draw, draw(st.sampled_from(STATUSES)))
     if draw(st.booleans()) or re.search(r'[\s()"]', value) or value.startswith("-"):
@@ -867,3 +883,34 @@ def test_generated_queries_match_the_brute_force(db: Db, data: st.DataObject) ->
     check_sql(sql, params)
     expected = [ev.seq for ev in db.events if holds(tree, ev)]
     assert db.run(sql, params) == expected, text
+
+
+def test_scope_tells_files_outside_the_session_folder(tmp_path: Path) -> None:
+    from mpmd import record
+    from mpmd.framing import EventFrame
+
+    write = next(json.loads(p) for p in fixture_payloads()
+                 if b'"PostToolUse"' in p and b'"Write"' in p)
+    paths = {1: "/etc/hosts", 2: "/home/dev/shop/src/a.ts", 3: "src/b.ts",
+             4: "/home/dev/shopping/c.ts", 5: "/home/dev/shop"}
+    lines = []
+    for seq, path in paths.items():
+        payload = json.dumps({**write, "cwd": "/home/dev/shop",
+                              "tool_input": {**write["tool_input"], "file_path": path}}).encode()
+        frame = EventFrame(version=1, id=seq.to_bytes(16, "big"), ts_ns=seq, payload=payload,
+                           original_size=len(payload))
+        lines.append(record.build(seq, frame, seq))
+    index = Index(tmp_path / "i.sqlite3")
+    index.add(lines)
+    index.close()
+    conn = connect_read_only(tmp_path / "i.sqlite3")
+
+    def seqs(text: str) -> list[int]:
+        sql, params = compile(text, NOW_MS)
+        return [s for (s,) in conn.execute(f"SELECT seq FROM events WHERE {sql} ORDER BY seq",
+                                           params)]
+
+    assert seqs("op:write scope:outside") == [1, 4]
+    assert seqs("scope:INSIDE") == [2, 3, 5]
+    assert seqs("-scope:outside") == [2, 3, 5]
+    conn.close()
