@@ -332,3 +332,4 @@ if __name__ == "__main__":  # pragma: no cover
 main.add_command(cli_history.reindex)
 main.add_command(cli_history.query)
 main.add_command(cli_history.stats)
+main.add_command(cli_history.searches)

@@ -76,14 +76,18 @@ def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
     mpmd query npm test
     mpmd query 'tool:Bash risk:high since:2d'
     mpmd query 'type:PostToolUseFailure OR type:StopFailure' --jsonl
+    mpmd query @failures         (a saved search: mpmd searches)
     """
-    from mpmd import index
+    from mpmd import index, searches
     from mpmd import query as language
     from mpmd.cli import format_line
 
     settings = _settings()
     try:
-        where, params = language.compile(" ".join(text), int(time.time() * 1000))
+        wanted = searches.expand(" ".join(text), settings.config_dir)
+        where, params = language.compile(wanted, int(time.time() * 1000))
+    except searches.SearchError as exc:
+        raise click.ClickException(str(exc)) from None
     except language.QueryError as exc:
         raise click.ClickException(f"bad query: {exc}") from None
     conn = _open_index(settings)
@@ -149,3 +153,45 @@ def stats(since: str, until: str | None, as_json: bool) -> None:
         click.echo("\nproject                                    sessions  events")
         for p in result["projects"][:10]:
             click.echo(f"{p['cwd'][-42:]:42} {p['sessions']:8} {p['events']:7}")
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def searches(ctx: click.Context) -> None:
+    """Saved searches (mpmd query @name): list them, save or delete your own."""
+    if ctx.invoked_subcommand is None:
+        from mpmd import searches as saved
+
+        settings = _settings()
+        try:
+            mine = saved.own(settings.config_dir)
+        except saved.SearchError as exc:
+            raise click.ClickException(str(exc)) from None
+        for name, text in sorted({**saved.PRESETS, **mine}.items()):
+            origin = "saved " if name in mine else "preset"
+            click.echo(f"@{name:24} {origin}  {text}")
+
+
+@searches.command("save", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("text", nargs=-1, required=True, type=click.UNPROCESSED)
+def save_search(name: str, text: tuple[str, ...]) -> None:
+    """Save QUERY as @NAME (replacing a saved one of that name)."""
+    from mpmd import searches as saved
+
+    try:
+        saved.save(_settings().config_dir, name, " ".join(text))
+    except saved.SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"saved @{name}")
+
+
+@searches.command("delete")
+@click.argument("name")
+def delete_search(name: str) -> None:
+    """Delete your saved search NAME (presets stay)."""
+    from mpmd import searches as saved
+
+    if not saved.delete(_settings().config_dir, name):
+        raise click.ClickException(f"you have no saved search {name!r}")
+    click.echo(f"deleted @{name}")

@@ -300,7 +300,8 @@ class Daemon:
         try:
             viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
                             self.broadcaster, self.counters, self.status,
-                            send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path)
+                            send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path,
+                            config_dir=s.config_dir)
             await viewer.start()
         except (ViewerUnavailable, OSError) as exc:
             self.viewer_error = str(exc)

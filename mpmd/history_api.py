@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from mpmd import index, query
+from mpmd import index, query, searches
 from mpmd import stats as analytics
 
 MAX_LIMIT = 1000
@@ -36,7 +36,7 @@ def _int(args: dict[str, list[str]], name: str, default: int | None,
     return value
 
 
-def events(index_path: Path, raw_query: str) -> bytes:
+def events(index_path: Path, raw_query: str, config_dir: Path) -> bytes:
     """``/api/events?q=&limit=&before=&after=&order=asc``: matching events as
     {"events": [...], "next": {"before"|"after": seq} | null}."""
     args = parse_qs(raw_query)
@@ -46,7 +46,9 @@ def events(index_path: Path, raw_query: str) -> bytes:
     after = _int(args, "after", None)
     oldest_first = args.get("order", ["desc"])[0] == "asc"
     try:
-        where, params = query.compile(text, int(time.time() * 1000))
+        where, params = query.compile(searches.expand(text, config_dir), int(time.time() * 1000))
+    except searches.SearchError as exc:
+        raise BadRequest(str(exc)) from None
     except query.QueryError as exc:
         raise BadRequest(f"bad query: {exc}") from None
     if not index_path.exists():
@@ -68,7 +70,16 @@ class _Seq(msgspec.Struct):
     seq: int
 
 
-def stats(index_path: Path, raw_query: str) -> bytes:
+def saved_searches(_index_path: Path, _raw_query: str, config_dir: Path) -> bytes:
+    """``/api/searches``: {"searches": {name: query}, "presets": [names]}."""
+    try:
+        found = searches.all_searches(config_dir)
+    except searches.SearchError as exc:
+        raise BadRequest(str(exc)) from None
+    return msgspec.json.encode({"searches": found, "presets": sorted(searches.PRESETS)})
+
+
+def stats(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
     """``/api/stats?since=7d&until=``: mpmd.stats over that range."""
     args = parse_qs(raw_query)
     now = int(time.time() * 1000)

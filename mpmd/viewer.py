@@ -75,7 +75,8 @@ def static_table(folder: Path) -> dict[str, tuple[bytes, str]]:
 
 
 # Reads of the search index, each in a worker thread with its own connection.
-_HISTORY_ROUTES = {"/api/events": history_api.events, "/api/stats": history_api.stats}
+_HISTORY_ROUTES = {"/api/events": history_api.events, "/api/stats": history_api.stats,
+                   "/api/searches": history_api.saved_searches}
 
 
 class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknown_fields=True):
@@ -101,8 +102,10 @@ class Viewer:
     def __init__(self, port: int, token: str, broadcaster: Broadcaster,
                  counters: Counter[str], status: Callable[[], dict[str, object]],
                  files: dict[str, tuple[bytes, str]] | None = None,
-                 send_timeout_s: float = 30.0, index_path: Path | None = None) -> None:
+                 send_timeout_s: float = 30.0, index_path: Path | None = None,
+                 config_dir: Path | None = None) -> None:
         self.index_path = index_path
+        self.config_dir = config_dir
         self.wanted_port = port
         self.send_timeout_s = send_timeout_s
         self.port = 0
@@ -211,10 +214,10 @@ class Viewer:
             body = msgspec.json.encode(status)
         elif path == "/api/sessions":
             body = msgspec.json.encode({"sessions": self.broadcaster.sessions.all()})
-        elif path in _HISTORY_ROUTES and self.index_path is not None:
+        elif path in _HISTORY_ROUTES and self.index_path and self.config_dir:
             try:
                 body = await asyncio.to_thread(_HISTORY_ROUTES[path], self.index_path,
-                                               raw_query)
+                                               raw_query, self.config_dir)
             except history_api.BadRequest as exc:
                 self.counters["viewer_bad_requests"] += 1
                 return self._respond(http.HTTPStatus.BAD_REQUEST,

@@ -102,3 +102,37 @@ def test_stats_from_the_cli_and_the_api_agree(home: Path) -> None:
         assert bad.returncode == 1 and "since:" in bad.stderr
     finally:
         daemon.__exit__()
+
+
+def test_saved_searches_from_the_cli_and_the_api(home: Path) -> None:
+    daemon = indexed_daemon(home)
+    try:
+        listed = mpmd_cli(home, "searches")
+        assert "@failures" in listed.stdout and "preset" in listed.stdout
+        failures = mpmd_cli(home, "query", "@failures", "--jsonl", "--limit", "1000")
+        assert failures.returncode == 0, failures.stderr
+        assert {json.loads(x)["event_type"] for x in failures.stdout.splitlines()} == {
+            "PostToolUseFailure", "StopFailure"}
+
+        saved = mpmd_cli(home, "searches", "save", "my-bash", "tool:Bash", "-type:PreToolUse")
+        assert saved.returncode == 0, saved.stderr
+        assert (home / "searches.toml").stat().st_mode & 0o077 == 0
+        mine = mpmd_cli(home, "query", "@my-bash", "--jsonl", "--limit", "1000")
+        direct = mpmd_cli(home, "query", "tool:Bash", "-type:PreToolUse", "--jsonl",
+                          "--limit", "1000")
+        assert mine.stdout == direct.stdout and mine.stdout
+        code, body = api(home, "/api/searches")
+        assert code == 200 and body["searches"]["my-bash"] == "tool:Bash -type:PreToolUse"
+        code, page = api(home, "/api/events?q=@my-bash&limit=1000")
+        assert code == 200
+        assert [e["seq"] for e in page["events"]] == [
+            json.loads(x)["seq"] for x in direct.stdout.splitlines()]
+
+        bad = mpmd_cli(home, "searches", "save", "broken", "tool:Bash (")
+        assert bad.returncode == 1 and "bad query" in bad.stderr
+        unknown = mpmd_cli(home, "query", "@nope")
+        assert unknown.returncode == 1 and "no saved search 'nope'" in unknown.stderr
+        assert mpmd_cli(home, "searches", "delete", "my-bash").returncode == 0
+        assert mpmd_cli(home, "query", "@my-bash").returncode == 1
+    finally:
+        daemon.__exit__()
