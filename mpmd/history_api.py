@@ -23,7 +23,7 @@ class BadRequest(ValueError):
 
 
 def _int(args: dict[str, list[str]], name: str, default: int | None,
-         low: int = 0, high: int | None = None) -> int | None:
+         low: int = 0, high: int = 2**63 - 1) -> int | None:
     values = args.get(name)
     if not values:
         return default
@@ -31,7 +31,7 @@ def _int(args: dict[str, list[str]], name: str, default: int | None,
         value = int(values[0])
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, not {values[0]!r}") from None
-    if value < low or (high is not None and value > high):
+    if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}")
     return value
 

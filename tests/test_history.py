@@ -81,6 +81,8 @@ def test_api_events_pages_through_everything_once(home: Path) -> None:
         assert code == 400 and "tool:" in error["error"]
         code, error = api(home, "/api/events?limit=many")
         assert code == 400 and "limit" in error["error"]
+        code, error = api(home, f"/api/events?before={10**30}")
+        assert code == 400 and "before" in error["error"]
     finally:
         daemon.__exit__()
 
