@@ -38,15 +38,17 @@ def batches(lines: Iterable[bytes], size: int) -> Iterable[list[bytes]]:
 
 
 class Indexer:
-    def __init__(self, path: Path, journal: Journal, counters: Counter[str]) -> None:
+    def __init__(self, path: Path, journal: Journal, counters: Counter[str],
+                 queue_batches: int = QUEUE_BATCHES) -> None:
         self.path = path
         self.journal = journal
         self.counters = counters
         self.last_seq = 0  # as of the last commit (read by status; an int swap is atomic)
         self.ready = threading.Event()  # the index is open and caught up with the journal
-        self._queue: queue.Queue[list[bytes] | Task | None] = queue.Queue(QUEUE_BATCHES)
+        self._queue: queue.Queue[list[bytes] | Task | None] = queue.Queue(queue_batches)
         self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
         self._index: Index | None = None
+        self._deferred = False
 
     def start(self) -> None:
         self._thread.start()
@@ -58,6 +60,7 @@ class Indexer:
             self._queue.put_nowait(lines)
         except queue.Full:
             self.counters["index_batches_deferred"] += 1
+            self._deferred = True  # read back from the journal once the queue is empty
 
     def submit(self, task: Task) -> bool:
         """Run ``task(index)`` in the indexer thread after what is queued; False (not
@@ -86,6 +89,11 @@ class Indexer:
         while (item := self._queue.get()) is not None:
             try:
                 self._handle(item)
+                if self._deferred and self._queue.empty():
+                    # Batches were dropped while we were busy, and no later batch may come
+                    # to reveal the gap: read the journal up to its end now.
+                    self._deferred = False
+                    self._catch_up(None)
             except Exception as exc:  # one bad batch or a failing disk must not end the thread
                 self.counters["index_errors"] += 1
                 log.error("indexing failed (%s); the journal has the events, retrying with "

@@ -179,3 +179,28 @@ def test_mpmd_reindex(home: Path, daemon_running: bool) -> None:
         assert f"{len(fixture_payloads())} events" in result.stdout
         assert ("by the daemon" in result.stdout) == daemon_running
     assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
+
+
+def test_dropped_batches_are_read_back_even_if_nothing_follows(tmp_path: Path) -> None:
+    """The queue was full for the last batches of a burst: no later batch comes to reveal
+    the gap, so the thread reads the journal to its end once it has caught its breath."""
+    import threading
+
+    journal = Journal(tmp_path / "journal")
+    counters: Counter[str] = Counter()
+    indexer = Indexer(tmp_path / "i.sqlite3", journal, counters, queue_batches=1)
+    indexer.start()
+    busy, release = threading.Event(), threading.Event()
+    assert indexer.submit(lambda _index: (busy.set(), release.wait(30)))
+    assert busy.wait(30)  # the thread is inside that task; its queue is empty
+    lines = make_lines(90)
+    journal.append((i + 1, line) for i, line in enumerate(lines))
+    indexer.offer(lines[:30])
+    indexer.offer(lines[30:60])  # the queue is full: dropped
+    indexer.offer(lines[60:])  # dropped too, and nothing comes after
+    assert counters["index_batches_deferred"] == 2
+    release.set()
+    wait_until(lambda: indexer.last_seq == 90, "the dropped batches were indexed", timeout=30)
+    indexer.stop()
+    journal.close()
+    assert indexed_lines(tmp_path / "i.sqlite3") == lines
