@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python benchmarks/hook_cost.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/e2e_latency.py
+	$(BIN)/python benchmarks/search.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
