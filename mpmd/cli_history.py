@@ -4,6 +4,7 @@ index (mpmd.index; the query language is mpmd.query, docs/query.md)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -195,3 +196,49 @@ def delete_search(name: str) -> None:
     if not saved.delete(_settings().config_dir, name):
         raise click.ClickException(f"you have no saved search {name!r}")
     click.echo(f"deleted @{name}")
+
+
+@click.command()
+@click.argument("session")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "md", "html"]),
+              default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of to standard output.")
+def export(session: str, fmt: str, output: str | None) -> None:
+    """Export one session (its id or first characters) as JSON Lines, JSON, or a readable
+    Markdown or self-contained HTML report."""
+    from mpmd import export as exporter
+    from mpmd import index
+    from mpmd import query as language
+
+    settings = _settings()
+    try:
+        where, params = language.compile(f"session:{session}", 0)
+    except language.QueryError as exc:
+        raise click.ClickException(f"bad session id: {exc}") from None
+    conn = _open_index(settings)
+    try:
+        (count, ids), = conn.execute(
+            f"SELECT count(*), count(DISTINCT session_id) FROM events WHERE {where}", params)
+        if count == 0:
+            raise click.ClickException(f"no session starts with {session!r}")
+        if ids > 1:
+            raise click.ClickException(f"{ids} sessions start with {session!r}: give more of it")
+        lines: list[bytes] = []
+        with click.progressbar(length=count, label="reading", file=sys.stderr) as bar:
+            while len(lines) < count:
+                page = index.search(conn, where, params, limit=5000, oldest_first=True,
+                                    after=json.loads(lines[-1])["seq"] if lines else None)
+                if not page:
+                    break
+                lines += page
+                bar.update(len(page))
+    finally:
+        conn.close()
+    data = exporter.render(lines, fmt)
+    if output is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        with open(output, "wb") as f:
+            f.write(data)
+        click.echo(f"{len(lines)} events written to {output}", err=True)

@@ -138,3 +138,39 @@ def test_saved_searches_from_the_cli_and_the_api(home: Path) -> None:
         assert mpmd_cli(home, "query", "@my-bash").returncode == 1
     finally:
         daemon.__exit__()
+
+
+def test_export_a_session_in_every_format(home: Path, tmp_path: Path) -> None:
+    import html.parser
+
+    daemon = indexed_daemon(home)
+    try:
+        evil = {**json.loads(fixture_payloads()[2]), "session_id": "e" * 8 + "-other",
+                "prompt": "<script>alert(1)</script> | pipes"}
+        send_events(home, [json.dumps(evil).encode()])
+        wait_until(lambda: status(home)["index_last_seq"] == 3 * len(fixture_payloads()) + 1,
+                   "indexed")
+        sid = json.loads(fixture_payloads()[0])["session_id"]
+        mine = [e for e in journal_events(home) if e.get("session_id") == sid]
+
+        jsonl = mpmd_cli(home, "export", sid[:8], "--format", "jsonl")
+        assert jsonl.returncode == 0, jsonl.stderr
+        assert [json.loads(x) for x in jsonl.stdout.splitlines()] == mine  # in seq order
+        as_json = mpmd_cli(home, "export", sid, "--format", "json")
+        assert json.loads(as_json.stdout) == mine
+
+        md = mpmd_cli(home, "export", sid[:8], "--format", "md")
+        assert md.stdout.startswith("# Session shop")
+        assert md.stdout.count("\n| ") >= len(mine)  # one table row an event
+        assert "Exit code 1" in md.stdout and "## Prompts" in md.stdout
+
+        out = tmp_path / "report.html"
+        page = mpmd_cli(home, "export", "eeee", "--format", "html", "-o", str(out))
+        assert page.returncode == 0, page.stderr
+        text = out.read_text()
+        assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        html.parser.HTMLParser().feed(text)  # well-formed enough to parse
+
+        assert "no session starts with" in mpmd_cli(home, "export", "0000").stderr
+    finally:
+        daemon.__exit__()
