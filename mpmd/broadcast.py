@@ -120,15 +120,15 @@ class Client:
         self.queue.clear()
         self.queued_bytes = 0
 
-    def push(self, entries: list[Entry], sessions_msg: bytes | None, limit: int) -> bool:
+    def push(self, entries: list[Entry], extra_msg: bytes | None, limit: int) -> bool:
         """Queue live data; False (and the client is now lagged) when it overflows. A
         client that has taken everything so far gets this batch whatever its size."""
         had_some = bool(self.queue)
         self.queue.extend(entries)
         self.queued_bytes += sum(len(e.line) for e in entries)
-        if sessions_msg is not None:
-            self.queue.append(sessions_msg)
-            self.queued_bytes += len(sessions_msg)
+        if extra_msg is not None:  # an encoded message sent as it is (sessions, replays)
+            self.queue.append(extra_msg)
+            self.queued_bytes += len(extra_msg)
         if had_some and self.queued_bytes > limit:
             self._drop_queue()
             self.live = False
@@ -240,6 +240,14 @@ class Broadcaster:
                 self.counters["viewer_lagged"] += 1
                 log.info("viewer client %d fell behind; serving it from the journal",
                          client.id)
+
+    def send_to_all(self, data: bytes) -> int:
+        """Queue one encoded message (a replay's) for every live client; how many took it."""
+        taken = 0
+        for client in self.clients:
+            if client.live and client.push([], data, self.client_queue_bytes):
+                taken += 1
+        return taken
 
     # ---- serving one client -------------------------------------------------------------
     def sessions_snapshot(self, f: Filter) -> bytes:

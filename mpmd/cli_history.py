@@ -226,11 +226,7 @@ def export(session: str, fmt: str, output: str | None) -> None:
             raise click.ClickException(f"{ids} sessions start with {session!r}: give more of it")
         lines: list[bytes] = []
         with click.progressbar(length=count, label="reading", file=sys.stderr) as bar:
-            while len(lines) < count:
-                page = index.search(conn, where, params, limit=5000, oldest_first=True,
-                                    after=json.loads(lines[-1])["seq"] if lines else None)
-                if not page:
-                    break
+            for page in index.pages(conn, where, params):
                 lines += page
                 bar.update(len(page))
     finally:
@@ -242,3 +238,63 @@ def export(session: str, fmt: str, output: str | None) -> None:
         with open(output, "wb") as f:
             f.write(data)
         click.echo(f"{len(lines)} events written to {output}", err=True)
+
+
+@click.command()
+@click.argument("session")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Time scale: 10 plays ten times faster.")
+@click.option("--stdout", "to_stdout", is_flag=True,
+              help="Print the events (JSON lines) with their timing instead of sending them "
+                   "to the connected viewers.")
+def replay(session: str, speed: float, to_stdout: bool) -> None:
+    """Replay a session (its id or first characters) with its original timing, scaled:
+    to the viewers, marked as a replay, or to standard output. Quiet stretches are cut to
+    10 s."""
+    if not speed > 0:
+        raise click.ClickException("--speed must be above 0")
+    settings = _settings()
+    if to_stdout:
+        _replay_here(settings, session, speed)
+        return
+    try:
+        answers = control.stream(settings, {"cmd": "replay", "session": session,
+                                            "speed": speed})
+        first = json.loads(next(answers))
+    except control.NotRunning:
+        raise click.ClickException("mpmd is not running (replay to the viewers needs it; "
+                                   "--stdout does not)") from None
+    if "error" in first:
+        raise click.ClickException(first["error"])
+    with click.progressbar(length=first["total"], label="replaying", file=sys.stderr) as bar:
+        for line in answers:
+            answer = json.loads(line)
+            if "error" in answer:
+                raise click.ClickException(answer["error"])
+            if answer.get("done"):
+                break
+            bar.update(1)
+    click.echo(f"replayed {first['total']} events of {first['session_id']}", err=True)
+
+
+def _replay_here(settings: config.Settings, session: str, speed: float) -> None:
+    from mpmd import index
+    from mpmd import query as language
+    from mpmd import replay as replaying
+
+    try:
+        where, params = language.compile(f"session:{session}", 0)
+    except language.QueryError as exc:
+        raise click.ClickException(f"bad session id: {exc}") from None
+    conn = _open_index(settings)
+    try:
+        lines = [line for page in index.pages(conn, where, params) for line in page]
+    finally:
+        conn.close()
+    if not lines:
+        raise click.ClickException(f"no session starts with {session!r}")
+    for wait, line in replaying.schedule(lines, speed):
+        if wait:
+            time.sleep(wait)  # the replay's own timing
+        click.echo(line.decode("utf-8", "replace"))
+        sys.stdout.flush()

@@ -7,6 +7,8 @@ request and answers in JSON lines:
     {"cmd": "follow", "after": N} -> every journal line with seq > N, as they are written
     {"cmd": "reindex"}          -> {"total": N}, {"indexed": n} as it goes, then
                                    {"done": true, "last_seq": N} or {"error": "..."}
+    {"cmd": "replay", "session": ID, "speed": X}
+                                -> {"total": N}, {"sent": n} as it goes, then {"done": true}
 Client side: the functions behind `mpmd start`, `mpmd stop` and `mpmd status`.
 """
 
@@ -88,6 +90,43 @@ async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
     writer.write(json.dumps({"done": True, "last_seq": indexer.last_seq}).encode() + b"\n")
 
 
+async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
+                  request: dict[str, Any]) -> None:
+    """Replay one session to the connected viewers (mpmd.replay), streaming progress."""
+    from mpmd import index, query, replay
+
+    speed = float(request.get("speed", 1.0))
+    if not speed > 0:
+        raise ValueError("speed must be above 0")
+    where, params = query.compile(f"session:{request.get('session', '')}", 0)
+    path = daemon.settings.index_path
+
+    def read() -> list[bytes]:
+        conn = index.connect_read_only(path)
+        try:
+            return [line for page in index.pages(conn, where, params) for line in page]
+        finally:
+            conn.close()
+
+    lines = await asyncio.to_thread(read) if path.exists() else []
+    if not lines:
+        writer.write(b'{"error": "no such session in the index"}\n')
+        return
+    sessions = {json.loads(line).get("session_id") for line in lines}
+    if len(sessions) > 1:
+        writer.write(json.dumps({"error": f"{len(sessions)} sessions start with that: "
+                                          "give more of the id"}).encode() + b"\n")
+        return
+    session_id = sessions.pop()
+    writer.write(json.dumps({"total": len(lines), "session_id": session_id}).encode() + b"\n")
+
+    def progress(n: int) -> None:
+        writer.write(json.dumps({"sent": n}).encode() + b"\n")
+
+    await replay.to_viewers(daemon.broadcaster, str(session_id), lines, speed, progress)
+    writer.write(b'{"done": true}\n')
+
+
 async def serve(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -117,6 +156,8 @@ async def serve(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
                 daemon.followers.writers.discard(writer)
             elif cmd == "reindex":
                 await _reindex(daemon, writer)
+            elif cmd == "replay":
+                await _replay(daemon, writer, request)
             else:
                 writer.write(json.dumps({"error": f"unknown command {cmd!r}"}).encode() + b"\n")
             await writer.drain()

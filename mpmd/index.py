@@ -210,6 +210,15 @@ def search(conn: sqlite3.Connection, where: str, params: list[object], limit: in
     return [line_of(blob) for (blob,) in conn.execute(sql, args)]
 
 
+def pages(conn: sqlite3.Connection, where: str, params: list[object],
+          size: int = 5000) -> Iterator[list[bytes]]:
+    """Every matching line, oldest first, a page at a time (exports, replays)."""
+    after = None
+    while page := search(conn, where, params, limit=size, after=after, oldest_first=True):
+        yield page
+        after = line_seq(page[-1])
+
+
 class Index:
     """The writer's side: one connection, used from one thread."""
 
