@@ -26,7 +26,8 @@ from tests.utils import (
 
 def test_schedule_scales_and_caps_the_gaps() -> None:
     lines = make_lines(4)  # hook times 1 s apart
-    lines[3] = lines[3].replace(b'"timestamp":"1970-01-01T00:00:04', b'"timestamp":"1970-01-01T01:00:04')
+    lines[3] = lines[3].replace(b'"timestamp":"1970-01-01T00:00:04',
+                                b'"timestamp":"1970-01-01T01:00:04')
     waits = [wait for wait, _line in schedule(lines, speed=2.0, max_gap_s=10.0)]
     assert waits == [0.0, 0.5, 0.5, 10.0]  # an hour's pause is cut to 10 s
     assert [line for _w, line in schedule(lines, 1.0)] == lines
