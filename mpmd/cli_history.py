@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -30,17 +31,25 @@ def reindex() -> None:
     except control.NotRunning:
         _reindex_here(settings)
         return
+    done = _follow_progress(first, lines, "indexing", lambda answer: answer["indexed"])
+    click.echo(f"search index rebuilt by the daemon: {done.get('last_seq', 0)} events")
+
+
+def _follow_progress(first: dict[str, Any], answers: Iterator[bytes], label: str,
+                     step: Callable[[dict[str, Any]], int]) -> dict[str, Any]:
+    """Show a daemon's streamed progress ({"total"}, then steps, then {"done"} or
+    {"error"}) as a progress bar on stderr; returns the "done" answer."""
     if "error" in first:
         raise click.ClickException(first["error"])
-    with click.progressbar(length=first["total"], label="indexing", show_pos=True) as bar:
-        for line in lines:
-            answer = json.loads(line)
+    with click.progressbar(length=first["total"], label=label, file=sys.stderr) as bar:
+        for line in answers:
+            answer: dict[str, Any] = json.loads(line)
             if "error" in answer:
                 raise click.ClickException(answer["error"])
             if answer.get("done"):
-                break
-            bar.update(answer["indexed"])
-    click.echo(f"search index rebuilt by the daemon: {answer.get('last_seq', 0)} events")
+                return answer
+            bar.update(step(answer))
+    raise click.ClickException("the daemon stopped answering before it was done")
 
 
 def _reindex_here(settings: config.Settings) -> None:
@@ -264,16 +273,7 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
     except control.NotRunning:
         raise click.ClickException("mpmd is not running (replay to the viewers needs it; "
                                    "--stdout does not)") from None
-    if "error" in first:
-        raise click.ClickException(first["error"])
-    with click.progressbar(length=first["total"], label="replaying", file=sys.stderr) as bar:
-        for line in answers:
-            answer = json.loads(line)
-            if "error" in answer:
-                raise click.ClickException(answer["error"])
-            if answer.get("done"):
-                break
-            bar.update(1)
+    _follow_progress(first, answers, "replaying", lambda _answer: 1)
     click.echo(f"replayed {first['total']} events of {first['session_id']}", err=True)
 
 
