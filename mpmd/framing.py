@@ -106,10 +106,14 @@ class FrameDecoder:
                 if end - body_start < size:
                     break
                 start = body_start + size
-                try:
-                    frames.append(decode_body(view[body_start:start]))
-                except FrameError as exc:
-                    return frames, exc, start
+                # The body's view is released here, whatever happens: an error's traceback
+                # would otherwise keep it, and with it an export of ``buf``, which then
+                # cannot be resized (BufferError).
+                with view[body_start:start] as body:
+                    try:
+                        frames.append(decode_body(body))
+                    except FrameError as exc:
+                        return frames, exc.with_traceback(None), start
         return frames, None, start
 
 
