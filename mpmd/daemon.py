@@ -182,9 +182,10 @@ class Daemon:
             self.journal.append((line_seq(rec), rec) for _pos, rec in records)
             self.counters["journal_batches"] += 1
             self.journal.maybe_sync()
-            self.followers.publish([rec for _pos, rec in records])
+            lines = [rec for _pos, rec in records]
+            self.followers.publish(lines)
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
-            self.indexer.offer([rec for _pos, rec in records])
+            self.indexer.offer(lines)
             self._ring_freed()
             total += len(records)
 

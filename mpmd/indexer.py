@@ -26,7 +26,11 @@ from mpmd.journal import Journal, line_seq
 log = logging.getLogger("mpmd.indexer")
 
 QUEUE_BATCHES = 256
-CATCH_UP_BATCH = 5000
+# Lines waiting for the thread, at most (measured: bounded by batches alone, a busy daemon
+# held ~60 MB of them). Past it a batch is read back from the journal instead.
+QUEUE_BYTES = 2 * 1024 * 1024
+CATCH_UP_BATCH = 1000  # lines a catch-up transaction: small, it runs beside a busy loop
+REBUILD_BATCH = 5000
 
 Task = Callable[[Index], object]
 
@@ -39,16 +43,19 @@ def batches(lines: Iterable[bytes], size: int) -> Iterable[list[bytes]]:
 
 class Indexer:
     def __init__(self, path: Path, journal: Journal, counters: Counter[str],
-                 queue_batches: int = QUEUE_BATCHES) -> None:
+                 queue_batches: int = QUEUE_BATCHES, queue_bytes: int = QUEUE_BYTES) -> None:
         self.path = path
         self.journal = journal
         self.counters = counters
         self.last_seq = 0  # as of the last commit (read by status; an int swap is atomic)
-        self.ready = threading.Event()  # the index is open and caught up with the journal
         self._queue: queue.Queue[list[bytes] | Task | None] = queue.Queue(queue_batches)
         self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
         self._index: Index | None = None
         self._deferred = False
+        self._stopping = False
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0  # of lines in the queue; both threads update it, under _lock
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
@@ -56,9 +63,16 @@ class Indexer:
     def offer(self, lines: list[bytes]) -> None:
         """Journaled lines to index. Never blocks: when the thread is this far behind, the
         batch is dropped and read back from the journal later."""
-        try:
-            self._queue.put_nowait(lines)
-        except queue.Full:
+        size = sum(map(len, lines))
+        with self._lock:
+            fits = not self._queued_bytes or self._queued_bytes + size <= self._queue_bytes
+            if fits:
+                try:
+                    self._queue.put_nowait(lines)
+                    self._queued_bytes += size
+                except queue.Full:
+                    fits = False
+        if not fits:
             self.counters["index_batches_deferred"] += 1
             self._deferred = True  # read back from the journal once the queue is empty
 
@@ -72,7 +86,10 @@ class Indexer:
         return True
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """End the thread after the batch it is on: what is still queued is in the journal,
+        and the next start reads it back from there (a stop must not wait on a backlog)."""
         if self._thread.is_alive():
+            self._stopping = True
             self._queue.put(None)
             self._thread.join(timeout_s)
 
@@ -85,8 +102,10 @@ class Indexer:
         except Exception:
             self.counters["index_errors"] += 1
             log.exception("search index unavailable")
-        self.ready.set()
-        while (item := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None and not self._stopping:
+            if not callable(item):
+                with self._lock:
+                    self._queued_bytes -= sum(map(len, item))
             try:
                 self._handle(item)
                 if self._deferred and self._queue.empty():
@@ -142,6 +161,6 @@ class Indexer:
         if self._index is not None:
             self._index.close()
             self._index = None
-        self._index = rebuild(self.path, self.journal.read_from(0), CATCH_UP_BATCH, progress)
+        self._index = rebuild(self.path, self.journal.read_from(0), REBUILD_BATCH, progress)
         self.last_seq = self._index.last_seq
 
