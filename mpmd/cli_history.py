@@ -21,6 +21,19 @@ def _settings() -> config.Settings:
         raise click.ClickException(str(exc)) from None
 
 
+def _session_lines(settings: config.Settings, session: str,
+                   progress: Callable[[int, int], object] | None = None) -> list[bytes]:
+    from mpmd import index
+
+    conn = _open_index(settings)
+    try:
+        return index.session_lines(conn, session, progress)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+
+
 @click.command()
 def reindex() -> None:
     """Rebuild the search index from the journal."""
@@ -217,29 +230,15 @@ def export(session: str, fmt: str, output: str | None) -> None:
     """Export one session (its id or first characters) as JSON Lines, JSON, or a readable
     Markdown or self-contained HTML report."""
     from mpmd import export as exporter
-    from mpmd import index
-    from mpmd import query as language
 
     settings = _settings()
-    try:
-        where, params = language.compile(f"session:{session}", 0)
-    except language.QueryError as exc:
-        raise click.ClickException(f"bad session id: {exc}") from None
-    conn = _open_index(settings)
-    try:
-        (count, ids), = conn.execute(
-            f"SELECT count(*), count(DISTINCT session_id) FROM events WHERE {where}", params)
-        if count == 0:
-            raise click.ClickException(f"no session starts with {session!r}")
-        if ids > 1:
-            raise click.ClickException(f"{ids} sessions start with {session!r}: give more of it")
-        lines: list[bytes] = []
-        with click.progressbar(length=count, label="reading", file=sys.stderr) as bar:
-            for page in index.pages(conn, where, params):
-                lines += page
-                bar.update(len(page))
-    finally:
-        conn.close()
+    with click.progressbar(length=1, label="reading", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total  # known once the session is found
+            bar.update(done - bar.pos)
+
+        lines = _session_lines(settings, session, progress)
     data = exporter.render(lines, fmt)
     if output is None:
         click.echo(data.decode(), nl=False)
@@ -278,21 +277,9 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
 
 
 def _replay_here(settings: config.Settings, session: str, speed: float) -> None:
-    from mpmd import index
-    from mpmd import query as language
     from mpmd import replay as replaying
 
-    try:
-        where, params = language.compile(f"session:{session}", 0)
-    except language.QueryError as exc:
-        raise click.ClickException(f"bad session id: {exc}") from None
-    conn = _open_index(settings)
-    try:
-        lines = [line for page in index.pages(conn, where, params) for line in page]
-    finally:
-        conn.close()
-    if not lines:
-        raise click.ClickException(f"no session starts with {session!r}")
+    lines = _session_lines(settings, session)
     for wait, line in replaying.schedule(lines, speed):
         if wait:
             time.sleep(wait)  # the replay's own timing

@@ -93,31 +93,29 @@ async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
 async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
                   request: dict[str, Any]) -> None:
     """Replay one session to the connected viewers (mpmd.replay), streaming progress."""
-    from mpmd import index, query, replay
+    from mpmd import index, replay
 
     speed = float(request.get("speed", 1.0))
     if not speed > 0:
         raise ValueError("speed must be above 0")
-    where, params = query.compile(f"session:{request.get('session', '')}", 0)
     path = daemon.settings.index_path
 
     def read() -> list[bytes]:
         conn = index.connect_read_only(path)
         try:
-            return [line for page in index.pages(conn, where, params) for line in page]
+            return index.session_lines(conn, str(request.get("session", "")))
         finally:
             conn.close()
 
-    lines = await asyncio.to_thread(read) if path.exists() else []
-    if not lines:
-        writer.write(b'{"error": "no such session in the index"}\n')
+    if not path.exists():
+        writer.write(b'{"error": "no search index yet"}\n')
         return
-    sessions = {json.loads(line).get("session_id") for line in lines}
-    if len(sessions) > 1:
-        writer.write(json.dumps({"error": f"{len(sessions)} sessions start with that: "
-                                          "give more of the id"}).encode() + b"\n")
+    try:
+        lines = await asyncio.to_thread(read)
+    except LookupError as exc:
+        writer.write(json.dumps({"error": str(exc)}).encode() + b"\n")
         return
-    session_id = sessions.pop()
+    session_id = json.loads(lines[0]).get("session_id")
     writer.write(json.dumps({"total": len(lines), "session_id": session_id}).encode() + b"\n")
 
     def progress(n: int) -> None:

@@ -219,6 +219,32 @@ def pages(conn: sqlite3.Connection, where: str, params: list[object],
         after = line_seq(page[-1])
 
 
+def session_lines(conn: sqlite3.Connection, session: str,
+                  progress: Callable[[int, int], object] | None = None) -> list[bytes]:
+    """Every line of the one session whose id starts with ``session``, oldest first
+    (exports, replays); LookupError, saying why, for no such session or several.
+    ``progress(read so far, total)`` after each page."""
+    from mpmd import query  # the session: field's prefix rules live there
+
+    quoted = '"' + session.replace('"', '""') + '"'  # the whole argument is the id
+    try:
+        where, params = query.compile(f"session:{quoted}", 0)
+    except query.QueryError as exc:
+        raise LookupError(f"bad session id: {exc}") from None
+    (count, ids), = conn.execute(
+        f"SELECT count(*), count(DISTINCT session_id) FROM events WHERE {where}", params)
+    if count == 0:
+        raise LookupError(f"no session starts with {session!r}")
+    if ids > 1:
+        raise LookupError(f"{ids} sessions start with {session!r}: give more of the id")
+    lines: list[bytes] = []
+    for page in pages(conn, where, params):
+        lines += page
+        if progress is not None:
+            progress(len(lines), count)
+    return lines
+
+
 class Index:
     """The writer's side: one connection, used from one thread."""
 

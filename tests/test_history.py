@@ -172,5 +172,8 @@ def test_export_a_session_in_every_format(home: Path, tmp_path: Path) -> None:
         html.parser.HTMLParser().feed(text)  # well-formed enough to parse
 
         assert "no session starts with" in mpmd_cli(home, "export", "0000").stderr
+        # The argument is a session id, nothing else: not a query that reaches other sessions.
+        widened = mpmd_cli(home, "export", "0000 OR risk:high", "--format", "jsonl")
+        assert widened.returncode == 1 and "no session starts with" in widened.stderr
     finally:
         daemon.__exit__()
