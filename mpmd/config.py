@@ -129,7 +129,10 @@ _TUNABLES = {
     if f.name not in ("runtime_dir", "state_dir", "config_dir", "sources")
 }
 
-_MAY_BE_ZERO = frozenset({"viewer_port"})
+# Numbers must be positive, except those with their own range here.
+_RANGES: dict[str, tuple[int, int, str]] = {
+    "viewer_port": (0, 65535, "a TCP port, or 0 for any free one"),
+}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -143,11 +146,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             result = str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} = {value!r} (from {origin}) is not a valid {kind}") from None
-    if name in _MAY_BE_ZERO and result == 0:
-        return result
-    if name == "viewer_port" and result > 65535:
-        raise ConfigError(f"{name} = {value!r} (from {origin}) is not a TCP port")
-    if kind in ("int", "float") and result <= 0:
+    if name in _RANGES:
+        low, high, what = _RANGES[name]
+        if not low <= result <= high:
+            raise ConfigError(f"{name} = {value!r} (from {origin}) must be {what}")
+    elif kind in ("int", "float") and result <= 0:
         raise ConfigError(f"{name} = {value!r} (from {origin}) must be positive")
     return result
 

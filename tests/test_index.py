@@ -56,8 +56,12 @@ def fts(path: Path, match: str) -> list[int]:
 
 
 def test_lines_are_indexed_once_and_kept_whole(tmp_path: Path) -> None:
+    import stat
+
     lines = make_lines(100)
     index = Index(tmp_path / "i.sqlite3")
+    for name in ("i.sqlite3", "i.sqlite3-wal", "i.sqlite3-shm"):  # the user's data only
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     assert index.add(lines[:60]) == 60
     assert index.add(lines[30:]) == 40  # the overlap is skipped by seq
     assert index.add([b"not json", b"{}"]) == 0
