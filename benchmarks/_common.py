@@ -303,6 +303,16 @@ def send_like_the_hook(path: str, frame: bytes, ack_bytes: int) -> bytes:
         sock.close()
 
 
+def recv_exactly(sock: socket.socket, view: memoryview) -> None:
+    """Fill ``view`` from ``sock`` (a batch of acks); ConnectionError if it closes first."""
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise ConnectionError("the daemon closed the connection")
+        got += n
+
+
 def emit_json(obj: dict) -> None:
     """The one machine-readable line; always the last line on stdout."""
     sys.stdout.flush()

@@ -271,12 +271,7 @@ def run_pipelined(path: str, payloads: list[bytes], args: argparse.Namespace, *,
             if sent < budget:
                 send_one()
         while pending:
-            got = 0
-            while got < len(acks):
-                n = sock.recv_into(view[got:])
-                if not n:
-                    raise ConnectionError("the daemon closed the connection")
-                got += n
+            C.recv_exactly(sock, view)
             ids = pending.popleft()
             statuses = acks[24::ACK]
             tally["stored"] += statuses.count(wire.STORED)

@@ -1192,12 +1192,7 @@ def daemon_keeps_up(rate: float, seconds: float, idle_s: float = 10.0) -> dict[s
             batch.fresh()
             sock.sendall(batch.blob)
             sent += size
-            got = 0
-            while got < len(acks):
-                n = sock.recv_into(view[got:])
-                if not n:
-                    raise ConnectionError("the daemon closed the connection")
-                got += n
+            C.recv_exactly(sock, view)
             stored += acks[24::wire.ACK_FRAME_BYTES].count(wire.STORED)
         wall = time.monotonic() - start
         cpu = sum(I.cpu_seconds(daemon.pid)) - sum(cpu0)
