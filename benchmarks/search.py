@@ -915,7 +915,7 @@ def journal_disk_bytes(directory: Path) -> tuple[int, int, int]:
 
 
 def size_split(path: Path) -> dict[str, int]:
-    """Bytes per table / index / FTS shadow table (dbstat), plus the `line` blobs' bytes."""
+    """Bytes per table / index / FTS shadow table (dbstat), plus the line blocks' bytes."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         try:
@@ -923,8 +923,8 @@ def size_split(path: Path) -> dict[str, int]:
         except sqlite3.OperationalError:  # no dbstat compiled in
             rows = []
         split = {name: int(size) for name, size in rows}
-        split["(line blobs, inside events)"] = int(
-            conn.execute("SELECT SUM(LENGTH(line)) FROM events").fetchone()[0] or 0)
+        split["(compressed line blocks, inside blocks)"] = int(
+            conn.execute("SELECT SUM(LENGTH(data)) FROM blocks").fetchone()[0] or 0)
         split["(other columns, inside events)"] = int(conn.execute(
             "SELECT SUM(8 + LENGTH(session_id) + LENGTH(event_type) + IFNULL(LENGTH(tool_name),"
             " 0) + LENGTH(risk) + LENGTH(status) + LENGTH(operation) + IFNULL(LENGTH(file_path),"
@@ -979,17 +979,18 @@ def sample_values(path: Path, n_runs: int, rng: random.Random) -> dict[str, list
         last = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
         seqs = rng.sample(range(1, last + 1), min(last, 4000))
         marks = ",".join("?" * len(seqs))
-        rows = conn.execute(f"SELECT seq, session_id, event_type, line FROM events WHERE seq "
-                            f"IN ({marks})", seqs).fetchall()
+        rows = conn.execute(f"SELECT seq, session_id, event_type FROM events WHERE seq "
+                            f"IN ({marks}) ORDER BY seq", seqs).fetchall()
+        lines = mindex.fetch_lines(conn, [r[0] for r in rows])
     finally:
         conn.close()
     sessions = sorted({r[1] for r in rows if r[1]})
     types = sorted({r[2] for r in rows})
     phrases = []
-    for _seq, _sid, event_type, blob in rows:
+    for (_seq, _sid, event_type), line in zip(rows, lines, strict=True):
         if event_type not in ("UserPromptSubmit", "PreToolUse"):
             continue
-        payload = json.loads(mindex.line_of(blob)).get("payload") or {}
+        payload = json.loads(line).get("payload") or {}
         text = payload.get("prompt") or (payload.get("tool_input") or {}).get("command")
         words = _TOKEN.findall(text or "")
         if len(words) >= 3:
@@ -1114,7 +1115,7 @@ def time_queries(path: Path, cases: list[Case], runs: int, now_ms: int,
             if plans:
                 where, params = language.compile(slowest[0].split(" before=")[0], now_ms)
                 result["plan"] = [r[-1] for r in conn.execute(
-                    f"EXPLAIN QUERY PLAN SELECT line FROM events WHERE ({where}) "
+                    f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE ({where}) "
                     "ORDER BY seq DESC LIMIT 50", params)]
             out[case.name] = result
             print(f"    {case.name:17} p50 {result['p50']:7.1f}  p95 {result['p95']:7.1f}  "
@@ -1319,8 +1320,8 @@ def main() -> int:
               "cores meanwhile)")
         sqlite_s = rebuild_s - read_s - row_us * read / 1e6
         print(f"    where it goes: reading the journal {read_s:.1f} s (gunzip + split), "
-              f"row_of {row_us:.1f} us an event = {row_us * read / 1e6:.1f} s, SQLite "
-              f"(inserts, FTS, commits) the rest: {sqlite_s:.1f} s")
+              f"row_of {row_us:.1f} us an event = {row_us * read / 1e6:.1f} s, compressing "
+              f"line blocks and SQLite (inserts, FTS, commits) the rest: {sqlite_s:.1f} s")
         figures["reindex_sqlite_s"] = sqlite_s
 
         # ---- 3. size

@@ -19,7 +19,11 @@ MAX_LIMIT = 1000
 
 
 class BadRequest(ValueError):
-    pass
+    status = 400
+
+
+class NotFound(BadRequest):
+    status = 404
 
 
 def _int(args: dict[str, list[str]], name: str, default: int | None,
@@ -79,15 +83,65 @@ def saved_searches(_index_path: Path, _raw_query: str, config_dir: Path) -> byte
     return msgspec.json.encode({"searches": found, "presets": sorted(searches.PRESETS)})
 
 
-def stats(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
-    """``/api/stats?since=7d&until=``: mpmd.stats over that range."""
-    args = parse_qs(raw_query)
+def _range(args: dict[str, list[str]], default_since: str) -> tuple[int, int]:
+    """[since, until) in ms from ``since=``/``until=``, which take what the query language's
+    since:/until: take."""
     now = int(time.time() * 1000)
     try:
-        since = query.time_bound("since", args.get("since", ["7d"])[0], now)
+        since = query.time_bound("since", args.get("since", [default_since])[0], now)
         until = query.time_bound("until", args["until"][0], now) if "until" in args else now + 1
     except query.QueryError as exc:
         raise BadRequest(str(exc)) from None
+    return since, until
+
+
+def history_sessions(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
+    """``/api/history/sessions?since=7d&until=&limit=200``: summaries of the sessions with
+    events in that range, most recently active first."""
+    args = parse_qs(raw_query)
+    since, until = _range(args, "7d")
+    limit = _int(args, "limit", 200, 1, MAX_LIMIT)
+    if not index_path.exists():
+        return b'{"sessions":[],"indexing":true}'
+    conn = index.connect_read_only(index_path)
+    try:
+        return msgspec.json.encode(
+            {"sessions": index.sessions(conn, since, until, limit or 200)})
+    finally:
+        conn.close()
+
+
+def history_session(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
+    """``/api/history/session?id=&after=&limit=1000``: one session's summary and its events
+    oldest first (its timeline), paged by ``next.after``."""
+    args = parse_qs(raw_query)
+    session = args.get("id", [""])[0]
+    if not session:
+        raise BadRequest("id= is required: a session id or its first characters")
+    limit = _int(args, "limit", MAX_LIMIT, 1, MAX_LIMIT) or MAX_LIMIT
+    after = _int(args, "after", None)
+    if not index_path.exists():
+        raise NotFound("the search index is being built: try again in a moment")
+    conn = index.connect_read_only(index_path)
+    try:
+        try:
+            summary = index.find_session(conn, session)
+        except LookupError as exc:
+            raise (NotFound if str(exc).startswith("no session") else BadRequest)(
+                str(exc)) from None
+        lines = index.search(conn, "session_id = ?", [summary["session_id"]], limit=limit,
+                             after=after, oldest_first=True)
+    finally:
+        conn.close()
+    nxt = {"after": msgspec.json.decode(lines[-1], type=_Seq).seq} \
+        if len(lines) == limit else None
+    return (b'{"session":' + msgspec.json.encode(summary) + b',"events":[' + b",".join(lines)
+            + b'],"next":' + msgspec.json.encode(nxt) + b"}")
+
+
+def stats(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
+    """``/api/stats?since=7d&until=``: mpmd.stats over that range."""
+    since, until = _range(parse_qs(raw_query), "7d")
     if not index_path.exists():
         return b'{"events":0,"indexing":true}'
     conn = index.connect_read_only(index_path)

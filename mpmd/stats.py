@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from mpmd.index import line_of
+from mpmd.index import FAILURE_TYPES, fetch_lines
 
 TOOL_CALL_ENDS = ("PostToolUse", "PostToolUseFailure")
 MAX_FAILURES_READ = 20_000  # error patterns look at the newest this many failures
@@ -57,7 +57,7 @@ def compute(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> dict[str,
         {"t": bucket * width, "events": n, "failures": failed}
         for bucket, n, failed in conn.execute(
             f"""SELECT ts / ? AS bucket, count(*),
-                       sum(event_type IN ('PostToolUseFailure', 'StopFailure'))
+                       sum(event_type IN {FAILURE_TYPES})
                 FROM events WHERE {in_range} GROUP BY bucket ORDER BY bucket""",
             (width, *rng))
     ]
@@ -80,11 +80,12 @@ def compute(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> dict[str,
         for name, n in calls.most_common()
     ]
     patterns: Counter[tuple[str, str]] = Counter()
-    for (blob,) in conn.execute(
-            f"""SELECT line FROM events WHERE event_type IN ('PostToolUseFailure', 'StopFailure')
-                AND {in_range} ORDER BY seq DESC LIMIT ?""", (*rng, MAX_FAILURES_READ)):
+    failing = [seq for (seq,) in conn.execute(
+        f"""SELECT seq FROM events WHERE event_type IN {FAILURE_TYPES}
+            AND {in_range} ORDER BY seq DESC LIMIT ?""", (*rng, MAX_FAILURES_READ))]
+    for line in fetch_lines(conn, failing):
         try:
-            failure = _failure_decoder.decode(line_of(blob))
+            failure = _failure_decoder.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
         payload = failure.payload or {}

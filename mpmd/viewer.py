@@ -13,6 +13,7 @@ import email.utils
 import errno
 import http
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -76,7 +77,9 @@ def static_table(folder: Path) -> dict[str, tuple[bytes, str]]:
 
 # Reads of the search index, each in a worker thread with its own connection.
 _HISTORY_ROUTES = {"/api/events": history_api.events, "/api/stats": history_api.stats,
-                   "/api/searches": history_api.saved_searches}
+                   "/api/searches": history_api.saved_searches,
+                   "/api/history/sessions": history_api.history_sessions,
+                   "/api/history/session": history_api.history_session}
 
 
 class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknown_fields=True):
@@ -220,9 +223,16 @@ class Viewer:
                                                raw_query, self.config_dir)
             except history_api.BadRequest as exc:
                 self.counters["viewer_bad_requests"] += 1
-                return self._respond(http.HTTPStatus.BAD_REQUEST,
+                return self._respond(http.HTTPStatus(exc.status),
                                      msgspec.json.encode({"error": str(exc)}),
                                      "application/json")
+            except sqlite3.Error as exc:  # the index being rebuilt or replaced under us
+                self.counters["viewer_index_errors"] += 1
+                return self._respond(
+                    http.HTTPStatus.SERVICE_UNAVAILABLE,
+                    msgspec.json.encode({"error": f"the search index is unavailable ({exc}); "
+                                                  "try again in a moment"}),
+                    "application/json")
         else:
             self.counters["viewer_not_found"] += 1
             return self._respond(http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',

@@ -177,3 +177,50 @@ def test_export_a_session_in_every_format(home: Path, tmp_path: Path) -> None:
         assert widened.returncode == 1 and "no session starts with" in widened.stderr
     finally:
         daemon.__exit__()
+
+
+def test_api_past_sessions_and_one_sessions_timeline(home: Path) -> None:
+    payloads = []
+    for sid in ("aaaa1111-0000-4000-8000-000000000001", "aaaa2222-0000-4000-8000-000000000002"):
+        for payload in fixture_payloads():
+            data = json.loads(payload)
+            data["session_id"] = sid
+            payloads.append(json.dumps(data).encode())
+    daemon = Daemon(home).start()
+    try:
+        send_events(home, payloads)
+        wait_until(lambda: status(home)["index_last_seq"] == len(payloads), "indexed")
+        events = journal_events(home)
+        code, listing = api(home, "/api/history/sessions?since=1d")
+        assert code == 200
+        by_id = {s["session_id"]: s for s in listing["sessions"]}
+        assert set(by_id) == {e["session_id"] for e in events}
+        first = by_id["aaaa1111-0000-4000-8000-000000000001"]
+        mine = [e for e in events if e["session_id"] == first["session_id"]]
+        assert (first["events"], first["first_seq"], first["last_seq"]) == (
+            len(mine), mine[0]["seq"], mine[-1]["seq"])
+        assert first["end_reason"] == "prompt_input_exit" and first["cwd"] == mine[0]["cwd"]
+        assert first["tool_calls"] == sum(e["event_type"] == "PreToolUse" for e in mine)
+        # Most recently active first.
+        assert [s["session_id"][:8] for s in listing["sessions"]] == ["aaaa2222", "aaaa1111"]
+
+        seen, route = [], "/api/history/session?id=aaaa1111&limit=10"
+        while True:
+            code, page = api(home, route)
+            assert code == 200 and page["session"] == first
+            seen += [e["seq"] for e in page["events"]]
+            if page["next"] is None:
+                break
+            route = f"/api/history/session?id=aaaa1111&limit=10&after={page['next']['after']}"
+        assert seen == [e["seq"] for e in mine]
+
+        code, error = api(home, "/api/history/session?id=aaaa")
+        assert code == 400 and "several sessions" in error["error"]
+        code, error = api(home, "/api/history/session?id=bbbb")
+        assert code == 404 and "no session" in error["error"]
+        code, error = api(home, "/api/history/sessions?since=soon")
+        assert code == 400 and "since:" in error["error"]
+        code, empty = api(home, "/api/history/sessions?since=2020-01-01&until=2020-01-02")
+        assert code == 200 and empty["sessions"] == []
+    finally:
+        daemon.__exit__()

@@ -11,9 +11,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from mpmd import index as index_module
 from mpmd import record
 from mpmd.framing import EventFrame
-from mpmd.index import Index, connect_read_only, line_of, open_index, rebuild
+from mpmd.index import Index, connect_read_only, fetch_lines, open_index, rebuild
 from mpmd.indexer import Indexer
 from mpmd.journal import Journal
 from tests.utils import (
@@ -41,7 +42,8 @@ def make_lines(n: int, start: int = 1) -> list[bytes]:
 def indexed_lines(path: Path) -> list[bytes]:
     conn = connect_read_only(path)
     try:
-        return [line_of(blob) for (blob,) in conn.execute("SELECT line FROM events ORDER BY seq")]
+        seqs = [s for (s,) in conn.execute("SELECT seq FROM events ORDER BY seq")]
+        return fetch_lines(conn, seqs)
     finally:
         conn.close()
 
@@ -112,7 +114,9 @@ def test_a_damaged_or_foreign_file_is_set_aside(tmp_path: Path) -> None:
     conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
+    (tmp_path / "i.sqlite3.damaged").unlink()
     assert open_index(path).last_seq == 0  # another schema: rebuilt, not misread
+    assert not (tmp_path / "i.sqlite3.damaged").exists()  # and not kept: nothing to learn
 
 
 def test_rebuild_reports_progress_and_replaces_in_one_step(tmp_path: Path) -> None:
@@ -208,3 +212,88 @@ def test_dropped_batches_are_read_back_even_if_nothing_follows(tmp_path: Path) -
     indexer.stop()
     journal.close()
     assert indexed_lines(tmp_path / "i.sqlite3") == lines
+
+
+def summarise(lines: list[bytes]) -> dict[str, dict]:
+    """The sessions table worked out the slow way, from the lines themselves."""
+    found: dict[str, dict] = {}
+    for line in lines:
+        ev = msgspec.json.decode(line)
+        sid, payload = ev.get("session_id"), ev.get("payload") or {}
+        if sid is None:
+            continue
+        ts = index_module.iso_to_ms(ev["timestamp"])
+        s = found.setdefault(sid, {
+            "session_id": sid, "first_seq": ev["seq"], "first_ts": ts, "last_ts": ts,
+            "events": 0, "tool_calls": 0, "failures": 0, "cwd": None, "model": None,
+            "end_reason": None, "first_prompt": None})
+        s["last_seq"] = ev["seq"]
+        s["first_ts"], s["last_ts"] = min(s["first_ts"], ts), max(s["last_ts"], ts)
+        s["events"] += 1
+        s["tool_calls"] += ev["event_type"] == "PreToolUse"
+        s["failures"] += ev["event_type"] in ("PostToolUseFailure", "StopFailure")
+        s["cwd"] = s["cwd"] or ev.get("cwd")
+        if ev["event_type"] == "SessionStart" and payload.get("model"):
+            s["model"] = payload["model"]
+        if ev["event_type"] == "SessionEnd" and payload.get("reason"):
+            s["end_reason"] = payload["reason"]
+        if ev["event_type"] == "UserPromptSubmit" and not s["first_prompt"]:
+            s["first_prompt"] = payload.get("prompt", "")[:200] or None
+    return found
+
+
+def varied_lines(n: int) -> list[bytes]:
+    """Fixture lines spread over three sessions, the third one never ended."""
+    lines = []
+    for line in make_lines(n):
+        ev = msgspec.json.decode(line)
+        ev["session_id"] = f"{ev['session_id'][:-1]}{ev['seq'] % 3}"
+        if ev["seq"] % 3 == 2 and ev["event_type"] == "SessionEnd":
+            ev["event_type"] = "Stop"
+        lines.append(msgspec.json.encode(ev))
+    return lines
+
+
+def indexed_sessions(path: Path) -> dict[str, dict]:
+    conn = connect_read_only(path)
+    try:
+        return {s["session_id"]: s for s in index_module.sessions(conn, 0, 2**62, 1000)}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sizes", [(200,), (1, 7, 16, 33, 143)])
+def test_sessions_are_summed_up_across_batches(tmp_path: Path, sizes: tuple[int, ...]) -> None:
+    lines = varied_lines(200)
+    index = Index(tmp_path / "i.sqlite3")
+    start = 0
+    for size in sizes:
+        index.add(lines[start:start + size])
+        start += size
+    index.close()
+    expected = summarise(lines)
+    assert len(expected) == 3 and sum(s["end_reason"] is None for s in expected.values()) == 1
+    assert indexed_sessions(tmp_path / "i.sqlite3") == expected
+
+
+def test_pruning_recounts_sessions_and_drops_unused_blocks(tmp_path: Path) -> None:
+    lines = varied_lines(200)
+    path = tmp_path / "i.sqlite3"
+    index = Index(path)
+    index.add(lines)
+    cut = 101  # inside a block of 16: the block stays for the events left in it
+    assert index.delete_before(cut) == cut - 1
+    index.close()
+    remaining = [line for line in lines if msgspec.json.decode(line)["seq"] >= cut]
+    assert indexed_lines(path) == remaining
+    expected = summarise(remaining)
+    first_seen = summarise(lines)  # what a session says of itself stays as first seen
+    for sid, s in expected.items():
+        for key in ("cwd", "model", "end_reason", "first_prompt"):
+            s[key] = first_seen[sid][key]
+    assert indexed_sessions(path) == expected
+    conn = connect_read_only(path)
+    unused = conn.execute(
+        "SELECT count(*) FROM blocks WHERE first_seq NOT IN (SELECT block FROM events)")
+    assert unused.fetchone()[0] == 0
+    conn.close()

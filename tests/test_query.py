@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mpmd import events, record
 from mpmd.framing import EventFrame
-from mpmd.index import TEXT_FIELDS, Index, connect_read_only, line_of, row_of
+from mpmd.index import TEXT_FIELDS, Index, connect_read_only, fetch_lines, row_of
 from mpmd.query import (
     FIELDS,
     MAX_DEPTH,
@@ -140,12 +140,14 @@ class Db:
         self.events = []
         rows = self.conn.execute(
             "SELECT seq, ts, session_id, event_type, tool_name, risk, status, file_path, cwd,"
-            " line, operation FROM events ORDER BY seq").fetchall()
-        for seq, ts, session, kind, tool, risk, status, file, cwd, blob, op in rows:
-            made = row_of(line_of(blob))
+            " operation FROM events ORDER BY seq").fetchall()
+        lines = fetch_lines(self.conn, [row[0] for row in rows])
+        for (seq, ts, session, kind, tool, risk, status, file, cwd, op), line in zip(
+                rows, lines, strict=True):
+            made = row_of(line)
             assert made is not None
             self.events.append(Ev(seq, ts, session, kind, tool, risk, status, file, cwd,
-                                  tuple(tokens(made[1])), op))
+                                  tuple(tokens(made.text)), op))
 
     def select(self, text: str, now_ms: int = NOW_MS) -> list[int]:
         sql, params = compile(text, now_ms)
