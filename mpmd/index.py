@@ -86,8 +86,8 @@ _DDL = (
         first_ts INTEGER NOT NULL,
         last_ts INTEGER NOT NULL,
         events INTEGER NOT NULL,
-        tool_calls INTEGER NOT NULL,     -- PreToolUse events
-        failures INTEGER NOT NULL,       -- PostToolUseFailure and StopFailure events
+        tool_calls INTEGER NOT NULL,     -- finished tool calls (as the live sessions table)
+        failures INTEGER NOT NULL,       -- of them, failed
         cwd TEXT,                        -- as first seen
         model TEXT,                      -- from SessionStart
         end_reason TEXT,                 -- from SessionEnd; NULL while not ended
@@ -130,6 +130,7 @@ _UPSERT_SESSION = f"""
         end_reason = coalesce(excluded.end_reason, end_reason),
         first_prompt = coalesce(first_prompt, excluded.first_prompt)"""
 FAILURE_TYPES = ("PostToolUseFailure", "StopFailure")
+TOOL_CALL_ENDS = ("PostToolUse", "PostToolUseFailure")
 
 
 class IndexDamaged(Exception):
@@ -257,8 +258,8 @@ def _session_rows(made: list[Made]) -> list[tuple[Any, ...]]:
             r = rows[session] = [session, seq, seq, ts, ts, 0, 0, 0, None, None, None, None]
         r[2], r[3], r[4] = seq, min(r[3], ts), max(r[4], ts)
         r[5] += 1
-        r[6] += kind == "PreToolUse"
-        r[7] += kind in FAILURE_TYPES
+        r[6] += kind in TOOL_CALL_ENDS
+        r[7] += kind == "PostToolUseFailure"
         r[8] = r[8] or m.row[9]
         r[9] = m.model or r[9]
         r[10] = m.end_reason or r[10]
@@ -505,8 +506,8 @@ class Index:
             self.conn.execute("DELETE FROM sessions WHERE last_seq < ?", (seq,))
             self.conn.execute(f"""
                 UPDATE sessions SET (first_seq, first_ts, events, tool_calls, failures) = (
-                    SELECT min(seq), min(ts), count(*), sum(event_type = 'PreToolUse'),
-                           sum(event_type IN {FAILURE_TYPES})
+                    SELECT min(seq), min(ts), count(*), sum(event_type IN {TOOL_CALL_ENDS}),
+                           sum(event_type = 'PostToolUseFailure')
                     FROM events WHERE events.session_id = sessions.session_id)
                 WHERE first_seq < ?""", (seq,))
 

@@ -676,7 +676,9 @@ class Journal:
             else:
                 break
         cursor = seq
-        for seg in segs[start:]:
+        i = start
+        while i < len(segs):
+            seg = segs[i]
             for line in self._iter_lines(seg):
                 try:
                     s = line_seq(line)
@@ -686,6 +688,11 @@ class Journal:
                 if s >= cursor:
                     cursor = s + 1
                     yield line
+            i += 1
+            if i < len(segs) and segs[i].first_seq > cursor:
+                # A directory scan is not atomic: a segment renamed to .gz while it ran can
+                # be in it under neither name. Segments follow on in seq, so a hole says so.
+                segs[i:i] = [s for s in self._scan() if cursor <= s.first_seq < segs[i].first_seq]
 
     def _tail_lines(self, seg: _Seg, n: int) -> list[bytes]:
         """The last `n` parseable lines of a segment, in order.
@@ -748,7 +755,16 @@ class Journal:
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
-                continue
+                if seg.compressed:
+                    continue  # deleted by retention since the scan
+                # Compressed since the scan (the .gz is renamed in before the plain file
+                # goes): leaving it out would make a follower skip it.
+                seg = _Seg(seg.base, seg.first_seq, seg.day, True)
+                path = self.directory / seg.name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
             infos.append(
                 SegmentInfo(
                     seg.name, path, seg.first_seq, seg.day, size, seg.compressed, seg.base == active

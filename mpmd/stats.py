@@ -14,9 +14,8 @@ from typing import Any
 
 import msgspec
 
-from mpmd.index import FAILURE_TYPES, fetch_lines
+from mpmd.index import FAILURE_TYPES, TOOL_CALL_ENDS, fetch_lines
 
-TOOL_CALL_ENDS = ("PostToolUse", "PostToolUseFailure")
 MAX_FAILURES_READ = 20_000  # error patterns look at the newest this many failures
 _NUMBERS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")

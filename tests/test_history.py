@@ -200,7 +200,8 @@ def test_api_past_sessions_and_one_sessions_timeline(home: Path) -> None:
         assert (first["events"], first["first_seq"], first["last_seq"]) == (
             len(mine), mine[0]["seq"], mine[-1]["seq"])
         assert first["end_reason"] == "prompt_input_exit" and first["cwd"] == mine[0]["cwd"]
-        assert first["tool_calls"] == sum(e["event_type"] == "PreToolUse" for e in mine)
+        assert first["tool_calls"] == sum(
+            e["event_type"] in ("PostToolUse", "PostToolUseFailure") for e in mine)
         # Most recently active first.
         assert [s["session_id"][:8] for s in listing["sessions"]] == ["aaaa2222", "aaaa1111"]
 

@@ -230,8 +230,8 @@ def summarise(lines: list[bytes]) -> dict[str, dict]:
         s["last_seq"] = ev["seq"]
         s["first_ts"], s["last_ts"] = min(s["first_ts"], ts), max(s["last_ts"], ts)
         s["events"] += 1
-        s["tool_calls"] += ev["event_type"] == "PreToolUse"
-        s["failures"] += ev["event_type"] in ("PostToolUseFailure", "StopFailure")
+        s["tool_calls"] += ev["event_type"] in ("PostToolUse", "PostToolUseFailure")
+        s["failures"] += ev["event_type"] == "PostToolUseFailure"
         s["cwd"] = s["cwd"] or ev.get("cwd")
         if ev["event_type"] == "SessionStart" and payload.get("model"):
             s["model"] = payload["model"]

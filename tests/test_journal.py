@@ -740,3 +740,22 @@ def test_read_only_reader_of_a_missing_journal_creates_nothing(tmp_path):
     assert reader.last_seq == 0 and list(reader.read_from(0)) == []
     reader.close()
     assert not (tmp_path / "none").exists()
+
+
+def test_read_from_misses_no_segment_while_they_are_gzipped(tmp_path):
+    """A directory scan taken while segments are renamed to .gz can list a segment under
+    neither name; read_from notices the hole in seqs and looks again."""
+    j = Journal(tmp_path / "j", segment_max_bytes=300, retention_days=None,
+                retention_max_bytes=None)
+    j.append((s, line(s)) for s in range(1, 3001))
+    j.rotate()
+    reader = Journal(tmp_path / "j", read_only=True)
+    compressing = threading.Thread(target=j.compress_closed)
+    compressing.start()
+    reads = 0
+    while compressing.is_alive() or reads == 0:
+        assert [line_seq(x) for x in reader.read_from(1)] == list(range(1, 3001))
+        reads += 1
+    compressing.join()
+    segments = j.segments()
+    assert sum(s.compressed for s in segments) == len(segments) - 1  # all but the last
