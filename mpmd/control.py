@@ -62,32 +62,23 @@ class Followers:
 
 
 async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
-    """Rebuild the search index in the indexer thread, streaming its progress."""
-    loop = asyncio.get_running_loop()
-    progress: asyncio.Queue[int | BaseException | None] = asyncio.Queue()
-    indexer = daemon.indexer
-
-    def rebuild(_index: object) -> None:
-        try:
-            indexer.rebuild(lambda n: loop.call_soon_threadsafe(progress.put_nowait, n))
-        except Exception as exc:
-            loop.call_soon_threadsafe(progress.put_nowait, exc)
-        else:
-            loop.call_soon_threadsafe(progress.put_nowait, None)
-
+    """Rebuild the search index in the index worker, streaming its progress."""
     first = daemon.journal.first_seq or 1
     total = max(0, daemon.journal.last_seq - first + 1)
-    if not indexer.submit(rebuild):
-        writer.write(b'{"error": "the indexer is busy; try again in a moment"}\n')
-        return
     writer.write(json.dumps({"total": total}).encode() + b"\n")
-    while (item := await progress.get()) is not None:
-        if isinstance(item, BaseException):
-            writer.write(json.dumps({"error": f"rebuild failed: {item}"}).encode() + b"\n")
-            return
-        writer.write(json.dumps({"indexed": item}).encode() + b"\n")
-        await writer.drain()
-    writer.write(json.dumps({"done": True, "last_seq": indexer.last_seq}).encode() + b"\n")
+    shown = 0
+
+    def progress(done: int) -> None:  # cumulative from the worker; steps to the client
+        nonlocal shown
+        writer.write(json.dumps({"indexed": done - shown}).encode() + b"\n")
+        shown = done
+
+    try:
+        last_seq = await daemon.indexer.rebuild(progress)
+    except Exception as exc:  # the worker's own words: a busy or failed rebuild, or its end
+        writer.write(json.dumps({"error": f"rebuild failed: {exc}"}).encode() + b"\n")
+        return
+    writer.write(json.dumps({"done": True, "last_seq": last_seq}).encode() + b"\n")
 
 
 async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,

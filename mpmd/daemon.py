@@ -26,7 +26,6 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -36,7 +35,6 @@ from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
-from mpmd.index import Index
 from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
@@ -140,8 +138,9 @@ class Daemon:
                                        on_commit=self._ring_freed,
                                        client_queue_bytes=s.viewer_queue_bytes)
         self.store.wakeups.append(self.broadcaster.wakeup)
-        # Started once the loop runs; until then offered batches wait in its queue.
-        self.indexer = Indexer(s.index_path, self.journal, self.counters)
+        # Its worker process is started once the loop runs; it reads the journal itself.
+        self.indexer = Indexer(s.journal_dir, s.index_path, self.counters,
+                               lambda: self.journal.last_seq)
         # Sessions and the recent window start from the journal's tail; ring records it has
         # seen already are skipped by seq when the broadcaster reads them.
         self.broadcaster.seed(tail)
@@ -185,7 +184,7 @@ class Daemon:
             lines = [rec for _pos, rec in records]
             self.followers.publish(lines)
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
-            self.indexer.offer(lines)
+            self.indexer.wake()
             self._ring_freed()
             total += len(records)
 
@@ -258,7 +257,7 @@ class Daemon:
                 if self.journal.enforce_retention():
                     first = self.journal.first_seq
                     if first is not None:  # what the journal forgot, the index forgets
-                        self.indexer.submit(partial(Index.delete_before, seq=first))
+                        self.indexer.delete_before(first)
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
 
@@ -281,6 +280,7 @@ class Daemon:
             "journal_bytes": self.journal.total_bytes,
             "index_path": str(s.index_path),
             "index_last_seq": self.indexer.last_seq,
+            "index_worker_pid": self.indexer.pid,
             "connections_open": len(self.ingest.connections),
             **self._viewer_status(),
             "uptime_s": round(time.time() - self.started_at, 3),
@@ -335,7 +335,7 @@ class Daemon:
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
             )
-            self.indexer.start()
+            await self.indexer.start()
             self.ingest.start(self._listen())
             listening = True
             control_server = await control.serve(s.control_path, self)
@@ -392,7 +392,7 @@ class Daemon:
             except OSError as exc:
                 log.error("could not drain the ring at shutdown (%s): it keeps the events "
                           "for the next start", exc)
-            self.indexer.stop()  # after the last batch was offered; before the journal closes
+            await self.indexer.stop()  # after the last write: it may take that too
             self.journal.close()
         if hasattr(self, "ring"):
             self._mmap.flush()

@@ -1,166 +1,173 @@
-"""Keeps the search index (mpmd.index) up with the journal, in a thread of its own.
+"""The daemon's side of the index worker (mpmd.index_worker): starts it, wakes it when the
+journal grows, passes on retention and rebuilds, and starts it again if it dies.
 
-The journal consumer hands it every batch it has just written (`offer`, never blocking: the
-daemon's loop must not wait on SQLite). The index's own cursor is its `last_seq`, committed
-with its rows; whenever a batch starts past last_seq + 1 (the index was behind at start, a
-batch was dropped because the thread was busy, a write failed), the gap is read back from
-the journal first, which already holds everything offered. So the index never misses an
-event and never takes one twice, whatever happens to the thread or the process.
+Nothing here waits on the worker: a wake-up is a few bytes on a pipe, sent only when none
+is outstanding, so a slow or stuck worker costs the daemon nothing but a backlog in the
+journal, which the worker reads back at its own pace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import itertools
 import logging
-import queue
-import sqlite3
-import threading
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from mpmd.index import Index, open_index, rebuild, set_aside
-from mpmd.journal import Journal, line_seq
+import msgspec
 
-log = logging.getLogger("mpmd.indexer")
+log = logging.getLogger("mpmd.index")
 
-QUEUE_BATCHES = 256
-# Lines waiting for the thread, at most (measured: bounded by batches alone, a busy daemon
-# held ~60 MB of them). Past it a batch is read back from the journal instead.
-QUEUE_BYTES = 2 * 1024 * 1024
-CATCH_UP_BATCH = 1000  # lines a catch-up transaction: small, it runs beside a busy loop
-REBUILD_BATCH = 5000
-
-Task = Callable[[Index], object]
+RESTART_DELAYS_S = (0.5, 1, 2, 5, 10, 30)  # after the worker died that many times in a row
+HEALTHY_AFTER_S = 60.0  # a worker that ran this long resets the count
+STOP_TIMEOUT_S = 10.0
 
 
-def batches(lines: Iterable[bytes], size: int) -> Iterable[list[bytes]]:
-    it = iter(lines)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
+class IndexerGone(Exception):
+    """The worker ended before answering (its end is logged and it is restarted)."""
 
 
 class Indexer:
-    def __init__(self, path: Path, journal: Journal, counters: Counter[str],
-                 queue_batches: int = QUEUE_BATCHES, queue_bytes: int = QUEUE_BYTES) -> None:
-        self.path = path
-        self.journal = journal
+    def __init__(self, journal_dir: Path, index_path: Path, counters: Counter[str],
+                 journal_last_seq: Callable[[], int]) -> None:
+        self.journal_dir = journal_dir
+        self.index_path = index_path
         self.counters = counters
-        self.last_seq = 0  # as of the last commit (read by status; an int swap is atomic)
-        self._queue: queue.Queue[list[bytes] | Task | None] = queue.Queue(queue_batches)
-        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
-        self._index: Index | None = None
-        self._deferred = False
+        self.journal_last_seq = journal_last_seq
+        self.last_seq = 0  # as the worker last reported it (committed)
+        self.pid: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._wake_sent = False
         self._stopping = False
-        self._queue_bytes = queue_bytes
-        self._queued_bytes = 0  # of lines in the queue; both threads update it, under _lock
-        self._lock = threading.Lock()
+        self._failures = 0
+        self._rebuild: tuple[asyncio.Future[int], Callable[[int], object]] | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    # ---- life -------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mpmd.index_worker", str(self.journal_dir),
+            str(self.index_path), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=1 << 20)
+        self.pid = self._proc.pid
+        self._wake_sent = False
+        self._reader = asyncio.create_task(self._read(self._proc, started), name="indexer")
 
-    def offer(self, lines: list[bytes]) -> None:
-        """Journaled lines to index. Never blocks: when the thread is this far behind, the
-        batch is dropped and read back from the journal later."""
-        size = sum(map(len, lines))
-        with self._lock:
-            fits = not self._queued_bytes or self._queued_bytes + size <= self._queue_bytes
-            if fits:
-                try:
-                    self._queue.put_nowait(lines)
-                    self._queued_bytes += size
-                except queue.Full:
-                    fits = False
-        if not fits:
-            self.counters["index_batches_deferred"] += 1
-            self._deferred = True  # read back from the journal once the queue is empty
-
-    def submit(self, task: Task) -> bool:
-        """Run ``task(index)`` in the indexer thread after what is queued; False (not
-        queued) when the queue is full."""
+    async def stop(self) -> None:
+        """Ask the worker to finish its batch and wait for it (killed past a timeout:
+        whatever it had not committed is in the journal)."""
+        self._stopping = True
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(OSError, RuntimeError, AttributeError):
+            self._send({"op": "stop"})
+            assert proc.stdin is not None
+            proc.stdin.close()
         try:
-            self._queue.put_nowait(task)
-        except queue.Full:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("the index worker did not stop within %.0f s: killing it",
+                        STOP_TIMEOUT_S)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            await self._reader
+
+    # ---- commands ---------------------------------------------------------------------
+    def wake(self) -> None:
+        """The journal has grown. One wake-up at a time: the worker reads to the end of
+        the journal each time, and each report it sends lets the next one go."""
+        if not self._wake_sent and self._send({"op": "wake"}):
+            self._wake_sent = True
+
+    def delete_before(self, seq: int) -> None:
+        self._send({"op": "delete_before", "seq": seq})
+
+    async def rebuild(self, progress: Callable[[int], object]) -> int:
+        """Build the index anew from the whole journal; ``progress(events so far)`` as it
+        goes; the last seq indexed. RuntimeError if one is running or the worker is down."""
+        if self._rebuild is not None:
+            raise RuntimeError("a rebuild is running already")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not self._send({"op": "rebuild"}):
+            raise RuntimeError("the index worker is not running; try again in a moment")
+        self._rebuild = (done, progress)
+        try:
+            return await done
+        finally:
+            self._rebuild = None
+
+    def _send(self, command: dict[str, Any]) -> bool:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing() or \
+                proc.returncode is not None:
             return False
+        proc.stdin.write(msgspec.json.encode(command) + b"\n")
         return True
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """End the thread after the batch it is on: what is still queued is in the journal,
-        and the next start reads it back from there (a stop must not wait on a backlog)."""
-        if self._thread.is_alive():
-            self._stopping = True
-            self._queue.put(None)
-            self._thread.join(timeout_s)
-
-    # ---- the thread ---------------------------------------------------------------------
-    def _run(self) -> None:
+    # ---- reports ----------------------------------------------------------------------
+    async def _read(self, proc: asyncio.subprocess.Process, started: float) -> None:
+        assert proc.stdout is not None
         try:
-            self._index = open_index(self.path)
-            self.last_seq = self._index.last_seq
-            self._catch_up(None)
-        except Exception:
+            while line := await proc.stdout.readline():
+                try:
+                    report = msgspec.json.decode(line)
+                except msgspec.DecodeError:
+                    log.warning("index worker said: %.200r", line)
+                    continue
+                if isinstance(report, dict):
+                    self._on_report(report)
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            log.error("index worker's output is unreadable (%s)", exc)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        code = await proc.wait()
+        self._proc, self.pid = None, None
+        if self._rebuild is not None and not self._rebuild[0].done():
+            self._rebuild[0].set_exception(IndexerGone("the index worker ended mid-rebuild"))
+        if self._stopping:
+            return
+        self.counters["index_worker_restarts"] += 1
+        ran = asyncio.get_running_loop().time() - started
+        self._failures = 0 if ran > HEALTHY_AFTER_S else self._failures + 1
+        delay = RESTART_DELAYS_S[min(self._failures, len(RESTART_DELAYS_S)) - 1] \
+            if self._failures else 0
+        log.error("the index worker ended (exit status %s) after %.1f s; starting it again "
+                  "in %.1f s", code, ran, delay)
+        asyncio.get_running_loop().call_later(delay, self._restart)
+
+    def _restart(self) -> None:
+        if not self._stopping and self._proc is None:
+            asyncio.ensure_future(self.start())
+
+    def _on_report(self, report: dict[str, Any]) -> None:
+        if "last_seq" in report:
+            self.last_seq = int(report["last_seq"])
+            self._wake_sent = False
+            if int(report.get("read", self.last_seq)) < self.journal_last_seq():
+                self.wake()  # it may have read the journal just before the last append
+        elif "rebuilt" in report:
+            if self._rebuild is not None:
+                self._rebuild[1](int(report["rebuilt"]))
+        elif "rebuild_done" in report:
+            self.last_seq = int(report["rebuild_done"])
+            if self._rebuild is not None and not self._rebuild[0].done():
+                self._rebuild[0].set_result(self.last_seq)
+        elif "rebuild_failed" in report:
             self.counters["index_errors"] += 1
-            log.exception("search index unavailable")
-        while (item := self._queue.get()) is not None and not self._stopping:
-            if not callable(item):
-                with self._lock:
-                    self._queued_bytes -= sum(map(len, item))
-            try:
-                self._handle(item)
-                if self._deferred and self._queue.empty():
-                    # Batches were dropped while we were busy, and no later batch may come
-                    # to reveal the gap: read the journal up to its end now.
-                    self._deferred = False
-                    self._catch_up(None)
-            except Exception as exc:  # one bad batch or a failing disk must not end the thread
-                self.counters["index_errors"] += 1
-                log.error("indexing failed (%s); the journal has the events, retrying with "
-                          "the next batch", exc)
-                if isinstance(exc, sqlite3.DatabaseError) and \
-                        not isinstance(exc, sqlite3.OperationalError):
-                    self._replace_damaged(str(exc))
-        if self._index is not None:
-            self._index.close()
-
-    def _handle(self, item: list[bytes] | Task) -> None:
-        if self._index is None:
-            self._index = open_index(self.path)
-        if callable(item):
-            item(self._index)
-        else:
-            first = line_seq(item[0])
-            if first > self._index.last_seq + 1:
-                self._catch_up(first)
-            self._index.add(item)
-        self.last_seq = self._index.last_seq
-
-    def _catch_up(self, until: int | None) -> None:
-        """Index journal lines after last_seq (up to ``until``, exclusive)."""
-        assert self._index is not None
-        start = self._index.last_seq
-        lines = self.journal.read_from(start + 1)
-        if until is not None:
-            lines = itertools.takewhile(lambda line: line_seq(line) < until, lines)
-        for chunk in batches(lines, CATCH_UP_BATCH):
-            self._index.add(chunk)
-        self.last_seq = self._index.last_seq
-        if self._index.last_seq > start:
-            log.info("search index caught up from the journal: seq %d to %d", start + 1,
-                     self._index.last_seq)
-
-    def _replace_damaged(self, why: str) -> None:
-        if self._index is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._index.conn.close()
-        set_aside(self.path, why)
-        self._index = None
-
-    def rebuild(self, progress: Callable[[int], object] | None = None) -> None:
-        """Build the index anew from the whole journal (in the indexer thread: submit it)."""
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-        self._index = rebuild(self.path, self.journal.read_from(0), REBUILD_BATCH, progress)
-        self.last_seq = self._index.last_seq
-
+            if self._rebuild is not None and not self._rebuild[0].done():
+                self._rebuild[0].set_exception(RuntimeError(str(report["rebuild_failed"])))
+        elif "error" in report:
+            # Retried at the next wake-up, that is with the next journal write: not at once,
+            # which would spin on a full disk.
+            self.counters["index_errors"] += 1
+            self._wake_sent = False
+        elif "log" in report:
+            log.log(int(report["log"]), "%s", report.get("msg", ""))

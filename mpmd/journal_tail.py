@@ -85,7 +85,7 @@ class Tail:
         data = self._complete_lines()
         if not data:
             return self._next_segment()
-        lines = []
+        lines: list[bytes] = []
         for line in data.split(b"\n")[:-1]:
             if len(lines) == limit:
                 break

@@ -4,8 +4,12 @@ repeating an event, rebuilt when missing or damaged, pruned with the journal."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import sqlite3
-from collections import Counter
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -15,7 +19,6 @@ from mpmd import index as index_module
 from mpmd import record
 from mpmd.framing import EventFrame
 from mpmd.index import Index, connect_read_only, fetch_lines, open_index, rebuild
-from mpmd.indexer import Indexer
 from mpmd.journal import Journal
 from tests.utils import (
     Daemon,
@@ -131,19 +134,71 @@ def test_rebuild_reports_progress_and_replaces_in_one_step(tmp_path: Path) -> No
     assert not (tmp_path / "i.sqlite3.rebuild").exists()
 
 
-def test_the_indexer_fills_gaps_from_the_journal(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal")
-    lines = make_lines(300)
-    journal.append((i + 1, line) for i, line in enumerate(lines))
-    counters: Counter[str] = Counter()
-    indexer = Indexer(tmp_path / "i.sqlite3", journal, counters)
-    indexer.offer(lines[:100])  # queued before the thread starts, as at daemon start
-    indexer.offer(lines[200:])  # 101-200 were never offered (say the queue was full)
-    indexer.start()
-    indexer.stop()
-    journal.close()
-    assert indexed_lines(tmp_path / "i.sqlite3") == lines
-    assert indexer.last_seq == 300 and counters["index_errors"] == 0
+class WorkerProcess:
+    """A real `python -m mpmd.index_worker`, spoken to as the daemon does."""
+
+    def __init__(self, journal_dir: Path, index_path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mpmd.index_worker", str(journal_dir), str(index_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.reports: list[dict] = []
+
+    def send(self, **command: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(msgspec.json.encode(command) + b"\n")
+        self.proc.stdin.flush()
+
+    def until(self, done: Callable[[dict], bool]) -> dict:
+        """Reports up to the first that ``done`` accepts (the pipe's own blocking read)."""
+        assert self.proc.stdout is not None
+        while line := self.proc.stdout.readline():
+            report = msgspec.json.decode(line)
+            self.reports.append(report)
+            if done(report):
+                return report
+        raise AssertionError(f"the worker ended (status {self.proc.wait()}): {self.reports}")
+
+    def positions(self, n: int) -> list[tuple[int, int]]:
+        """The next ``n`` (last_seq, read) reports."""
+        return [(r["last_seq"], r["read"])
+                for r in (self.until(lambda r: "last_seq" in r) for _ in range(n))]
+
+    def end(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # the daemon is gone: the worker must go too
+        return self.proc.wait(timeout=60)
+
+
+def test_the_worker_follows_the_journal_from_its_own_cursor(tmp_path: Path) -> None:
+    lines = make_lines(500)
+    journal = Journal(tmp_path / "journal", segment_max_bytes=64 * 1024)
+    journal.append((i + 1, line) for i, line in enumerate(lines[:300]))
+    index = Index(tmp_path / "i.sqlite3")
+    index.add(lines[:100])  # indexed before a crash, say
+    index.close()
+    worker = WorkerProcess(tmp_path / "journal", tmp_path / "i.sqlite3")
+    try:
+        # Where it starts, the backlog in one batch, and the empty read that ends it.
+        assert worker.positions(3) == [(100, 100), (300, 300), (300, 300)]
+        worker.send(op="wake")  # nothing new: answered all the same (or no wake would follow)
+        assert worker.positions(1) == [(300, 300)]
+        journal.append((i + 1, line) for i, line in enumerate(lines) if i >= 300)
+        journal.compress_closed()
+        worker.send(op="wake")
+        assert worker.positions(2) == [(500, 500), (500, 500)]
+        assert indexed_lines(tmp_path / "i.sqlite3") == lines
+        worker.send(op="delete_before", seq=201)  # commands are taken in order, so the
+        worker.send(op="wake")  # answer to this one comes after the pruning
+        assert worker.positions(1) == [(500, 500)]
+        assert indexed_lines(tmp_path / "i.sqlite3") == lines[200:]
+        worker.send(op="rebuild")
+        assert worker.until(lambda r: "rebuild_done" in r) == {"rebuild_done": 500}
+        assert any("rebuilt" in r for r in worker.reports)
+        assert indexed_lines(tmp_path / "i.sqlite3") == lines
+        assert not any("error" in r for r in worker.reports)
+    finally:
+        assert worker.end() == 0
+        journal.close()
 
 
 def test_kill_9_while_indexing_then_the_index_matches_the_journal(home: Path) -> None:
@@ -189,29 +244,20 @@ def test_mpmd_reindex(home: Path, daemon_running: bool) -> None:
     assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
 
 
-def test_dropped_batches_are_read_back_even_if_nothing_follows(tmp_path: Path) -> None:
-    """The queue was full for the last batches of a burst: no later batch comes to reveal
-    the gap, so the thread reads the journal to its end once it has caught its breath."""
-    import threading
-
-    journal = Journal(tmp_path / "journal")
-    counters: Counter[str] = Counter()
-    indexer = Indexer(tmp_path / "i.sqlite3", journal, counters, queue_batches=1)
-    indexer.start()
-    busy, release = threading.Event(), threading.Event()
-    assert indexer.submit(lambda _index: (busy.set(), release.wait(30)))
-    assert busy.wait(30)  # the thread is inside that task; its queue is empty
-    lines = make_lines(90)
-    journal.append((i + 1, line) for i, line in enumerate(lines))
-    indexer.offer(lines[:30])
-    indexer.offer(lines[30:60])  # the queue is full: dropped
-    indexer.offer(lines[60:])  # dropped too, and nothing comes after
-    assert counters["index_batches_deferred"] == 2
-    release.set()
-    wait_until(lambda: indexer.last_seq == 90, "the dropped batches were indexed", timeout=30)
-    indexer.stop()
-    journal.close()
-    assert indexed_lines(tmp_path / "i.sqlite3") == lines
+def test_a_killed_index_worker_is_started_again(home: Path) -> None:
+    with Daemon(home):
+        send_events(home, fixture_payloads())
+        wait_until(lambda: status(home)["index_last_seq"] == len(fixture_payloads()),
+                   "indexed")
+        first_pid = status(home)["index_worker_pid"]
+        os.kill(first_pid, signal.SIGKILL)
+        wait_until(lambda: status(home)["counters"].get("index_worker_restarts") == 1,
+                   "the daemon noticed")
+        send_events(home, fixture_payloads())  # while it is down, or once it is back
+        wait_until(lambda: status(home)["index_last_seq"] == 2 * len(fixture_payloads()),
+                   "the new worker caught up")
+        assert status(home)["index_worker_pid"] not in (None, first_pid)
+    assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
 
 
 def summarise(lines: list[bytes]) -> dict[str, dict]:
