@@ -8,10 +8,21 @@ import {
 } from "./model.js";
 import { Connection } from "./connection.js";
 import { Timeline, escapeXml } from "./timeline.js";
+import { makeApi } from "./api.js";
+import { Search } from "./search.js";
+import { Analytics } from "./analytics.js";
+import {
+  SESSION_RANGES, rangeById, sessionFromSummary, fmtDateTime, fmtCount,
+} from "./history.js";
 
 const TOKEN_KEY = "mpmd-token";
 const NOTIFY_KEY = "mpmd-notify";
 const TAB_KEY = "mpmd-tab";
+const SCOPE_RANGE_KEY = "mpmd-session-range";
+const TABS = ["feed", "timeline", "tools", "search", "analytics"];
+const EVENT_TABS = new Set(["feed", "timeline", "tools"]); // the views of `store`
+const HISTORY_PAGE = 1000; // events per request when loading a past session
+const HISTORY_MAX = 20000; // events of a past session held at once (Store's cap)
 const BACKLOG = 5000;
 const FEED_ROWS = 500;
 const TOAST_MS = 8000;
@@ -28,10 +39,25 @@ function takeToken() {
   if (m) {
     const token = decodeURIComponent(m[1]);
     try { localStorage.setItem(TOKEN_KEY, token); } catch { /* private mode */ }
-    history.replaceState(null, "", location.pathname + location.search);
+    // The token leaves the address bar; the rest of the fragment (a search: #q=…) stays.
+    const rest = (location.hash || "").slice(1).split("&").filter((p) => p && !p.startsWith("token=")).join("&");
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
     return token;
   }
   try { return localStorage.getItem(TOKEN_KEY) || ""; } catch { return ""; }
+}
+
+/** The search query in the address (#q=…), or null. */
+function fragmentQuery() {
+  const m = /(?:^#|&)q=([^&]*)/.exec(location.hash || "");
+  if (!m) return null;
+  try { return decodeURIComponent(m[1].replace(/\+/g, " ")); } catch { return null; }
+}
+
+/** Keeps the search query in the address while the Search tab shows (a reload keeps it). */
+function setFragmentQuery(q) {
+  const hash = q === null ? "" : `#q=${encodeURIComponent(q)}`;
+  if ((location.hash || "") !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
 }
 
 function showNoToken(title, text) {
@@ -43,9 +69,18 @@ function showNoToken(title, text) {
 
 // ---------------------------------------------------------------- state
 
-const store = new Store();
+// `live` holds what the WebSocket brings; `store` is what the Activity, Timeline and Tools
+// views show: `live`, or a past session loaded from the index (history mode).
+const live = new Store();
+let store = live;
 const ui = {
-  filters: { session: "", type: "", tool: "", text: "" },
+  liveFilters: { session: "", type: "", tool: "", text: "" },
+  // History mode: {id, store, filters, summary, next, loading, error}; null when live.
+  hist: null,
+  get filters() { return this.hist ? this.hist.filters : this.liveFilters; },
+  scope: "live", // the session list: "live" or "past"
+  past: { range: "7d", sessions: null, loading: false, error: "", indexing: false, gen: 0 },
+  viewGen: 0, // bumped when `store` changes: the feed rebuilds
   tab: "feed",
   live: false, // backlog done: new events are live (toasts, notifications)
   lagged: false,
@@ -63,7 +98,7 @@ const ui = {
 
 function filterKey() {
   const f = ui.filters;
-  return `${f.session}\u0000${f.type}\u0000${f.tool}\u0000${f.text}`;
+  return `${ui.viewGen}\u0000${f.session}\u0000${f.type}\u0000${f.tool}\u0000${f.text}`;
 }
 
 function invalidate(...parts) {
@@ -106,11 +141,11 @@ function onMessage(msg) {
         $("#connection .label").textContent = conn.state === "reconnecting" ? "catching up" : "loading";
       }
       if (msg.namespaces && typeof msg.namespaces === "object") {
-        Object.assign(store.namespaces, msg.namespaces);
+        Object.assign(live.namespaces, msg.namespaces);
       }
-      if (typeof msg.last_seq === "number" && msg.last_seq < store.maxSeq) {
+      if (typeof msg.last_seq === "number" && msg.last_seq < live.maxSeq) {
         // Another journal behind this port (a new state folder): start over.
-        store.reset();
+        live.reset();
         conn.send(subscription());
         invalidate("feed", "sessions", "options", "timeline", "tools", "header");
       }
@@ -118,7 +153,7 @@ function onMessage(msg) {
     case "sessions": {
       // The first table after a subscribe (or a lag) is the whole table: sessions the
       // daemon no longer keeps go; later ones only carry the sessions a batch changed.
-      const changes = store.applySessions(msg.sessions, { replace: ui.snapshotNext });
+      const changes = live.applySessions(msg.sessions, { replace: ui.snapshotNext });
       ui.snapshotNext = false;
       if (ui.live && ui.notify) {
         for (const { session, before } of changes) {
@@ -129,7 +164,7 @@ function onMessage(msg) {
       break;
     }
     case "events": {
-      const added = store.applyEvents(msg.events || [], msg.bytes || 0);
+      const added = live.applyEvents(msg.events || [], msg.bytes || 0);
       if (!added.length) break;
       if (ui.live) onLiveEvents(added);
       invalidate("feed", "options", "timeline", "tools", "header", "sessions");
@@ -168,7 +203,7 @@ function onLiveEvents(recs) {
   failures.slice(0, TOASTS_PER_BATCH).forEach(onFailure);
   const rest = failures.slice(TOASTS_PER_BATCH);
   if (rest.length) {
-    const projects = [...new Set(rest.map((r) => store.projectOf(r.ev.session_id)))];
+    const projects = [...new Set(rest.map((r) => live.projectOf(r.ev.session_id)))];
     toast({ kind: "error", title: `${rest.length} more failure${rest.length === 1 ? "" : "s"}`,
             text: `in ${projects.slice(0, 5).join(", ")}${projects.length > 5 ? ", …" : ""}` });
   }
@@ -176,7 +211,7 @@ function onLiveEvents(recs) {
 
 function onFailure(rec) {
   const ev = rec.ev;
-  const project = store.projectOf(ev.session_id);
+  const project = live.projectOf(ev.session_id);
   const what = ev.event_type === "StopFailure" ? "Turn failed" : `${ev.tool_name || "Tool"} failed`;
   toast({ kind: "error", title: `${what} · ${project}`, text: errorText(ev), detail: ev.summary,
           seq: rec.seq });
@@ -187,7 +222,7 @@ function onFailure(rec) {
 
 function subscription() {
   ui.snapshotNext = true;
-  return { type: "subscribe", after: store.maxSeq || null, backlog: BACKLOG };
+  return { type: "subscribe", after: live.maxSeq || null, backlog: BACKLOG };
 }
 
 // ---------------------------------------------------------------- connection
@@ -266,8 +301,8 @@ function rowInner(s, h, now) {
 
 function renderSessions(now) {
   const box = $("#session-list");
-  const list = store.sessionList();
-  const sel = ui.filters.session;
+  const list = live.sessionList();
+  const sel = ui.hist ? null : ui.liveFilters.session;
   if (!allRow) {
     allRow = document.createElement("div");
     allRow.className = "srow all";
@@ -281,7 +316,7 @@ function renderSessions(now) {
   allRow.classList.toggle("selected", !sel);
   allRow.setAttribute("aria-selected", String(!sel));
   $(".n-sessions", allRow).textContent = `${list.length} session${list.length === 1 ? "" : "s"}`;
-  $(".n-loaded", allRow).textContent = `${store.size.toLocaleString()} events loaded`;
+  $(".n-loaded", allRow).textContent = `${live.size.toLocaleString()} events loaded`;
 
   const keep = new Set();
   let prev = allRow;
@@ -323,12 +358,14 @@ function renderSessions(now) {
   } else if (list.length && empty) {
     empty.remove();
   }
-  $("#session-total").textContent = list.length ? String(list.length) : "";
+  if (ui.scope === "live") $("#session-total").textContent = list.length ? String(list.length) : "";
   const waiting = list.filter((x) => health(x, now) === "needs-permission").length;
   document.title = waiting ? `(${waiting}) mpmd — permission needed` : "mpmd";
 }
 
 function selectSession(id) {
+  if (ui.hist) leaveHistory();
+  if (!EVENT_TABS.has(ui.tab)) setTab("feed");
   if (ui.filters.session === id) return;
   ui.filters.session = id;
   $("#filter-session").value = id;
@@ -377,7 +414,7 @@ function kindOf(rec) {
   if (t === "PermissionDenied") return "denied";
   if (t === "PermissionRequest" || (t === "Notification" && rec.ev.payload
       && rec.ev.payload.notification_type === "permission_prompt")) return "permission";
-  return store.namespaceOf(t);
+  return live.namespaceOf(t);
 }
 
 function lineHtml(rec, showProject) {
@@ -463,7 +500,13 @@ function renderFeed() {
   const empty = $("#feed-empty");
   if (!st.inView) {
     empty.hidden = false;
-    empty.textContent = store.size ? "No events match the filters." : (ui.live ? "Waiting for events…" : "Loading…");
+    if (ui.hist) {
+      empty.textContent = store.size ? "No events match the filters."
+        : ui.hist.error ? ui.hist.error
+          : ui.hist.loading ? "Loading the session…" : "The index holds no events of this session.";
+    } else {
+      empty.textContent = store.size ? "No events match the filters." : (ui.live ? "Waiting for events…" : "Loading…");
+    }
   } else {
     empty.hidden = true;
   }
@@ -495,7 +538,7 @@ function trimFeed(feed) {
 function renderHeader() {
   $("#lag-notice").hidden = !ui.lagged;
   const now = Date.now();
-  const sessions = [...store.sessions.values()];
+  const sessions = [...live.sessions.values()];
   const counts = { active: 0, "needs-permission": 0 };
   for (const s of sessions) {
     const h = health(s, now);
@@ -506,8 +549,8 @@ function renderHeader() {
     `<span class="c-active"><b>${counts.active}</b> active</span>`,
   ];
   if (counts["needs-permission"]) parts.push(`<span class="c-wait"><b>${counts["needs-permission"]}</b> waiting</span>`);
-  parts.push(`<span><b>${store.size.toLocaleString()}</b> events</span>`);
-  if (store.maxSeq) parts.push(`<span class="muted mono">seq ${store.maxSeq}</span>`);
+  parts.push(`<span><b>${live.size.toLocaleString()}</b> events</span>`);
+  if (live.maxSeq) parts.push(`<span class="muted mono">seq ${live.maxSeq}</span>`);
   $("#counts").innerHTML = parts.join("");
   const n = ui.feed.inView;
   $("#in-view").textContent = isEmptyFilter(ui.filters) ? "" : `${n.toLocaleString()} in view`;
@@ -535,7 +578,7 @@ function renderTimeline() {
 // With the clock, the timeline changes only where "now" is drawn or spans are still open.
 function timelineMoves() {
   const L = timeline && timeline.layout;
-  if (!L || L.empty) return false;
+  if (!L || L.empty || ui.hist) return false;
   if (L.nowX !== null) return true;
   for (const span of store.spans.values()) if (!span.end) return true;
   return false;
@@ -587,26 +630,48 @@ function openDetail(seq) {
   for (const el of document.querySelectorAll("#feed .line.selected")) el.classList.remove("selected");
   const line = document.querySelector(`#feed .line[data-seq="${seq}"]`);
   if (line) line.classList.add("selected");
-  const ev = rec.ev;
-  const kind = kindOf(rec);
+  showDetail(rec.ev, store);
+}
+
+/** The detail panel for one stored event; `from`: the Store that knows its session's name. */
+function showDetail(ev, from) {
+  ui.detailEvent = ev;
+  const kind = kindOf({ ev });
   const chip = $("#detail-chip");
   chip.className = `chip k-${kind}`;
   chip.textContent = ev.event_type || "?";
   $("#detail-title").textContent = ev.summary || "";
   const meta = [
-    ["seq", ev.seq], ["time", ev.timestamp], ["project", store.projectOf(ev.session_id)],
+    ["seq", ev.seq], ["time", ev.timestamp], ["project", projectFor(ev, from)],
     ["session", ev.session_id],
   ];
-  if (ev.agent_id) meta.push(["agent", store.agentLabel(ev.agent_id)]);
+  if (ev.agent_id) meta.push(["agent", from.agentLabel(ev.agent_id)]);
   if (ev.tool_use_id) meta.push(["tool call", ev.tool_use_id]);
   if (ev.risk && ev.risk !== "low") meta.push(["risk", `${ev.risk}${ev.risk_reason ? ` — ${ev.risk_reason}` : ""}`]);
   $("#detail-meta").innerHTML = meta.map(([k, v]) => `<dt>${esc(k)}</dt><dd class="mono">${esc(v ?? "")}</dd>`).join("");
   $("#detail-json").textContent = JSON.stringify(ev, null, 2);
+  // A search result, or a live event: its whole session can open as history.
+  $("#detail-session").hidden = !ev.session_id || (ui.hist && ui.hist.id === ev.session_id && EVENT_TABS.has(ui.tab));
   $("#event-detail").hidden = false;
+}
+
+/** The project an event belongs to: the sessions table's name, else its folder's. */
+function projectFor(ev, from = live) {
+  if (from.sessions.has(ev.session_id) || !ev.cwd) return from.projectOf(ev.session_id);
+  return projectOf(ev.cwd);
 }
 
 /** Shows the next (+1) or previous (-1) feed line in the detail panel. */
 function stepDetail(dir) {
+  if (ui.tab === "search") {
+    const lines = [...document.querySelectorAll("#hsearch-results .line")];
+    const i = lines.findIndex((el) => Number(el.dataset.seq) === search.selectedSeq);
+    const next = lines[i < 0 ? 0 : i + dir];
+    if (!next) return;
+    search.pick(Number(next.dataset.seq));
+    next.scrollIntoView({ block: "nearest" });
+    return;
+  }
   const lines = [...document.querySelectorAll("#feed .line")];
   const i = lines.findIndex((el) => Number(el.dataset.seq) === ui.selectedSeq);
   const next = lines[i < 0 ? lines.length - 1 : i + dir];
@@ -618,7 +683,9 @@ function stepDetail(dir) {
 function closeDetail() {
   $("#event-detail").hidden = true;
   ui.selectedSeq = null;
+  ui.detailEvent = null;
   for (const el of document.querySelectorAll("#feed .line.selected")) el.classList.remove("selected");
+  if (search) search.select(null);
 }
 
 // ---------------------------------------------------------------- toasts
@@ -683,7 +750,7 @@ function desktopNotify(title, body, sessionId, tag) {
 }
 
 function notifyPermission(session) {
-  const project = session.project || store.projectOf(session.session_id);
+  const project = session.project || live.projectOf(session.session_id);
   desktopNotify(`Permission needed · ${project}`, pendingText(session.pending), session.session_id,
     `perm-${session.session_id}`);
 }
@@ -704,23 +771,215 @@ function exportView() {
 }
 
 function clearView() {
+  if (!EVENT_TABS.has(ui.tab)) return;
   store.clear();
   closeDetail();
   invalidate("feed", "options", "timeline", "tools", "header", "sessions");
 }
 
+// ---------------------------------------------------------------- past sessions, history mode
+
+let api = null;
+let search = null;
+let analytics = null;
+
+function setScope(scope) {
+  ui.scope = scope;
+  $("#scope-live").setAttribute("aria-pressed", String(scope === "live"));
+  $("#scope-past").setAttribute("aria-pressed", String(scope === "past"));
+  $("#session-list").hidden = scope !== "live";
+  $("#past-list").hidden = scope !== "past";
+  $("#past-range").hidden = scope !== "past";
+  $("#past-refresh").hidden = scope !== "past";
+  if (scope === "past") loadPastSessions();
+  else renderSessions(Date.now());
+}
+
+async function loadPastSessions() {
+  const p = ui.past;
+  const gen = ++p.gen;
+  p.loading = true;
+  p.error = "";
+  renderPast();
+  try {
+    const data = await api("/api/history/sessions", { since: p.range, limit: 200 });
+    if (gen !== p.gen) return;
+    p.sessions = Array.isArray(data.sessions) ? data.sessions : [];
+    p.indexing = !!data.indexing;
+  } catch (err) {
+    if (gen !== p.gen) return;
+    p.sessions = null;
+    p.error = err.message || String(err);
+  }
+  p.loading = false;
+  renderPast();
+}
+
+function pastRowHtml(s, now) {
+  const first = Number(s.first_ts), last = Number(s.last_ts);
+  const ended = s.end_reason !== null && s.end_reason !== undefined;
+  const liveOne = live.sessions.get(s.session_id);
+  const badge = ended ? "ended" : liveOne && !liveOne.ended_at ? "live" : "no end";
+  const h = ended ? "ended" : badge === "live" ? "active" : "stale";
+  const project = projectOf(s.cwd) || String(s.session_id).slice(0, 8);
+  const selected = ui.hist && ui.hist.id === s.session_id;
+  const prompt = typeof s.first_prompt === "string" ? s.first_prompt : "";
+  return `<div class="srow past h-${h}${selected ? " selected" : ""}" data-testid="past-session-row" data-session-id="${esc(s.session_id)}" data-ended="${ended}" role="option" aria-selected="${selected}" tabindex="0" title="${esc(`${s.cwd || ""}\n${s.session_id}`)}">
+      <div class="l1"><span class="hdot" aria-hidden="true"></span><span class="project">${esc(project)}</span><span class="hbadge" title="${esc(ended ? `ended: ${s.end_reason}` : "no SessionEnd stored")}">${badge}</span><span class="grow"></span><span class="start" title="first event ${esc(new Date(first).toISOString())}">${esc(fmtDateTime(first, now).replace(/:\d\d$/, ""))}</span><span class="duration" title="first to last event">${formatDuration(last - first)}</span></div>
+      <div class="l2"><span class="model">${esc(s.model || "—")}</span><span class="grow"></span><span class="stat"><span class="event-count">${Number(s.events) || 0}</span> ev</span><span class="stat"><span class="tool-count">${Number(s.tool_calls) || 0}</span> tools</span>${s.failures ? `<span class="stat bad"><span class="failure-count">${Number(s.failures)}</span> failed</span>` : ""}</div>
+      ${prompt ? `<div class="l3 muted" title="${esc(prompt)}">${esc(prompt)}</div>` : ""}</div>`;
+}
+
+function renderPast() {
+  const p = ui.past;
+  const box = $("#past-list");
+  const now = Date.now();
+  let html = "";
+  if (p.indexing) html += `<div class="notice small" data-testid="past-indexing">The search index is still catching up with the journal: sessions may be missing.</div>`;
+  if (p.error) html += `<div class="query-error small" role="alert" data-testid="past-error">${esc(p.error)}</div>`;
+  else if (p.loading && !p.sessions) html += `<div class="empty small">Loading…</div>`;
+  else if (p.sessions && !p.sessions.length) {
+    html += `<div class="empty small" data-testid="past-empty">No sessions in this range (${esc(rangeById(p.range, SESSION_RANGES).label.toLowerCase())}).</div>`;
+  }
+  if (p.sessions) html += p.sessions.map((s) => pastRowHtml(s, now)).join("");
+  if (p.sessions && p.sessions.length >= 200) html += `<div class="empty small">The 200 most recently active; choose a shorter range for others.</div>`;
+  box.innerHTML = html;
+  box.setAttribute("aria-busy", String(p.loading));
+  if (ui.scope === "past") $("#session-total").textContent = p.sessions ? String(p.sessions.length) : "";
+}
+
+/**
+ * History mode: one past session's whole timeline, read from the index oldest first (paged
+ * with next.after), shown in the Activity, Timeline and Tools views instead of the live events.
+ * The live events keep arriving meanwhile; "Back to live" shows them again.
+ */
+function openPastSession(id) {
+  const hs = new Store({ maxEvents: HISTORY_MAX });
+  hs.namespaces = live.namespaces;
+  ui.hist = { id, store: hs, summary: null, next: null, loading: true, error: "",
+              filters: { session: id, type: "", tool: "", text: "" } };
+  store = hs;
+  viewChanged();
+  if (!EVENT_TABS.has(ui.tab)) setTab("feed");
+  closeDetail();
+  loadHistoryPages(ui.hist);
+}
+
+async function loadHistoryPages(h) {
+  h.loading = true;
+  h.error = "";
+  renderBanner();
+  invalidate("feed");
+  let read = 0;
+  try {
+    for (;;) {
+      const data = await api("/api/history/session", { id: h.id, after: h.next ? h.next.after : null, limit: HISTORY_PAGE });
+      if (ui.hist !== h) return; // left, or another session opened
+      if (data.session && !h.summary) {
+        h.summary = data.session;
+        h.id = data.session.session_id || h.id;
+        h.filters.session = h.id;
+        h.store.applySessions([sessionFromSummary(data.session)]);
+      }
+      const events = Array.isArray(data.events) ? data.events : [];
+      read += events.length;
+      h.store.applyEvents(events);
+      h.next = data.next && typeof data.next.after === "number" ? data.next : null;
+      invalidate("feed", "options", "timeline", "tools", "header");
+      renderBanner();
+      // Held at once: at most HISTORY_MAX events; "Load more" reads on (the oldest go).
+      if (!h.next || read >= HISTORY_MAX) break;
+    }
+  } catch (err) {
+    if (ui.hist !== h) return;
+    h.error = err.message || String(err);
+  }
+  h.loading = false;
+  renderBanner();
+  invalidate("feed", "timeline", "tools");
+  if (ui.scope === "past") renderPast();
+}
+
+function leaveHistory() {
+  if (!ui.hist) return;
+  ui.hist = null;
+  store = live;
+  viewChanged();
+  closeDetail();
+  if (ui.scope !== "live") setScope("live");
+}
+
+/** `store` changed: every view of it rebuilds, and the filter selects show its values. */
+function viewChanged() {
+  ui.viewGen++;
+  ui.optionsKey = { session: "", type: "", tool: "" };
+  ui.feedStick = true;
+  const f = ui.filters;
+  renderOptions();
+  $("#filter-session").value = f.session;
+  $("#filter-type").value = f.type;
+  $("#filter-tool").value = f.tool;
+  $("#search").value = f.text;
+  if (timeline) timeline.view = null;
+  $(".main").dataset.mode = ui.hist ? "history" : "live";
+  renderBanner();
+  renderSessions(Date.now());
+  if (ui.scope === "past") renderPast();
+  invalidate("feed", "options", "timeline", "tools", "header", "sessions");
+}
+
+function renderBanner() {
+  const h = ui.hist;
+  const banner = $("#history-banner");
+  banner.hidden = !h || !EVENT_TABS.has(ui.tab);
+  if (!h) return;
+  const s = h.summary;
+  const now = Date.now();
+  let title;
+  if (s) {
+    const project = projectOf(s.cwd) || String(s.session_id).slice(0, 8);
+    const first = Number(s.first_ts), last = Number(s.last_ts);
+    const end = s.end_reason !== null && s.end_reason !== undefined ? `ended (${s.end_reason})` : "no end stored";
+    title = `<b>${esc(project)}</b> <span class="mono muted">${esc(String(s.session_id).slice(0, 8))}</span> · ${esc(fmtDateTime(first, now))} – ${esc(fmtDateTime(last, now))} · ${formatDuration(last - first)} · ${esc(s.model || "—")} · ${esc(end)}`;
+  } else {
+    title = `<span class="mono">${esc(String(h.id).slice(0, 8))}</span>`;
+  }
+  $("#history-title").innerHTML = title;
+  const total = s ? Number(s.events) || 0 : null;
+  const loaded = h.store.size;
+  let progress;
+  if (h.error) progress = h.error;
+  else if (h.loading) progress = total !== null ? `loading ${fmtCount(loaded)} of ${fmtCount(total)} events…` : "loading…";
+  else if (h.next) progress = `${fmtCount(loaded)} of ${fmtCount(total)} events loaded`;
+  else progress = `${fmtCount(loaded)} event${loaded === 1 ? "" : "s"}`;
+  const el = $("#history-progress");
+  el.textContent = progress;
+  el.classList.toggle("bad", !!h.error);
+  const more = $("#history-session-more");
+  more.hidden = h.loading || !h.next;
+}
+
 // ---------------------------------------------------------------- tabs, overlays, keys
 
 function setTab(tab) {
-  if (!["feed", "timeline", "tools"].includes(tab)) return;
+  if (!TABS.includes(tab)) return;
+  const before = ui.tab;
   ui.tab = tab;
   for (const b of document.querySelectorAll(".tabs [data-tab]")) {
     b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+    b.tabIndex = b.dataset.tab === tab ? 0 : -1;
   }
-  $("#pane-feed").hidden = tab !== "feed";
-  $("#pane-timeline").hidden = tab !== "timeline";
-  $("#pane-tools").hidden = tab !== "tools";
+  for (const t of TABS) $(`#pane-${t}`).hidden = tab !== t;
+  const events = EVENT_TABS.has(tab);
+  $(".filters").hidden = !events;
+  $(".actions").hidden = !events;
+  if (before !== tab && (EVENT_TABS.has(before) !== events)) closeDetail();
+  renderBanner();
   try { localStorage.setItem(TAB_KEY, tab); } catch { /* ignore */ }
+  if (search) setFragmentQuery(tab === "search" && search.query ? search.query : null);
+  if (tab === "search" && search) search.shown();
+  else if (tab === "analytics" && before !== "analytics" && analytics) analytics.load();
+  if (!events) return;
   ui.lastHeavy[tab] = 0;
   if (tab === "feed" && ui.feedStick) $("#feed").scrollTop = $("#feed").scrollHeight;
   invalidate(tab === "feed" ? "feed" : tab);
@@ -740,14 +999,21 @@ function onKey(e) {
   const mod = e.ctrlKey || e.metaKey;
   const k = e.key.toLowerCase();
   if (mod && !e.shiftKey && !e.altKey) {
-    if (k === "k") { e.preventDefault(); $("#search").focus(); $("#search").select(); return; }
+    if (k === "k") {
+      e.preventDefault();
+      const box = ui.tab === "search" ? $("#hsearch") : $("#search");
+      if (ui.tab !== "search" && !EVENT_TABS.has(ui.tab)) setTab("feed");
+      box.focus();
+      box.select();
+      return;
+    }
     if (k === "e") { e.preventDefault(); exportView(); return; }
     if (k === "r") { e.preventDefault(); clearView(); return; }
   }
   if (e.key === "Escape") {
     if (!$("#help").hidden) { toggleHelp(false); e.preventDefault(); return; }
     if (!$("#event-detail").hidden) { closeDetail(); e.preventDefault(); return; }
-    if (e.target === $("#search")) { $("#search").blur(); return; }
+    if (e.target === $("#search") || e.target === $("#hsearch")) { e.target.blur(); return; }
     return;
   }
   if (mod || e.altKey || typing(e)) return;
@@ -757,9 +1023,8 @@ function onKey(e) {
     stepDetail(e.key === "ArrowDown" || e.key === "j" ? 1 : -1);
     return;
   }
-  if (e.key === "1") setTab("feed");
-  else if (e.key === "2") setTab("timeline");
-  else if (e.key === "3") setTab("tools");
+  if (e.key >= "1" && e.key <= "5") setTab(TABS[Number(e.key) - 1]);
+  else if ((e.key === "l" || e.key === "L") && ui.hist) leaveHistory();
   else if (ui.tab === "timeline" && (e.key === "+" || e.key === "=")) timeline.zoom(1 / 1.6);
   else if (ui.tab === "timeline" && e.key === "-") timeline.zoom(1.6);
   else if (ui.tab === "timeline" && e.key === "0") timeline.reset();
@@ -770,6 +1035,43 @@ function onKey(e) {
 let token = "";
 
 function wire() {
+  $("#past-list").addEventListener("click", (e) => {
+    const row = e.target.closest(".srow");
+    if (row) openPastSession(row.dataset.sessionId);
+  });
+  $("#past-list").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" && e.key !== " ") return;
+    const row = e.target.closest(".srow");
+    if (row) { e.preventDefault(); openPastSession(row.dataset.sessionId); }
+  });
+  $("#scope-live").addEventListener("click", () => setScope("live"));
+  $("#scope-past").addEventListener("click", () => setScope("past"));
+  $("#past-range").innerHTML = SESSION_RANGES.map((r) => `<option value="${r.id}">${esc(r.label)}</option>`).join("");
+  try {
+    const saved = localStorage.getItem(SCOPE_RANGE_KEY);
+    if (rangeById(saved, SESSION_RANGES)) ui.past.range = saved;
+  } catch { /* ignore */ }
+  $("#past-range").value = ui.past.range;
+  $("#past-range").addEventListener("change", (e) => {
+    ui.past.range = e.target.value;
+    try { localStorage.setItem(SCOPE_RANGE_KEY, ui.past.range); } catch { /* ignore */ }
+    loadPastSessions();
+  });
+  $("#past-refresh").addEventListener("click", loadPastSessions);
+  $("#back-to-live").addEventListener("click", leaveHistory);
+  $("#history-session-more").addEventListener("click", () => { if (ui.hist && !ui.hist.loading) loadHistoryPages(ui.hist); });
+  $("#detail-session").addEventListener("click", () => {
+    const ev = ui.detailEvent;
+    if (ev && ev.session_id) openPastSession(ev.session_id);
+  });
+  $(".tabs").addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    const i = TABS.indexOf(ui.tab);
+    const next = TABS[(i + (e.key === "ArrowRight" ? 1 : TABS.length - 1)) % TABS.length];
+    e.preventDefault();
+    setTab(next);
+    $(`.tabs [data-tab="${next}"]`).focus();
+  });
   $("#session-list").addEventListener("click", (e) => {
     const row = e.target.closest(".srow");
     if (!row) return;
@@ -831,22 +1133,24 @@ function wire() {
   $('[data-testid="zoom-out"]').addEventListener("click", () => timeline.zoom(1.6));
   $('[data-testid="zoom-reset"]').addEventListener("click", () => timeline.reset());
   if (typeof ResizeObserver === "function") {
-    new ResizeObserver(() => invalidate("timeline", "tools")).observe($(".main"));
+    new ResizeObserver(() => {
+      invalidate("timeline", "tools");
+      if (ui.tab === "analytics" && analytics) analytics.render();
+    }).observe($(".main"));
   }
 }
 
 function start() {
   wire();
   try {
-    const saved = localStorage.getItem(TAB_KEY);
-    if (saved) setTab(saved);
     if (localStorage.getItem(NOTIFY_KEY) === "1" && "Notification" in window
         && Notification.permission === "granted") setNotify(true);
   } catch { /* ignore */ }
 
   window.mpmdViewer = Object.freeze({
-    lastSeq: () => store.maxSeq,
-    eventCount: () => store.size,
+    lastSeq: () => live.maxSeq,
+    eventCount: () => live.size,
+    historyCount: () => (ui.hist ? ui.hist.store.size : 0),
   });
 
   token = takeToken();
@@ -856,6 +1160,28 @@ function start() {
     $("#connection").dataset.state = "offline";
     $("#connection .label").textContent = "no token";
     return;
+  }
+  api = makeApi(token);
+  search = new Search({
+    api, kindOf,
+    projectOf: (ev) => projectFor(ev, live),
+    agentLabel: (aid) => live.agentTypes.get(aid) || "subagent",
+    onPick: (ev) => showDetail(ev, live),
+    onQuery: (q) => { if (ui.tab === "search") setFragmentQuery(q); },
+  });
+  analytics = new Analytics({
+    api,
+    onSearch: (q) => { search.run(q); setTab("search"); },
+  });
+  // A search in the address (#q=…) opens the Search tab on it; else the last tab shown.
+  const q = fragmentQuery();
+  if (q !== null) {
+    search.run(q);
+    setTab("search");
+  } else {
+    let saved = null;
+    try { saved = localStorage.getItem(TAB_KEY); } catch { /* ignore */ }
+    setTab(TABS.includes(saved) ? saved : "feed");
   }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   conn = new Connection({

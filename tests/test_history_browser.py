@@ -1,0 +1,664 @@
+"""The page's history mode in a real browser: search over every stored event, past sessions,
+analytics. A real daemon fed by real hook processes (or, for bulk and for events dated in
+the past, the hook's own frames on its socket), its search index, and Debian's chromium
+driven by Playwright.
+
+Every wait on the page is one of Playwright's auto-waiting assertions; the only other waits
+poll the journal and `mpmd status` (the indexer's progress), another process's doing. The
+page runs under the daemon's Content-Security-Policy, and a page error or a CSP violation
+fails the test.
+
+MPMD_SCREENSHOTS=1 makes the screenshot test write docs/screenshots/*-search.png,
+*-history.png and *-analytics.png (otherwise a temporary folder, checking only that each
+view renders in both themes).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.utils import (
+    ROOT,
+    Daemon,
+    env_for,
+    fixture_payloads,
+    journal_events,
+    mpmd_cli,
+    run_hook,
+    send_events,
+    status,
+    wait_until,
+)
+
+pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+FIX = [json.loads(p) for p in fixture_payloads()]
+SESSION_START, PRE_BASH, BASH_FAILED, SESSION_END = 0, 6, 9, 37
+SHOP = FIX[0]["session_id"]
+API = "4b2e9a10-7c1d-4f3e-8a6b-2d9c0e1f3a55"
+LEGACY = "0dd5e55e-1111-4222-8333-444455556666"
+DAY_NS = 86_400 * 10**9
+TOOL_ENDS = ("PostToolUse", "PostToolUseFailure")
+FAILURES = ("PostToolUseFailure", "StopFailure")
+
+expect.set_options(timeout=10_000)
+
+
+# ---------------------------------------------------------------- helpers
+
+def feed(home: Path, *payloads: dict) -> None:
+    """One real hook process per payload, in order."""
+    for payload in payloads:
+        result = run_hook(home, json.dumps(payload).encode())
+        assert result.returncode == 0, result.stderr
+
+
+def send_at(home: Path, payloads: list[dict], when_ns: int) -> None:
+    """The hook's frames for `payloads` as if it had run at `when_ns` (1 ms apart), pipelined
+    on one connection to the daemon's socket: events dated in the past."""
+    from mpm_hook import wire
+
+    assert len(payloads) <= 256
+    raws = [json.dumps(p).encode() for p in payloads]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(home / "mpmd.sock"))
+        sock.sendall(b"".join(wire.encode_event(os.urandom(16), when_ns + i * 1_000_000, raw,
+                                                len(raw)) for i, raw in enumerate(raws)))
+        want = len(raws) * wire.ACK_FRAME_BYTES
+        data = b""
+        while len(data) < want:
+            more = sock.recv(want - len(data))
+            assert more, "the daemon closed the connection"
+            data += more
+    for i in range(len(raws)):
+        _id, state, _seq = wire.decode_ack(
+            data[i * wire.ACK_FRAME_BYTES:(i + 1) * wire.ACK_FRAME_BYTES])
+        assert state == wire.STORED, state
+
+
+def indexed(home: Path, count: int) -> list[dict]:
+    """The journal's events once it holds `count` and the search index has them all."""
+    wait_until(lambda: len(journal_events(home)) >= count, f"{count} events in the journal")
+    wait_until(lambda: status(home)["index_last_seq"] >= count, f"{count} events indexed")
+    events = journal_events(home)
+    assert [e["seq"] for e in events] == list(range(1, count + 1))
+    return events
+
+
+def viewer_url(home: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "mpmd", "status", "--json"],
+                            env=env_for(home), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    url = json.loads(result.stdout)["viewer_url"]
+    assert url and "#token=" in url, result.stdout
+    return url
+
+
+def open_viewer(page: Page, home: Path) -> None:
+    page.goto(viewer_url(home))
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def moved(payload: dict, session_id: str, cwd: str, **changes: object) -> dict:
+    """A fixture payload moved to another session (and folder)."""
+    p = copy.deepcopy(payload)
+    p.update(session_id=session_id, cwd=cwd, **changes)
+    return p
+
+
+def api_session() -> list[dict]:
+    """A second, live session (no end): a start and a failed Bash call."""
+    return [moved(FIX[SESSION_START], API, "/home/dev/api", model="claude-opus-5"),
+            moved(FIX[PRE_BASH], API, "/home/dev/api", tool_use_id="toolu_api_1"),
+            moved(FIX[BASH_FAILED], API, "/home/dev/api", tool_use_id="toolu_api_1")]
+
+
+def legacy_session() -> list[dict]:
+    """An old session elsewhere: four Bash calls (two fail) and a Read, then its end."""
+    cwd = "/home/dev/legacy"
+
+    def base(name: str, **fields: object) -> dict:
+        return {"session_id": LEGACY, "cwd": cwd, "hook_event_name": name,
+                "transcript_path": f"/home/dev/.claude/projects/x/{LEGACY}.jsonl", **fields}
+
+    out = [base("SessionStart", source="startup", model="claude-sonnet-5"),
+           base("UserPromptSubmit", prompt="Port the legacy build to make")]
+    for i, error in enumerate([None, "Exit code 2\nmake: *** [all] Error 2", None,
+                               "Exit code 2\nmake: *** [test] Error 2"]):
+        tool_input = {"command": f"make step{i}"}
+        out.append(base("PreToolUse", tool_name="Bash", tool_input=tool_input,
+                        tool_use_id=f"toolu_legacy_{i}"))
+        if error is None:
+            out.append(base("PostToolUse", tool_name="Bash", tool_input=tool_input,
+                            tool_use_id=f"toolu_legacy_{i}", tool_response={"stdout": ""},
+                            duration_ms=1200 + i))
+        else:
+            out.append(base("PostToolUseFailure", tool_name="Bash", tool_input=tool_input,
+                            tool_use_id=f"toolu_legacy_{i}", error=error, duration_ms=900))
+    out += [base("PreToolUse", tool_name="Read", tool_input={"file_path": f"{cwd}/Makefile"},
+                 tool_use_id="toolu_legacy_r"),
+            base("PostToolUse", tool_name="Read", tool_input={"file_path": f"{cwd}/Makefile"},
+                 tool_use_id="toolu_legacy_r", tool_response={}, duration_ms=3),
+            base("SessionEnd", reason="logout")]
+    return out
+
+
+def shown_seqs(page: Page, testid: str) -> list[int]:
+    return [int(s) for s in page.locator(f'[data-testid="{testid}"]').evaluate_all(
+        "els => els.map(e => e.dataset.seq)")]
+
+
+# The index's text of an event and its tokens (docs/query.md, "Free text"): the oracle for
+# free-text queries, written from the documentation, not from mpmd.index.
+TEXT_FIELDS = ("prompt", "command", "description", "error", "error_details", "message",
+               "reason", "pattern", "url", "query", "title", "last_assistant_message",
+               "task_subject", "task_description", "compact_summary", "custom_instructions",
+               "agent_type", "new_cwd", "directory", "worktree_path", "mcp_server_name")
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def event_tokens(ev: dict) -> list[str]:
+    parts = [ev.get("summary"), ev.get("file_path"), ev.get("tool_name"), ev.get("event_type")]
+    payload: dict = ev["payload"] if isinstance(ev.get("payload"), dict) else {}
+    tool_input: dict = payload["tool_input"] if isinstance(payload.get("tool_input"), dict) else {}
+    for source in (payload, tool_input):
+        parts += [source.get(k) for k in TEXT_FIELDS]
+    parts += [tool_input.get(k) for k in ("file_path", "path", "notebook_path")]
+    return tokens(" ".join(p[:4096] for p in parts if isinstance(p, str)))
+
+
+def has_phrase(ev: dict, phrase: str) -> bool:
+    want, have = tokens(phrase), event_tokens(ev)
+    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
+def error_pattern(ev: dict) -> tuple[str, str]:
+    """(source, pattern) of a failure, as docs/viewer.md's analytics describe it."""
+    payload = ev.get("payload") or {}
+    text = str(payload.get("error") or payload.get("error_details") or "").strip()
+    first = text.splitlines()[0] if text else ""
+    return (ev.get("tool_name") or ev["event_type"],
+            re.sub(r"\s+", " ", re.sub(r"\d+", "N", first))[:120])
+
+
+def when(ev: dict) -> float:
+    return datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def daemon(home: Path) -> Iterator[Daemon]:
+    with Daemon(home, MPMD_VIEWER_PORT="0") as d:
+        yield d
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text)
+          if m.type == "error" and "Content Security Policy" in m.text else None)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+# ---------------------------------------------------------------- search
+
+def run_search(page: Page, query: str) -> None:
+    box = page.locator('[data-testid="history-query"]')
+    box.fill(query)
+    box.press("Enter")
+
+
+def test_search_finds_exactly_the_matching_events(daemon, home, page):
+    feed(home, *FIX, *api_session())
+    stored = indexed(home, len(FIX) + 3)
+    newest_first = stored[::-1]
+    open_viewer(page, home)
+    expect(page.locator('[data-testid="feed-line"]')).to_have_count(len(stored))
+    page.keyboard.press("Control+r")  # the live view forgets them: the search reads the index
+    expect(page.locator('[data-testid="feed-line"]')).to_have_count(0)
+    page.keyboard.press("4")  # the Search tab, from the keyboard
+    expect(page.locator('[data-testid="tab-search"]')).to_have_attribute("aria-selected", "true")
+    lines = page.locator('[data-testid="history-line"]')
+    expect(lines).to_have_count(len(stored))  # the empty query: every event, newest first
+    assert shown_seqs(page, "history-line") == [e["seq"] for e in newest_first]
+
+    def shows(query: str, expected: list[dict]) -> None:
+        run_search(page, query)
+        expect(page.locator('[data-testid="history-status"]')).to_have_text(
+            re.compile(rf"^{len(expected)} events?, newest first"))
+        expect(lines).to_have_count(len(expected))
+        assert shown_seqs(page, "history-line") == [e["seq"] for e in expected]
+        # Each line in the feed's human words.
+        expect(lines.locator(".summary")).to_have_text([e["summary"] for e in expected])
+
+    shows("tool:Bash -type:PreToolUse",
+          [e for e in newest_first if e.get("tool_name") == "Bash"
+           and e["event_type"] != "PreToolUse"])
+    shows('("npm test" OR login.ts) -type:PreToolUse',
+          [e for e in newest_first if (has_phrase(e, "npm test") or has_phrase(e, "login ts"))
+           and e["event_type"] != "PreToolUse"])
+    shows(f"session:{API[:8]} OR risk:high",
+          [e for e in newest_first if e["session_id"] == API or e.get("risk") == "high"])
+    shows("type:SessionStart cwd:api", [e for e in newest_first
+                                        if e["event_type"] == "SessionStart"
+                                        and "api" in e["cwd"]])
+
+    # Keyboard: Ctrl+K is the query box here; a line opens the event's detail with Enter.
+    page.keyboard.press("Control+k")
+    expect(page.locator('[data-testid="history-query"]')).to_be_focused()
+    query = "type:PostToolUseFailure"
+    page.keyboard.type(query)
+    page.keyboard.press("Enter")
+    failures = [e for e in newest_first if e["event_type"] == "PostToolUseFailure"]
+    expect(lines).to_have_count(len(failures))
+    lines.first.focus()
+    page.keyboard.press("Enter")
+    detail = page.locator('[data-testid="event-detail"]')
+    expect(detail).to_be_visible()
+    assert json.loads(detail.locator("pre").inner_text()) == failures[0]
+    expect(lines.first).to_have_class(re.compile(r"\bselected\b"))
+    page.keyboard.press("ArrowDown")  # the next result
+    expect(detail.locator("pre")).to_contain_text(f'"seq": {failures[1]["seq"]}')
+    page.keyboard.press("Escape")
+    expect(detail).to_be_hidden()
+
+    # The query stays in the address: a reload runs it again.
+    assert page.url.endswith("#q=" + quote(query, safe=""))
+    page.reload()
+    expect(page.locator('[data-testid="history-query"]')).to_have_value(query)
+    expect(lines).to_have_count(len(failures))
+    assert shown_seqs(page, "history-line") == [e["seq"] for e in failures]
+
+
+def test_load_more_pages_back_through_every_match(daemon, home, page):
+    prompts = [dict(FIX[2], prompt=f"probe {i}") for i in range(230)]
+    noise = [dict(FIX[8], message=f"noise {i}") for i in range(40)]
+    mixed = [p for pair in zip(prompts, noise + [None] * 190, strict=True) for p in pair if p]
+    send_events(home, [json.dumps(p).encode() for p in mixed])
+    stored = indexed(home, len(mixed))
+    want = [e["seq"] for e in stored[::-1] if e["event_type"] == "UserPromptSubmit"]
+    assert len(want) == 230
+
+    open_viewer(page, home)
+    page.locator('[data-testid="tab-search"]').click()
+    run_search(page, "probe type:UserPromptSubmit")
+    lines = page.locator('[data-testid="history-line"]')
+    more = page.locator('[data-testid="history-more"]')
+    expect(lines).to_have_count(100)
+    assert shown_seqs(page, "history-line") == want[:100]
+    more.click()
+    expect(lines).to_have_count(200)
+    more.click()
+    expect(lines).to_have_count(230)
+    expect(more).to_be_hidden()
+    assert shown_seqs(page, "history-line") == want  # in order, none twice, none missing
+    expect(page.locator('[data-testid="history-status"]')).to_have_text(
+        re.compile(r"^230 events, newest first"))
+
+
+def test_a_bad_query_shows_the_servers_error_and_its_column(daemon, home, page):
+    feed(home, *FIX[:3])
+    indexed(home, 3)
+    open_viewer(page, home)
+    page.locator('[data-testid="tab-search"]').click()
+    lines = page.locator('[data-testid="history-line"]')
+    expect(lines).to_have_count(3)
+    error = page.locator('[data-testid="history-error"]')
+    expect(error).to_be_hidden()
+
+    run_search(page, "tool:Bash risk:hgh")
+    expect(error).to_be_visible()
+    expect(error.locator(".err-text")).to_have_text(
+        "bad query: risk: wants low, medium or high, not 'hgh' (column 11)")
+    expect(error.locator("mark")).to_have_text("risk:hgh")  # the bad token, marked
+    expect(lines).to_have_count(0)
+    expect(page.locator('[data-testid="history-query"]')).to_have_value("tool:Bash risk:hgh")
+
+    run_search(page, "(rm OR curl")
+    expect(error.locator(".err-text")).to_have_text("bad query: unclosed '(' at column 1")
+    expect(error.locator("mark")).to_have_text("(rm")
+    run_search(page, "@no-such-search")
+    expect(error.locator(".err-text")).to_contain_text("no saved search 'no-such-search'")
+
+    run_search(page, "type:UserPromptSubmit")
+    expect(error).to_be_hidden()
+    expect(lines).to_have_count(1)
+
+
+def test_saved_searches_and_presets_run_from_the_list(daemon, home, page):
+    saved = mpmd_cli(home, "searches", "save", "my-bash", "tool:Bash -type:PreToolUse")
+    assert saved.returncode == 0, saved.stderr
+    feed(home, *FIX, *api_session())
+    stored = indexed(home, len(FIX) + 3)
+    open_viewer(page, home)
+    page.locator('[data-testid="tab-search"]').click()
+    chooser = page.locator('[data-testid="saved-searches"]')
+    expect(chooser.locator('optgroup[label="Presets"] option[value="failures"]')).to_have_count(1)
+    expect(chooser.locator('optgroup[label="Yours"] option[value="my-bash"]')).to_contain_text(
+        "tool:Bash -type:PreToolUse")
+    lines = page.locator('[data-testid="history-line"]')
+
+    chooser.select_option("failures")
+    expect(page.locator('[data-testid="history-query"]')).to_have_value("@failures")
+    failed = [e["seq"] for e in stored[::-1] if e["event_type"] in FAILURES]
+    expect(lines).to_have_count(len(failed))
+    assert shown_seqs(page, "history-line") == failed
+
+    chooser.select_option("my-bash")
+    expect(page.locator('[data-testid="history-query"]')).to_have_value("@my-bash")
+    bash = [e["seq"] for e in stored[::-1]
+            if e.get("tool_name") == "Bash" and e["event_type"] != "PreToolUse"]
+    expect(lines).to_have_count(len(bash))
+    assert shown_seqs(page, "history-line") == bash
+
+    # A result's detail opens its whole session as history.
+    newest = stored[bash[0] - 1]
+    assert newest["session_id"] == API
+    lines.first.click()
+    page.locator('[data-testid="detail-open-session"]').click()
+    expect(page.locator('[data-testid="history-banner"]')).to_contain_text("api")
+    expect(page.locator('[data-testid="tab-feed"]')).to_have_attribute("aria-selected", "true")
+    feed_lines = page.locator('[data-testid="feed-line"]')
+    expect(feed_lines).to_have_count(3)
+    assert shown_seqs(page, "feed-line") == [e["seq"] for e in stored if e["session_id"] == API]
+
+
+# ---------------------------------------------------------------- past sessions
+
+def test_a_past_session_opens_as_history_and_back_to_live(daemon, home, page):
+    feed(home, *FIX, *api_session())
+    stored = indexed(home, len(FIX) + 3)
+    shop = [e for e in stored if e["session_id"] == SHOP]
+    assert shop[-1]["event_type"] == "SessionEnd"
+    open_viewer(page, home)
+    live_lines = page.locator('[data-testid="feed-line"]')
+    expect(live_lines).to_have_count(len(stored))
+    # The live view forgets what it holds: what history shows comes from the index.
+    page.locator('[data-testid="clear"]').click()
+    expect(live_lines).to_have_count(0)
+
+    page.locator('[data-testid="sessions-past"]').click()
+    rows = page.locator('[data-testid="past-session-row"]')
+    expect(rows).to_have_count(2)
+    # Most recently active first: the api session's events came last.
+    assert rows.evaluate_all("els => els.map(e => e.dataset.sessionId)") == [API, SHOP]
+    row = page.locator(f'[data-testid="past-session-row"][data-session-id="{SHOP}"]')
+    expect(row).to_have_attribute("data-ended", "true")
+    expect(row.locator(".hbadge")).to_have_text("ended")
+    expect(row.locator(".event-count")).to_have_text(str(len(shop)))
+    expect(row.locator(".project")).to_have_text("shop")
+    expect(row.locator(".l3")).to_have_text(FIX[2]["prompt"])
+    expect(page.locator(f'[data-testid="past-session-row"][data-session-id="{API}"]')
+           ).to_have_attribute("data-ended", "false")
+
+    row.focus()
+    page.keyboard.press("Enter")
+    banner = page.locator('[data-testid="history-banner"]')
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("History")
+    expect(banner).to_contain_text("shop")
+    expect(banner).to_contain_text("ended (prompt_input_exit)")
+    expect(page.locator('[data-testid="history-progress"]')).to_have_text(f"{len(shop)} events")
+    expect(page.locator(".main")).to_have_attribute("data-mode", "history")
+    expect(live_lines).to_have_count(len(shop))
+    assert shown_seqs(page, "feed-line") == [e["seq"] for e in shop]  # oldest first
+    expect(live_lines.locator(".summary")).to_have_text([e["summary"] for e in shop])
+
+    page.locator('[data-testid="tab-timeline"]').click()
+    expect(banner).to_be_visible()
+    spans = page.locator('[data-testid="timeline"] [data-testid="span"]')
+    calls = {e["tool_use_id"] for e in shop
+             if e["event_type"] in ("PreToolUse", *TOOL_ENDS) and e.get("tool_use_id")}
+    expect(spans).to_have_count(len(calls))
+    assert set(spans.evaluate_all("els => els.map(e => e.dataset.toolUseId)")) == calls
+    page.locator('[data-testid="tab-tools"]').click()
+    bash = page.locator('[data-testid="tool-row"][data-tool="Bash"]')
+    expect(bash.locator(".count")).to_have_text(str(len(
+        {e["tool_use_id"] for e in shop if e.get("tool_name") == "Bash"
+         and e["event_type"] in ("PreToolUse", *TOOL_ENDS)})))
+    page.locator('[data-testid="tab-feed"]').click()
+
+    # Live events keep arriving meanwhile, of this very session too, and stay out of the
+    # history view.
+    feed(home, dict(FIX[2], prompt="while in history"))
+    expect(page.locator("#counts")).to_contain_text(f"seq {len(stored) + 1}")
+    expect(live_lines).to_have_count(len(shop))
+    assert shown_seqs(page, "feed-line") == [e["seq"] for e in shop]
+
+    page.locator('[data-testid="back-to-live"]').click()
+    expect(banner).to_be_hidden()
+    expect(page.locator(".main")).to_have_attribute("data-mode", "live")
+    expect(page.locator('[data-testid="sessions-live"]')).to_have_attribute("aria-pressed", "true")
+    expect(live_lines).to_have_count(1)  # what came in since the view was cleared
+    feed(home, moved(FIX[2], API, "/home/dev/api", prompt="back to live"))
+    expect(live_lines).to_have_count(2)
+    assert shown_seqs(page, "feed-line") == [len(stored) + 1, len(stored) + 2]
+    expect(live_lines.last.locator(".summary")).to_contain_text("back to live")
+
+
+def test_a_long_past_session_loads_page_by_page(daemon, home, page):
+    long_id = "10a91e55-0000-4000-8000-00000000beef"
+    start = moved(FIX[SESSION_START], long_id, "/home/dev/big")
+    prompts = [moved(FIX[2], long_id, "/home/dev/big", prompt=f"step {i}") for i in range(1233)]
+    send_events(home, [json.dumps(p).encode() for p in [start, *prompts]])
+    stored = indexed(home, 1234)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/history/session?" in r.url
+            else None)
+    open_viewer(page, home)
+    page.locator('[data-testid="sessions-past"]').click()
+    page.locator(f'[data-testid="past-session-row"][data-session-id="{long_id}"]').click()
+    progress = page.locator('[data-testid="history-progress"]')
+    expect(progress).to_have_text("1,234 events")
+    assert page.evaluate("window.mpmdViewer.historyCount()") == 1234
+    # Two pages: the first 1000, then the rest after the 1000th event's seq.
+    assert len(requests) == 2, requests
+    assert "after=" not in requests[0] and f"after={stored[999]['seq']}" in requests[1]
+    lines = page.locator('[data-testid="feed-line"]')
+    expect(lines).to_have_count(500)  # the feed shows the last 500 of what is loaded
+    assert shown_seqs(page, "feed-line") == [e["seq"] for e in stored[-500:]]
+    expect(page.locator("#feed-foot")).to_contain_text("500 of 1,234")
+
+
+# ---------------------------------------------------------------- analytics
+
+def expect_stats(page: Page, events: list[dict]) -> None:
+    """The analytics view shows exactly what `events` (those in its range) add up to."""
+    calls = Counter(e["tool_name"] for e in events if e["event_type"] in TOOL_ENDS)
+    failed = Counter(e["tool_name"] for e in events if e["event_type"] == "PostToolUseFailure")
+    expect(page.locator('[data-testid="stat-events"] .stat-value')).to_have_text(str(len(events)))
+    expect(page.locator('[data-testid="stat-sessions"] .stat-value')).to_have_text(
+        str(len({e["session_id"] for e in events})))
+    expect(page.locator('[data-testid="stat-tool-calls"] .stat-value')).to_have_text(
+        str(sum(calls.values())))
+    rows = page.locator('[data-testid="analytics-tool-row"]')
+    expect(rows).to_have_count(len(calls))
+    for tool, n in calls.items():
+        row = page.locator(f'[data-testid="analytics-tool-row"][data-tool="{tool}"]')
+        expect(row.locator(".calls")).to_have_text(str(n))
+        expect(row.locator(".failures")).to_have_text(str(failed[tool]))
+        expect(row.locator(".success-rate")).to_have_text(
+            f"{round((n - failed[tool]) / n * 100)}%")
+    usage = page.locator('[data-testid="chart-tools"] [data-testid="bar-row"]')
+    assert sorted(usage.evaluate_all("els => els.map(e => e.dataset.key)")) == sorted(calls)
+    failing = page.locator('[data-testid="chart-failures"] [data-testid="bar-row"]')
+    assert sorted(failing.evaluate_all("els => els.map(e => e.dataset.key)")) == sorted(failed)
+    rates = page.locator('[data-testid="chart-success"] [data-testid="bar-row"]')
+    assert sorted(rates.evaluate_all("els => els.map(e => e.dataset.key)")) == sorted(calls)
+
+    bars = page.locator('[data-testid="chart-time"] [data-testid="time-bar"]')
+    counts = bars.evaluate_all(
+        "els => els.map(e => [Number(e.dataset.events), Number(e.dataset.failures)])")
+    assert sum(n for n, _ in counts) == len(events)
+    assert sum(f for _, f in counts) == sum(e["event_type"] in FAILURES for e in events)
+
+    patterns = Counter(error_pattern(e) for e in events if e["event_type"] in FAILURES)
+    shown = page.locator('[data-testid="error-pattern-row"]').evaluate_all(
+        "els => els.map(e => [e.querySelector('.source').textContent,"
+        " e.querySelector('.pattern').textContent, Number(e.querySelector('.count').textContent)])")
+    assert sorted(map(tuple, shown)) == sorted((s, p, n) for (s, p), n in patterns.items())
+
+    projects: dict[str, tuple[set[str], int]] = {}
+    for e in events:
+        if e.get("cwd"):
+            ids, n = projects.get(e["cwd"], (set(), 0))
+            projects[e["cwd"]] = (ids | {e["session_id"]}, n + 1)
+    shown = page.locator('[data-testid="project-row"]').evaluate_all(
+        "els => els.map(e => [e.dataset.cwd, Number(e.querySelector('.sessions').textContent),"
+        " Number(e.querySelector('.events').textContent)])")
+    assert sorted(map(tuple, shown)) == sorted((c, len(ids), n) for c, (ids, n) in
+                                               projects.items())
+
+
+def test_analytics_match_the_events_and_follow_the_range(daemon, home, page):
+    feed(home, *FIX, *api_session())
+    old = legacy_session()
+    send_at(home, old, time.time_ns() - 3 * DAY_NS)
+    stored = indexed(home, len(FIX) + 3 + len(old))
+    recent = [e for e in stored if when(e) > time.time() - 86_400]
+    assert len(recent) == len(FIX) + 3  # the legacy session is three days old
+
+    open_viewer(page, home)
+    page.locator('[data-testid="tab-analytics"]').click()
+    view = page.locator('[data-testid="analytics"]')
+    page.locator('[data-testid="range-24h"]').click()
+    expect(page.locator('[data-testid="range-24h"]')).to_have_attribute("aria-pressed", "true")
+    expect(view).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#pane-analytics")).to_have_attribute("data-loaded-range", "24h")
+    expect(page.locator('[data-testid="analytics-empty"]')).to_be_hidden()
+    expect_stats(page, recent)
+    bash = page.locator('[data-testid="analytics-tool-row"][data-tool="Bash"]')
+    expect(bash.locator(".calls")).to_have_text("3")  # two in shop (one failed), one in api
+
+    page.locator('[data-testid="range-7d"]').click()
+    expect(page.locator("#pane-analytics")).to_have_attribute("data-loaded-range", "7d")
+    expect(bash.locator(".calls")).to_have_text("7")  # and the legacy session's four
+    expect_stats(page, stored)
+    expect(page.locator('[data-testid="project-row"][data-cwd="/home/dev/legacy"]')).to_have_count(1)
+
+    page.locator('[data-testid="range-1h"]').click()
+    expect(page.locator("#pane-analytics")).to_have_attribute("data-loaded-range", "1h")
+    expect(bash.locator(".calls")).to_have_text("3")
+    expect_stats(page, recent)
+
+    # A tool's "Search" runs the history search for its calls in that range.
+    bash.locator("button").click()
+    expect(page.locator('[data-testid="tab-search"]')).to_have_attribute("aria-selected", "true")
+    expect(page.locator('[data-testid="history-query"]')).to_have_value("tool:Bash since:1h")
+    expect(page.locator('[data-testid="history-line"]')).to_have_count(
+        sum(e.get("tool_name") == "Bash" for e in recent))
+
+
+def test_empty_ranges_say_so(daemon, home, page):
+    old = legacy_session()
+    send_at(home, old, time.time_ns() - 10 * DAY_NS)
+    stored = indexed(home, len(old))
+    open_viewer(page, home)
+
+    page.locator('[data-testid="tab-analytics"]').click()
+    empty = page.locator('[data-testid="analytics-empty"]')
+    for rng in ("24h", "7d"):
+        page.locator(f'[data-testid="range-{rng}"]').click()
+        expect(page.locator("#pane-analytics")).to_have_attribute("data-loaded-range", rng)
+        expect(empty).to_be_visible()
+        expect(empty).to_contain_text("No events in this range")
+        expect(page.locator('[data-testid="chart-time"]')).to_be_hidden()
+    page.locator('[data-testid="range-30d"]').click()
+    expect(empty).to_be_hidden()
+    expect_stats(page, stored)
+
+    # The past sessions list over a range, likewise.
+    page.locator('[data-testid="sessions-past"]').click()
+    page.locator('[data-testid="sessions-range"]').select_option("30d")
+    row = page.locator(f'[data-testid="past-session-row"][data-session-id="{LEGACY}"]')
+    expect(row).to_have_count(1)
+    expect(row.locator(".event-count")).to_have_text(str(len(old)))
+    expect(page.locator('[data-testid="past-empty"]')).to_have_count(0)
+    page.locator('[data-testid="sessions-range"]').select_option("24h")
+    expect(page.locator('[data-testid="past-empty"]')).to_contain_text("No sessions in this range")
+    expect(page.locator('[data-testid="past-session-row"]')).to_have_count(0)
+
+
+# ---------------------------------------------------------------- screenshots
+
+def test_screenshots_of_search_history_and_analytics(daemon, home, browser, tmp_path):
+    folder = SCREENSHOTS if os.environ.get("MPMD_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    old = legacy_session()
+    send_at(home, old, time.time_ns() - 2 * DAY_NS)
+    send_at(home, old[:6], time.time_ns() - 5 * DAY_NS)
+    feed(home, *FIX, *api_session())
+    indexed(home, len(old) + 6 + len(FIX) + 3)
+    url = viewer_url(home)
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1440, "height": 860},
+                                      color_scheme=scheme)
+        try:
+            pg = context.new_page()
+            pg.goto(url)
+            expect(pg.locator("#connection")).to_have_attribute("data-state", "live")
+            pg.locator('[data-testid="tab-search"]').click()
+            run_search(pg, "tool:Bash OR risk:high")
+            expect(pg.locator('[data-testid="history-line"]')).not_to_have_count(0)
+            pg.locator('[data-testid="history-line"]').nth(1).click()
+            expect(pg.locator('[data-testid="event-detail"]')).to_be_visible()
+            pg.screenshot(path=folder / f"{scheme}-search.png", animations="disabled")
+            pg.keyboard.press("Escape")
+
+            pg.locator('[data-testid="sessions-past"]').click()
+            pg.locator(f'[data-testid="past-session-row"][data-session-id="{SHOP}"]').click()
+            expect(pg.locator('[data-testid="history-progress"]')).to_have_text(
+                f"{len(FIX)} events")
+            pg.screenshot(path=folder / f"{scheme}-history.png", animations="disabled")
+            pg.locator('[data-testid="back-to-live"]').click()
+
+            pg.locator('[data-testid="tab-analytics"]').click()
+            pg.locator('[data-testid="range-7d"]').click()
+            expect(pg.locator('[data-testid="time-bar"]')).not_to_have_count(0)
+            expect(pg.locator('[data-testid="chart-tools"] [data-testid="bar-row"]')
+                   ).not_to_have_count(0)
+            pg.screenshot(path=folder / f"{scheme}-analytics.png", animations="disabled")
+        finally:
+            context.close()
+    assert len(list(folder.glob("*-search.png"))) == 2
+    assert len(list(folder.glob("*-analytics.png"))) == 2

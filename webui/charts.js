@@ -1,0 +1,153 @@
+// Inline SVG charts of the analytics view, drawn as markup strings (pure: node can check them).
+//
+//   fillBuckets()   the server's over_time points with the empty buckets put back
+//   timeChart()     events over time as bars, failures overlaid in red
+//   barChart()      horizontal bars, one row per item, stacked segments
+
+import { escapeXml as esc } from "./timeline.js";
+import { fmtDay } from "./history.js";
+
+const MINUTE = 60e3, HOUR = 3600e3, DAY = 86400e3;
+const TIME_STEPS = [MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR,
+  3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY];
+
+/**
+ * Every bucket of `width` ms from the one holding `since` to the one holding `until - 1`,
+ * with the server's counts where it has some (it leaves empty buckets out).
+ */
+export function fillBuckets(points, since, until, width) {
+  const list = Array.isArray(points) ? points : [];
+  if (!(width > 0) || !Number.isFinite(since) || !Number.isFinite(until) || until <= since) {
+    return [...list].sort((a, b) => a.t - b.t);
+  }
+  const first = Math.floor(since / width) * width;
+  const last = Math.floor((until - 1) / width) * width;
+  if ((last - first) / width > 5000) return [...list].sort((a, b) => a.t - b.t);
+  const by = new Map(list.map((p) => [p.t, p]));
+  const out = [];
+  for (let t = first; t <= last; t += width) {
+    const p = by.get(t);
+    out.push({ t, events: p ? Number(p.events) || 0 : 0, failures: p ? Number(p.failures) || 0 : 0 });
+  }
+  return out;
+}
+
+/** A round axis top at or above `v`, and the step of its grid lines (at most 4 of them). */
+export function niceScale(v) {
+  if (!(v > 0)) return { max: 1, step: 1 };
+  let step = 1;
+  for (let p = 1; ; p *= 10) {
+    const found = [1, 2, 5].map((m) => m * p).find((s) => Math.ceil(v / s) <= 4);
+    if (found) { step = found; break; }
+  }
+  return { max: Math.ceil(v / step) * step, step };
+}
+
+function two(n) { return String(n).padStart(2, "0"); }
+
+function timeLabel(t, step) {
+  const d = new Date(t);
+  if (step >= DAY || (d.getHours() === 0 && d.getMinutes() === 0)) return fmtDay(t);
+  return `${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+/** Axis times between start and end, `step` apart, on round local times. */
+function timeTicks(start, end, plotW) {
+  const minGap = 84; // px between labels
+  const span = Math.max(1, end - start);
+  const step = TIME_STEPS.find((s) => (s / span) * plotW >= minGap) || TIME_STEPS[TIME_STEPS.length - 1];
+  const ticks = [];
+  if (step >= DAY) {
+    const d = new Date(start);
+    d.setHours(0, 0, 0, 0);
+    const days = Math.round(step / DAY);
+    for (let t = d.getTime(); t <= end; ) {
+      if (t >= start) ticks.push(t);
+      d.setDate(d.getDate() + days);
+      t = d.getTime();
+    }
+  } else {
+    const offset = new Date(start).getTimezoneOffset() * MINUTE;
+    for (let t = Math.ceil((start - offset) / step) * step + offset; t <= end; t += step) ticks.push(t);
+  }
+  return { step, ticks };
+}
+
+/**
+ * Events over time: one bar per bucket, its failures overlaid from the bottom. Each bar is a
+ * <g data-testid="time-bar" data-t data-events data-failures> with a <title>.
+ * Returns {svg, height}; `describe(t, t2)` names a bucket in its tooltip.
+ */
+export function timeChart({ buckets, bucketMs, width, height = 190, describe }) {
+  const padL = 46, padR = 12, padT = 10, padB = 26;
+  const n = buckets.length;
+  if (!n || width < padL + padR + 40) return { svg: "", height: 0 };
+  const plotW = width - padL - padR, plotH = height - padT - padB;
+  const start = buckets[0].t, end = buckets[n - 1].t + bucketMs;
+  const peak = Math.max(0, ...buckets.map((b) => b.events));
+  const { max, step } = niceScale(peak);
+  const y = (v) => padT + plotH - (v / max) * plotH;
+  const x = (t) => padL + ((t - start) / (end - start)) * plotW;
+  const bw = plotW / n;
+  const gap = bw > 5 ? 1 : 0;
+  const parts = [];
+  for (let v = 0; v <= max; v += step) {
+    parts.push(`<line class="ch-grid" x1="${padL}" x2="${width - padR}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
+    parts.push(`<text class="ch-axis" x="${padL - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toLocaleString("en-US")}</text>`);
+  }
+  const { step: tstep, ticks } = timeTicks(start, end, plotW);
+  for (const t of ticks) {
+    const px = x(t);
+    parts.push(`<line class="ch-tick" x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${padT + plotH}" y2="${padT + plotH + 4}"/>`);
+    if (px < width - 30) {
+      parts.push(`<text class="ch-axis" x="${px.toFixed(1)}" y="${height - 8}" text-anchor="middle">${esc(timeLabel(t, tstep))}</text>`);
+    }
+  }
+  for (const b of buckets) {
+    if (!b.events && !b.failures) continue;
+    const x0 = x(b.t) + gap / 2, w = Math.max(1, bw - gap);
+    const title = `${describe ? describe(b.t, b.t + bucketMs) : new Date(b.t).toISOString()}: `
+      + `${b.events.toLocaleString("en-US")} event${b.events === 1 ? "" : "s"}`
+      + (b.failures ? `, ${b.failures.toLocaleString("en-US")} failure${b.failures === 1 ? "" : "s"}` : "");
+    let g = `<g class="tbar" data-testid="time-bar" data-t="${b.t}" data-events="${b.events}" data-failures="${b.failures}"><title>${esc(title)}</title>`;
+    g += `<rect class="ch-events" x="${x0.toFixed(2)}" y="${y(b.events).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1, padT + plotH - y(b.events)).toFixed(1)}"/>`;
+    if (b.failures) {
+      g += `<rect class="ch-failures" x="${x0.toFixed(2)}" y="${y(b.failures).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1.5, padT + plotH - y(b.failures)).toFixed(1)}"/>`;
+    }
+    parts.push(g + "</g>");
+  }
+  parts.push(`<line class="ch-base" x1="${padL}" x2="${width - padR}" y1="${padT + plotH}" y2="${padT + plotH}"/>`);
+  return { svg: parts.join(""), height };
+}
+
+/**
+ * Horizontal bars. rows: [{key, label, segments: [{cls, value, title}], text}]; the bars are
+ * scaled to `max` (default: the largest row total). `track`: a full-length background bar.
+ * Each row is a <g data-testid="bar-row" data-key>. Returns {svg, height}.
+ */
+export function barChart({ rows, width, max, track = false, labelW = 176, rowH = 22, textW = 150 }) {
+  if (!rows.length) return { svg: "", height: 0 };
+  const total = (r) => r.segments.reduce((a, s) => a + (Number(s.value) || 0), 0);
+  const top = max || Math.max(1, ...rows.map(total));
+  const plot = Math.max(40, width - labelW - textW - 8);
+  const parts = [];
+  rows.forEach((r, i) => {
+    const y = 4 + i * rowH;
+    const name = r.label.length > 24 ? r.label.slice(0, 23) + "…" : r.label;
+    let g = `<g class="hrow" data-testid="bar-row" data-key="${esc(r.key)}">`;
+    g += `<text class="ch-label" x="${labelW - 8}" y="${y + 14}" text-anchor="end">${esc(name)}<title>${esc(r.label)}</title></text>`;
+    if (track) g += `<rect class="ch-track" x="${labelW}" y="${y + 4}" width="${plot}" height="${rowH - 9}" rx="2"/>`;
+    let x = labelW;
+    for (const s of r.segments) {
+      const v = Number(s.value) || 0;
+      if (v <= 0) continue;
+      const w = Math.max(2, (v / top) * plot);
+      g += `<rect class="ch-bar ${esc(s.cls)}" x="${x.toFixed(1)}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 9}" rx="2"><title>${esc(s.title || "")}</title></rect>`;
+      x += w;
+    }
+    const tx = track ? labelW + plot + 8 : x + 6;
+    g += `<text class="ch-value" x="${tx.toFixed(1)}" y="${y + 14}">${esc(r.text || "")}</text></g>`;
+    parts.push(g);
+  });
+  return { svg: parts.join(""), height: rows.length * rowH + 8 };
+}

@@ -1,0 +1,83 @@
+// Pure helpers of the history side of the page (search, past sessions, analytics): no DOM,
+// no network, so node can check them.
+
+import { projectOf } from "./model.js";
+
+/** The ranges the analytics view and the past-session list offer; `id` is what the API takes. */
+export const RANGES = [
+  { id: "1h", label: "Last hour", ms: 3600e3 },
+  { id: "24h", label: "Last 24 hours", ms: 86400e3 },
+  { id: "7d", label: "Last 7 days", ms: 7 * 86400e3 },
+  { id: "30d", label: "Last 30 days", ms: 30 * 86400e3 },
+];
+export const SESSION_RANGES = [...RANGES, { id: "365d", label: "Last year", ms: 365 * 86400e3 }];
+
+export function rangeById(id, list = RANGES) {
+  return list.find((r) => r.id === id) || null;
+}
+
+/** An ISO time (UTC, milliseconds) of ms since the epoch, or null. */
+export function isoOf(ms) {
+  return typeof ms === "number" && Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+/**
+ * A past session's summary (/api/history/session[s]) as the live sessions table's object, so
+ * the feed, timeline and tools views treat it like any session. `ended_at` is its last event
+ * either way: a call still open in a past session ends there, not at the page's "now".
+ */
+export function sessionFromSummary(s) {
+  return {
+    session_id: s.session_id,
+    cwd: s.cwd || null,
+    project: projectOf(s.cwd) || String(s.session_id || "").slice(0, 8),
+    model: s.model || null,
+    started_at: isoOf(s.first_ts),
+    last_event_at: isoOf(s.last_ts),
+    ended_at: isoOf(s.last_ts),
+    end_reason: s.end_reason ?? null,
+    event_count: Number(s.events) || 0,
+    tool_count: Number(s.tool_calls) || 0,
+    failure_count: Number(s.failures) || 0,
+    pending: [],
+    agents: [],
+    history: true,
+  };
+}
+
+/** The column a query error names ("... at column 11", "... (column 1)"), or null. */
+export function errorColumn(message) {
+  const m = /\bcolumn (\d+)\b/.exec(String(message || ""));
+  return m ? Number(m[1]) : null;
+}
+
+const two = (n) => String(n).padStart(2, "0");
+
+/** "10:04:05" today, "Nov 21 10:04:05" another day, with ".123" when asked. */
+export function fmtDateTime(t, now, withMs = false) {
+  if (!Number.isFinite(t)) return "";
+  const d = new Date(t);
+  let s = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  if (withMs) s += `.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  if (d.toDateString() === new Date(now).toDateString()) return s;
+  return `${fmtDay(t, now)} ${s}`;
+}
+
+/** "Nov 21", with the year when it is not this year's. */
+export function fmtDay(t, now = Date.now()) {
+  const d = new Date(t);
+  const opts = { month: "short", day: "numeric" };
+  if (d.getFullYear() !== new Date(now).getFullYear()) opts.year = "numeric";
+  return d.toLocaleDateString("en-US", opts);
+}
+
+/** A query value quoted when it has to be (docs/query.md: spaces, parentheses, quotes). */
+export function quoteValue(value) {
+  const v = String(value);
+  return /^[^\s()"]+$/.test(v) ? v : `"${v.replace(/"/g, '""')}"`;
+}
+
+/** Thousands separated the same way whatever the browser's language. */
+export function fmtCount(n) {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—";
+}
