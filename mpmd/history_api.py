@@ -142,8 +142,11 @@ def history_session(index_path: Path, raw_query: str, _config_dir: Path) -> byte
 def stats(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
     """``/api/stats?since=7d&until=``: mpmd.stats over that range."""
     since, until = _range(parse_qs(raw_query), "7d")
-    if not index_path.exists():
-        return b'{"events":0,"indexing":true}'
+    if not index_path.exists():  # the answer's shape, empty
+        return msgspec.json.encode({
+            "since": since, "until": until, "events": 0, "sessions": 0, "bucket_ms": 60_000,
+            "over_time": [], "tools": [], "error_patterns": [], "projects": [],
+            "indexing": True})
     conn = index.connect_read_only(index_path)
     try:
         return msgspec.json.encode(analytics.compute(conn, since, until))
