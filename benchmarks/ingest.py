@@ -35,6 +35,7 @@ import collections
 import functools
 import gzip
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -483,6 +484,9 @@ def main() -> int:
         pid = daemon.pid
         path = str(home / "mpmd.sock")
         rss_start = C.rss_kb(pid)
+        # The search index's worker process: its CPU and memory are shown beside the
+        # daemon's (the daemon's own figures are what the RSS target is about).
+        worker = json.loads(C.mpmd_cli(home, "status", "--json").stdout)["index_worker_pid"]
         cpus, capacity = C.parallel_capacity()
         print(f"  machine: {cpus} CPUs shown; {cpus} busy processes got {capacity:.2f} cores' "
               f"worth of CPU time together just now (load average {load_average()})")
@@ -493,20 +497,22 @@ def main() -> int:
         def measured(name: str, run, **kw) -> None:  # noqa: ANN001
             profiler = (Profiler(pid, home / f"profile-{name}.txt", args.profile_rate,
                                  args.profile_native) if args.profile else None)
-            cpu0 = cpu_seconds(pid)
+            cpu0, wcpu0 = cpu_seconds(pid), cpu_seconds(worker)
             busy0, own0 = C.machine_busy_s(), os.times()
             result = run(path, payloads, args, **kw)
-            cpu1 = cpu_seconds(pid)
+            cpu1, wcpu1 = cpu_seconds(pid), cpu_seconds(worker)
+            result["worker_cpu_s"] = sum(wcpu1) - sum(wcpu0)
             result["daemon_cpu_s"] = sum(cpu1) - sum(cpu0)
             result["daemon_sys_s"] = cpu1[1] - cpu0[1]
             busy1, own1 = C.machine_busy_s(), os.times()
             if busy0 is not None and busy1 is not None:
-                ours = (result["daemon_cpu_s"] + (own1.user - own0.user)
+                ours = (result["daemon_cpu_s"] + result["worker_cpu_s"] + (own1.user - own0.user)
                         + (own1.system - own0.system))
                 if name == "per_connection":  # workers' CPU; the parent only waited
                     ours += result["client_cpu_s"]
                 result["other_cpu_s"] = max(0.0, busy1 - busy0 - ours)
             result["rss"] = C.rss_kb(pid)  # type: ignore[assignment]
+            result["worker_rss"] = C.rss_kb(worker)  # type: ignore[assignment]
             if profiler is not None:
                 profiles[name] = profiler.stop()
             figures[name] = result
@@ -525,6 +531,11 @@ def main() -> int:
                   f" daemon RSS {mb(rss.get('VmRSS'))} MB (anon {mb(rss.get('RssAnon'))}, "
                   f"file {mb(rss.get('RssFile'))}, shmem {mb(rss.get('RssShmem'))}), "
                   f"peak {mb(rss.get('VmHWM'))} MB")
+            st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+            print(f"  {'':15} index worker CPU "
+                  f"{100 * result['worker_cpu_s'] / result['wall_s']:.0f}% of a core, RSS "
+                  f"{mb(result['worker_rss'].get('VmRSS'))} MB; index at seq "  # type: ignore
+                  f"{st['index_last_seq']:,} of the journal's {st['journal_last_seq']:,}")
 
         impl = (f"{args.clients} processes x {args.concurrency} connections in flight "
                 f"({args.client_impl})")
@@ -549,7 +560,7 @@ def main() -> int:
             figures["rss_1m"] = {**_tally(), "wall_s": 0.0, "client_cpu_s": 0.0,
                                  "daemon_cpu_s": 0.0, "daemon_sys_s": 0.0,
                                  "events_per_s": 0.0,
-                                 "rss": C.rss_kb(pid)}  # type: ignore[dict-item]
+                                 "rss": C.rss_kb(pid), "worker_rss": C.rss_kb(worker)}  # type: ignore
         stored_acks = sum(int(f["stored"]) for f in figures.values())
         for name in ("per_connection", "pipelined"):
             ratio = figures[name]["events_per_s"] / max(1.0, floor[name]["events_per_s"])
@@ -598,6 +609,8 @@ def main() -> int:
             "rss_1m_events_per_s": round(figures["rss_1m"]["events_per_s"]),
             "rss_mb_after_1m": mb(figures["rss_1m"]["rss"].get("VmRSS")),  # type: ignore
             "rss_anon_mb_after_1m": mb(figures["rss_1m"]["rss"].get("RssAnon")),  # type: ignore
+            "index_worker_rss_mb_after_1m": mb(
+                figures["rss_1m"]["worker_rss"].get("VmRSS")),  # type: ignore
             "rss_file_mb_after_1m": mb(figures["rss_1m"]["rss"].get("RssFile")),  # type: ignore
             "rss_mb_per_connection": mb(figures["per_connection"]["rss"].get("VmRSS")),  # type: ignore
             "rss_mb_pipelined": mb(figures["pipelined"]["rss"].get("VmRSS")),  # type: ignore

@@ -115,12 +115,22 @@ def status(as_json: bool) -> None:
             f"  spool pending              {info['spool_pending']}\n"
             f"  socket                     {info['socket']}\n"
             f"  journal                    {info['journal_dir']}\n"
+            f"  search index               {_index_line(info)}\n"
             f"  viewer                     {_viewer_line(info)}"
         )
     else:
         state = "not responding (hung?)" if info.get("hung") else "not running"
         click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
                    f"(taken in at the next start)\n  journal {info['journal_dir']}")
+
+
+def _index_line(info: dict[str, Any]) -> str:
+    behind = max(0, (info.get("journal_last_seq") or 0) - (info.get("index_last_seq") or 0))
+    where = "up to date" if not behind else f"{behind} events behind the journal"
+    if info.get("index_worker_pid") is None:
+        restarts = info.get("counters", {}).get("index_worker_restarts", 0)
+        return f"{where}; its worker is not running (restarted {restarts} times; see the log)"
+    return f"{where} (worker pid {info['index_worker_pid']})"
 
 
 def _viewer_line(info: dict[str, Any]) -> str:

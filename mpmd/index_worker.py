@@ -31,12 +31,12 @@ On stdout, to the daemon:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import select
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,26 +61,34 @@ class Channel:
         self.out = out
         self._rest = b""
         self.closed = False
+        self.held: list[dict[str, Any]] = []  # read during a rebuild, taken after it
 
     def say(self, **report: Any) -> None:
         self.out.write(msgspec.json.encode(report) + b"\n")
         self.out.flush()
 
-    def commands(self, block: bool) -> Iterator[dict[str, Any]]:
-        """The commands that have arrived (waiting for one if ``block``); the end of input
-        is a stop."""
+    def commands(self, block: bool) -> list[dict[str, Any]]:
+        """The commands that have arrived (waiting for one if ``block``), those held back
+        during a rebuild first; the end of input is a stop."""
+        if self.held:
+            held, self.held = self.held, []
+            return held
+        return self.read(block)
+
+    def read(self, block: bool) -> list[dict[str, Any]]:
+        """What the daemon has sent since the last read (waiting for something if
+        ``block``)."""
         if self.closed:
-            yield {"op": "stop"}
-            return
+            return [{"op": "stop"}]
         ready, _, _ = select.select([self.inp], [], [], None if block else 0)
         if not ready:
-            return
+            return []
         data = os.read(self.inp, 65536)
         if not data:
             self.closed = True
-            yield {"op": "stop"}
-            return
+            return [{"op": "stop"}]
         *lines, self._rest = (self._rest + data).split(b"\n")
+        commands = []
         for line in lines:
             try:
                 command = msgspec.json.decode(line)
@@ -88,7 +96,8 @@ class Channel:
                 log.error("ignoring a command that is not JSON: %.80r", line)
                 continue
             if isinstance(command, dict):
-                yield command
+                commands.append(command)
+        return commands
 
 
 class _ToDaemon(logging.Handler):
@@ -101,6 +110,10 @@ class _ToDaemon(logging.Handler):
             self.channel.say(log=record.levelno, msg=self.format(record))
 
 
+class Stopped(Exception):
+    """A stop arrived in the middle of a rebuild."""
+
+
 class Worker:
     def __init__(self, journal_dir: Path, index_path: Path, channel: Channel) -> None:
         self.journal = Journal(journal_dir, read_only=True)
@@ -109,13 +122,26 @@ class Worker:
         self.index: Index | None = None
         self.tail: Tail | None = None
         self.stopping = False
+        self._lock_fd: int | None = None
 
     def run(self) -> None:
+        self._lock()
         self._open()
         while not self.stopping:
             self.catch_up()
             for command in self.channel.commands(block=True):
                 self.handle(command)
+
+    def _lock(self) -> None:
+        """One writer at a time: a worker whose daemon was killed finishes its batch (or is
+        told to stop by the end of its input) before a new daemon's worker may write."""
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the previous index worker to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd  # held until the process ends
 
     def _open(self) -> None:
         self.index = open_index(self.path)
@@ -189,11 +215,20 @@ class Worker:
             nonlocal done
             done += n
             self.channel.say(rebuilt=done)
+            for command in self.channel.read(block=False):
+                if command.get("op") == "stop":
+                    raise Stopped
+                self.channel.held.append(command)  # after the rebuild
 
         try:
             self.index = rebuild(self.path, self.journal.read_from(0), REBUILD_BATCH, progress)
+        except Stopped:
+            self.channel.say(rebuild_failed="stopped")
+            self.stopping = True
+            return
         except (sqlite3.Error, OSError) as exc:
             self.channel.say(rebuild_failed=str(exc))
+            self._open()  # the old index is still in place
             return
         assert self.tail is not None
         self.tail.seek(self.index.last_seq)

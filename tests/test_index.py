@@ -201,6 +201,26 @@ def test_the_worker_follows_the_journal_from_its_own_cursor(tmp_path: Path) -> N
         journal.close()
 
 
+def test_one_worker_writes_at_a_time(tmp_path: Path) -> None:
+    """A worker whose daemon was killed may still be finishing a batch when the next
+    daemon starts its own: the new one waits for the old one's lock."""
+    journal = Journal(tmp_path / "journal")
+    journal.append((i + 1, line) for i, line in enumerate(make_lines(50)))
+    first = WorkerProcess(tmp_path / "journal", tmp_path / "i.sqlite3")
+    second = None
+    try:
+        assert first.positions(3) == [(0, 0), (50, 50), (50, 50)]  # it is idle, holding on
+        second = WorkerProcess(tmp_path / "journal", tmp_path / "i.sqlite3")
+        waiting = second.until(lambda r: "log" in r or "last_seq" in r)
+        assert "waiting for the previous index worker" in waiting.get("msg", ""), waiting
+        assert first.end() == 0
+        assert second.positions(1) == [(50, 50)]  # then starts where the first left off
+    finally:
+        if second is not None:
+            assert second.end() == 0
+        journal.close()
+
+
 def test_kill_9_while_indexing_then_the_index_matches_the_journal(home: Path) -> None:
     payloads = list(itertools.islice(itertools.cycle(fixture_payloads()), 30_000))
     daemon = Daemon(home).start()
@@ -257,6 +277,8 @@ def test_a_killed_index_worker_is_started_again(home: Path) -> None:
         wait_until(lambda: status(home)["index_last_seq"] == 2 * len(fixture_payloads()),
                    "the new worker caught up")
         assert status(home)["index_worker_pid"] not in (None, first_pid)
+        human = mpmd_cli(home, "status").stdout
+        assert f"up to date (worker pid {status(home)['index_worker_pid']})" in human
     assert indexed_lines(home / "index.sqlite3") == journal_lines(home)
 
 
