@@ -45,6 +45,7 @@ class Indexer:
         self._stopping = False
         self._failures = 0
         self._rebuild: tuple[asyncio.Future[int], Callable[[int], object]] | None = None
+        self._restarting: asyncio.Task[None] | None = None  # referenced, or it may be collected
 
     # ---- life -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,11 +142,24 @@ class Indexer:
             if self._failures else 0
         log.error("the index worker ended (exit status %s) after %.1f s; starting it again "
                   "in %.1f s", code, ran, delay)
-        asyncio.get_running_loop().call_later(delay, self._restart)
+        self._restart_later(delay)
 
-    def _restart(self) -> None:
-        if not self._stopping and self._proc is None:
-            asyncio.ensure_future(self.start())
+    def _restart_later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._spawn_restart)
+
+    def _spawn_restart(self) -> None:
+        self._restarting = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        if self._stopping or self._proc is not None:
+            return
+        try:
+            await self.start()
+        except OSError as exc:  # no process at all (out of memory, pids, ...): keep trying
+            self.counters["index_errors"] += 1
+            log.error("could not start the index worker (%s); trying again in %.0f s", exc,
+                      RESTART_DELAYS_S[-1])
+            self._restart_later(RESTART_DELAYS_S[-1])
 
     def _on_report(self, report: dict[str, Any]) -> None:
         if "last_seq" in report:
