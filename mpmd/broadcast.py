@@ -158,6 +158,8 @@ class Broadcaster:
         self.last_seq = 0
         self.clients: set[Client] = set()
         self.wakeup = asyncio.Event()
+        # Permission requests waiting for a viewer's answer (mpmd.approvals.Approvals.all).
+        self.approvals: Callable[[], list[dict[str, object]]] = list
 
     # ---- taking events in ---------------------------------------------------------------
     def seed(self, lines: Iterable[bytes]) -> None:
@@ -241,6 +243,12 @@ class Broadcaster:
                 log.info("viewer client %d fell behind; serving it from the journal",
                          client.id)
 
+    def approvals_message(self) -> bytes:
+        return message("approvals", approvals=self.approvals())
+
+    def approvals_changed(self) -> None:
+        self.send_to_all(self.approvals_message())
+
     def send_to_all(self, data: bytes) -> int:
         """Queue one encoded message (a replay's) for every live client; how many took it."""
         taken = 0
@@ -276,6 +284,8 @@ class Broadcaster:
                 if await self._catch_up(client, send, generation):
                     client.live = True
                     await send(message("live", last_seq=self.last_seq))
+                    # Changes while it caught up went to live clients only.
+                    await send(self.approvals_message())
                 continue
             await self._send_queue(client, send)
 

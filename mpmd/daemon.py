@@ -30,11 +30,14 @@ from pathlib import Path
 
 import msgspec
 
+from mpm_hook import hook, wire
 from mpmd import __version__, access, control
+from mpmd.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
+from mpmd.framing import EventFrame
 from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
@@ -261,6 +264,29 @@ class Daemon:
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
 
+    # ---- remote approval ----------------------------------------------------------------
+    def _answer(self, seq: int, behavior: str, always: bool, who: str) -> str | None:
+        """A viewer's answer to a held permission request (mpmd.approvals)."""
+        return self.approvals.answer(seq, behavior, who)
+
+    def _journal_answer(self, w: Waiting, behavior: str, message: str, answered_by: str,
+                        who: str) -> None:
+        """How a held request ended, as a RemoteAnswer event of the daemon's own; spooled
+        if the ring is full, like a hook's event."""
+        payload = msgspec.json.encode({
+            "hook_event_name": "RemoteAnswer", "session_id": w.session_id,
+            "tool_name": w.tool_name, "answer_to": w.seq, "behavior": behavior,
+            "message": message, "answered_by": answered_by, "answered_from": who or None,
+            "rule": w.rule})
+        now = time.time_ns()
+        frame = EventFrame(version=1, id=os.urandom(16), ts_ns=now, payload=payload,
+                           original_size=len(payload))
+        status, _seq = self.store.put(frame, "daemon", now)
+        if status != wire.STORED:
+            hook.spool(str(self.settings.spool_dir), wire.encode_event(
+                frame.id, now, payload, len(payload)), frame.id, now)
+            self._spool_wakeup.set()
+
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict[str, object]:
         s = self.settings
@@ -302,7 +328,8 @@ class Daemon:
             viewer = Viewer(s.viewer_port, access.load_or_create_token(s.state_dir),
                             self.broadcaster, self.counters, self.status,
                             send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path,
-                            config_dir=s.config_dir)
+                            config_dir=s.config_dir, answer=self._answer,
+                            clients_changed=self.approvals.viewers_changed)
             await viewer.start()
         except (ViewerUnavailable, OSError) as exc:
             self.viewer_error = str(exc)
@@ -335,6 +362,11 @@ class Daemon:
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
             )
+            self.approvals = Approvals(self.counters, self._journal_answer,
+                                       self.broadcaster.approvals_changed,
+                                       lambda: len(self.broadcaster.clients))
+            self.broadcaster.approvals = self.approvals.all
+            self.ingest.holder = RemoteHolder(self.approvals)
             await self.indexer.start()
             self.ingest.start(self._listen())
             listening = True
@@ -370,6 +402,8 @@ class Daemon:
 
     async def _shutdown(self, listening: bool,
                         control_server: asyncio.AbstractServer | None) -> None:
+        if hasattr(self, "approvals"):
+            self.approvals.close_all()  # the hooks waiting ask in the terminal
         if listening:
             self.ingest.stop_listening()
             self.store.accepting = True  # frames already sent by connected hooks still count

@@ -206,6 +206,19 @@ class ElicitationResult(HookEvent, tag="ElicitationResult"):
     content: Any = None
 
 
+class RemoteAnswer(HookEvent, tag="RemoteAnswer"):
+    """mpmd's own event, not Claude Code's: how a permission request held for the viewer
+    ended (mpmd.approvals; stored with source "daemon")."""
+
+    tool_name: str | None = None
+    answer_to: int | None = None  # the seq of the PermissionRequest
+    behavior: str | None = None  # allow, deny, or none (Claude Code asks in the terminal)
+    message: str | None = None
+    answered_by: str | None = None  # viewer, timeout, no-viewer, daemon-stopping
+    answered_from: str | None = None  # which viewer (its client id and browser)
+    rule: str | None = None  # the policy rule that sent the request to the viewer
+
+
 class UnknownEvent(CommonFields, kw_only=True):
     """An event type this version does not know (Claude Code adds them often), or a known
     one whose fields did not have the expected types. Only the common fields are read;
@@ -220,12 +233,16 @@ KnownEvent = (
     | Notification | MessageDisplay | SubagentStart | SubagentStop | TaskCreated
     | TaskCompleted | TeammateIdle | Stop | StopFailure | InstructionsLoaded | ConfigChange
     | CwdChanged | DirectoryAdded | FileChanged | WorktreeCreate | WorktreeRemove | PreCompact
-    | PostCompact | Elicitation | ElicitationResult
+    | PostCompact | Elicitation | ElicitationResult | RemoteAnswer
 )
 
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
     cls.__struct_config__.tag for cls in KnownEvent.__args__  # type: ignore[union-attr]
 )
+
+# mpmd's own events (never registered as hooks with Claude Code).
+MPMD_EVENT_TYPES: frozenset[str] = frozenset({"RemoteAnswer"})
+CLAUDE_EVENT_TYPES: frozenset[str] = KNOWN_EVENT_TYPES - MPMD_EVENT_TYPES
 
 _known_decoder = msgspec.json.Decoder(KnownEvent)
 
@@ -237,7 +254,7 @@ NAMESPACE_OF: dict[str, str] = {
                      "UserPromptExpansion", "Stop", "StopFailure", "MessageDisplay",
                      "PreCompact", "PostCompact"), "session"),
     **dict.fromkeys(("PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-                     "PermissionRequest", "PermissionDenied"), "tool"),
+                     "PermissionRequest", "PermissionDenied", "RemoteAnswer"), "tool"),
     **dict.fromkeys(("SubagentStart", "SubagentStop", "TaskCreated", "TaskCompleted",
                      "TeammateIdle"), "agent"),
     **dict.fromkeys(("Notification", "Elicitation", "ElicitationResult"), "notification"),

@@ -18,10 +18,11 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 from mpm_hook import wire
 from mpmd import peercred
-from mpmd.framing import FrameDecoder
+from mpmd.framing import EventFrame, FrameDecoder
 from mpmd.store import Store
 
 log = logging.getLogger("mpmd.ingest")
@@ -80,6 +81,14 @@ class Connection:
         self.out = b""  # acks the socket could not take yet
 
 
+class Holder(Protocol):
+    """Takes over connections whose hook waits for more than its ack (mpmd.approvals)."""
+
+    def wants(self, frame: EventFrame) -> bool: ...
+
+    def take(self, frame: EventFrame, seq: int, sock: _socket.socket) -> None: ...
+
+
 class IngestServer:
     """Accepts hook connections on the listening socket and serves them, frame in, ack out.
 
@@ -119,6 +128,7 @@ class IngestServer:
         self._listener: socket.socket | None = None
         self._tick = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self.holder: Holder | None = None
 
     # ---- listening --------------------------------------------------------------------
     def start(self, listener: socket.socket) -> None:
@@ -225,6 +235,12 @@ class IngestServer:
                     acks.append(encode_ack(frame.id, status, seq))
                 conn.head = b""
                 self._send(conn, b"".join(acks))
+                holder = self.holder
+                if holder is not None and status == wire.STORED and error is None \
+                        and holder.wants(frames[-1]) and not conn.out \
+                        and conn.fd in self.connections:
+                    self._hand_over(conn, holder, frames[-1], seq)
+                    return
             if error is not None:
                 log.info("closing a connection that broke the wire contract: %s", error)
                 self.rejects.keep(error.reason, conn.head)
@@ -264,6 +280,15 @@ class IngestServer:
         if not conn.out:
             self.loop.remove_writer(conn.fd)
             self.loop.add_reader(conn.fd, self._read, conn)
+
+    def _hand_over(self, conn: Connection, holder: Holder, frame: EventFrame,
+                   seq: int) -> None:
+        """The hook waits for an answer after its ack: the socket is the holder's now."""
+        del self.connections[conn.fd]
+        self.loop.remove_reader(conn.fd)
+        if not self.connections:
+            self.idle.set()
+        holder.take(frame, seq, conn.sock)
 
     def _close(self, conn: Connection) -> None:
         if self.connections.pop(conn.fd, None) is None:

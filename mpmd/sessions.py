@@ -99,7 +99,7 @@ def _payload(view: EventView) -> _Payload:
         return _Payload()
 
 
-def _detail(tool_input: dict[str, object] | None) -> str:
+def detail_of(tool_input: dict[str, object] | None) -> str:
     """The part of a tool call a person approves: the command, the file, the URL..."""
     if not tool_input:
         return ""
@@ -176,7 +176,7 @@ class Sessions:
         elif kind == "StopFailure":
             row.failure_count += 1
         elif kind == "PermissionRequest" and p is not None:
-            self._wait(row, ev, ev.tool_name, _detail(p.tool_input))
+            self._wait(row, ev, ev.tool_name, detail_of(p.tool_input))
         elif kind == "Notification" and p is not None and p.notification_type == \
                 "permission_prompt":
             match = _PERMISSION_TOOL.search(p.message or "")

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -90,7 +91,15 @@ class Subscribe(msgspec.Struct, tag_field="type", tag="subscribe", forbid_unknow
     namespaces: list[str] | None = None
 
 
-_subscribe_decoder = msgspec.json.Decoder(Subscribe)
+class Answer(msgspec.Struct, tag_field="type", tag="answer", forbid_unknown_fields=True):
+    """An answer to a permission request held for the viewer (policy action remote)."""
+
+    seq: int
+    behavior: Literal["allow", "deny"]
+    always: bool = False  # and add a policy rule allowing this from now on
+
+
+_message_decoder = msgspec.json.Decoder(Subscribe | Answer)
 
 
 class ViewerUnavailable(RuntimeError):
@@ -106,7 +115,11 @@ class Viewer:
                  counters: Counter[str], status: Callable[[], dict[str, object]],
                  files: dict[str, tuple[bytes, str]] | None = None,
                  send_timeout_s: float = 30.0, index_path: Path | None = None,
-                 config_dir: Path | None = None) -> None:
+                 config_dir: Path | None = None,
+                 answer: Callable[[int, str, bool, str], str | None] | None = None,
+                 clients_changed: Callable[[], None] = lambda: None) -> None:
+        self.answer = answer  # (seq, behavior, always, who) -> why refused, or None
+        self.clients_changed = clients_changed
         self.index_path = index_path
         self.config_dir = config_dir
         self.wanted_port = port
@@ -258,6 +271,7 @@ class Viewer:
                 raise ClientStalled from None
 
         broadcaster.clients.add(client)
+        self.clients_changed()
         self.counters["viewer_connections"] += 1
         feeder = asyncio.create_task(broadcaster.feed(client, send), name=f"viewer-{client.id}")
         feeder.add_done_callback(lambda task: self._feeder_done(task, ws))
@@ -274,6 +288,7 @@ class Viewer:
             client.closed = True
             client.wakeup.set()
             broadcaster.clients.discard(client)
+            self.clients_changed()
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, ClientStalled):
                 await feeder
@@ -290,10 +305,12 @@ class Viewer:
     def _on_message(self, client: Client, data: str | bytes) -> str | None:
         """Apply one client message; the error text to send back, if any."""
         try:
-            sub = _subscribe_decoder.decode(data)
+            sub = _message_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.counters["viewer_bad_messages"] += 1
-            return f"not a subscribe message: {exc}"
+            return f"not a subscribe or answer message: {exc}"
+        if isinstance(sub, Answer):
+            return self._on_answer(client, sub)
         unknown = set(sub.namespaces or ()) - set(NAMESPACES)
         if unknown:
             self.counters["viewer_bad_messages"] += 1
@@ -308,6 +325,16 @@ class Viewer:
             event_types=None if sub.event_types is None else frozenset(sub.event_types),
             namespaces=None if sub.namespaces is None else frozenset(sub.namespaces),
         ), after)
+        return None
+
+
+    def _on_answer(self, client: Client, answer: Answer) -> str | None:
+        if self.answer is None:
+            return "this daemon holds no permission requests"
+        refused = self.answer(answer.seq, answer.behavior, answer.always,
+                              f"viewer client {client.id}")
+        if refused is not None:
+            return f"answer to request {answer.seq} not taken: {refused}"
         return None
 
 

@@ -19,4 +19,4 @@ def test_copy_matches_the_shared_fixtures() -> None:
 
 def test_fixtures_cover_every_known_event_type() -> None:
     names = {json.loads(p)["hook_event_name"] for p in fixture_payloads()}
-    assert names == set(events.KNOWN_EVENT_TYPES)
+    assert names == set(events.CLAUDE_EVENT_TYPES)

@@ -94,6 +94,8 @@ const ui = {
   overTimeline: false,
   snapshotNext: false, // the next sessions message is the daemon's whole table
   optionsKey: { session: "", type: "", tool: "" },
+  // Permission requests held for an answer from here (policy action "remote"), by seq.
+  approvals: new Map(),
 };
 
 function filterKey() {
@@ -186,6 +188,20 @@ function onMessage(msg) {
       ui.snapshotNext = true;
       invalidate("header");
       break;
+    case "approvals": {
+      const before = new Set(ui.approvals.keys());
+      ui.approvals = new Map((msg.approvals || []).map((a) => [a.seq, a]));
+      if (ui.notify) {
+        for (const a of ui.approvals.values()) {
+          if (!before.has(a.seq)) {
+            desktopNotify(`Approve or deny · ${live.projectOf(a.session_id)}`,
+              [a.tool_name, a.detail].filter(Boolean).join(" "), a.session_id, `approval-${a.seq}`);
+          }
+        }
+      }
+      invalidate("sessions");
+      break;
+    }
     case "error":
       toast({ kind: "server", title: "The daemon refused a message", text: msg.message || "" });
       break;
@@ -332,11 +348,14 @@ function renderSessions(now) {
       rowEls.set(s.session_id, el);
     }
     const h = health(s, now);
-    if (el._session !== s || el._health !== h) {
+    const waiting = [...ui.approvals.values()].filter((a) => a.session_id === s.session_id);
+    const approvalsKey = waiting.map((a) => a.seq).join(",");
+    if (el._session !== s || el._health !== h || el._approvals !== approvalsKey) {
       el._session = s;
       el._health = h;
+      el._approvals = approvalsKey;
       el.dataset.health = h;
-      el.innerHTML = rowInner(s, h, now);
+      el.innerHTML = rowInner(s, h, now) + waiting.map(approvalHtml).join("");
       el.title = `${s.cwd || ""}\n${s.session_id}`;
     } else {
       const d = el.querySelector(".duration");
@@ -361,6 +380,29 @@ function renderSessions(now) {
   if (ui.scope === "live") $("#session-total").textContent = list.length ? String(list.length) : "";
   const waiting = list.filter((x) => health(x, now) === "needs-permission").length;
   document.title = waiting ? `(${waiting}) mpmd — permission needed` : "mpmd";
+}
+
+/** A request held for an answer from the viewer: what it is, and the three answers. */
+function approvalHtml(a) {
+  const what = [a.tool_name, a.detail].filter(Boolean).join(" ") || "a tool";
+  const until = Number(a.expires_at_ms);
+  const left = Number.isFinite(until) ? Math.max(0, Math.round((until - Date.now()) / 1000)) : null;
+  return `<div class="approval" data-testid="approval" data-seq="${Number(a.seq)}" role="group" aria-label="Permission request">
+      <div class="what mono" title="${esc(what)}${a.rule ? `\nrule: ${esc(a.rule)}` : ""}">${esc(what)}</div>
+      <div class="answers">
+        <button type="button" class="btn ok" data-answer="allow" data-testid="approve">Approve</button>
+        <button type="button" class="btn bad" data-answer="deny" data-testid="deny">Deny</button>
+        <button type="button" class="btn ghost" data-answer="allow" data-always="1" data-testid="always-allow" title="Approve, and add a policy rule that allows this from now on">Always allow</button>
+        ${left !== null ? `<span class="muted small" title="then Claude Code asks in the terminal">${left} s</span>` : ""}
+      </div></div>`;
+}
+
+function answerApproval(button) {
+  const box = button.closest(".approval");
+  const seq = Number(box && box.dataset.seq);
+  if (!Number.isFinite(seq) || !conn) return;
+  for (const b of box.querySelectorAll("button")) b.disabled = true; // the first answer wins
+  conn.send({ type: "answer", seq, behavior: button.dataset.answer, always: !!button.dataset.always });
 }
 
 function selectSession(id) {
@@ -1073,12 +1115,15 @@ function wire() {
     $(`.tabs [data-tab="${next}"]`).focus();
   });
   $("#session-list").addEventListener("click", (e) => {
+    const answer = e.target.closest("button[data-answer]");
+    if (answer) { answerApproval(answer); return; }
     const row = e.target.closest(".srow");
     if (!row) return;
     selectSession(row.dataset.sessionId || "");
   });
   $("#session-list").addEventListener("keydown", (e) => {
     if (e.key !== "Enter" && e.key !== " ") return;
+    if (e.target.closest("button[data-answer]")) return; // the button's own click
     const row = e.target.closest(".srow");
     if (row) { e.preventDefault(); selectSession(row.dataset.sessionId || ""); }
   });
