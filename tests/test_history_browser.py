@@ -15,45 +15,26 @@ view renders in both themes).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
+from playwright.sync_api import Page, expect
 
+from tests.browser import SCREENSHOTS, feed, open_viewer, other_session, viewer_url
 from tests.utils import (
-    ROOT,
-    Daemon,
-    env_for,
     fixture_payloads,
     journal_events,
     mpmd_cli,
-    run_hook,
     send_events,
     status,
     wait_until,
 )
-
-pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 FIX = [json.loads(p) for p in fixture_payloads()]
 SESSION_START, PRE_BASH, BASH_FAILED, SESSION_END = 0, 6, 9, 37
@@ -64,39 +45,14 @@ DAY_NS = 86_400 * 10**9
 TOOL_ENDS = ("PostToolUse", "PostToolUseFailure")
 FAILURES = ("PostToolUseFailure", "StopFailure")
 
-expect.set_options(timeout=10_000)
-
 
 # ---------------------------------------------------------------- helpers
 
-def feed(home: Path, *payloads: dict) -> None:
-    """One real hook process per payload, in order."""
-    for payload in payloads:
-        result = run_hook(home, json.dumps(payload).encode())
-        assert result.returncode == 0, result.stderr
-
 
 def send_at(home: Path, payloads: list[dict], when_ns: int) -> None:
-    """The hook's frames for `payloads` as if it had run at `when_ns` (1 ms apart), pipelined
-    on one connection to the daemon's socket: events dated in the past."""
-    from mpm_hook import wire
-
-    assert len(payloads) <= 256
-    raws = [json.dumps(p).encode() for p in payloads]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(str(home / "mpmd.sock"))
-        sock.sendall(b"".join(wire.encode_event(os.urandom(16), when_ns + i * 1_000_000, raw,
-                                                len(raw)) for i, raw in enumerate(raws)))
-        want = len(raws) * wire.ACK_FRAME_BYTES
-        data = b""
-        while len(data) < want:
-            more = sock.recv(want - len(data))
-            assert more, "the daemon closed the connection"
-            data += more
-    for i in range(len(raws)):
-        _id, state, _seq = wire.decode_ack(
-            data[i * wire.ACK_FRAME_BYTES:(i + 1) * wire.ACK_FRAME_BYTES])
-        assert state == wire.STORED, state
+    """The hook's frames for `payloads` as if it had run at `when_ns` (1 ms apart): events
+    dated in the past."""
+    send_events(home, [json.dumps(p).encode() for p in payloads], when_ns=when_ns)
 
 
 def indexed(home: Path, count: int) -> list[dict]:
@@ -108,32 +64,15 @@ def indexed(home: Path, count: int) -> list[dict]:
     return events
 
 
-def viewer_url(home: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "mpmd", "status", "--json"],
-                            env=env_for(home), capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    url = json.loads(result.stdout)["viewer_url"]
-    assert url and "#token=" in url, result.stdout
-    return url
 
 
-def open_viewer(page: Page, home: Path) -> None:
-    page.goto(viewer_url(home))
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-
-
-def moved(payload: dict, session_id: str, cwd: str, **changes: object) -> dict:
-    """A fixture payload moved to another session (and folder)."""
-    p = copy.deepcopy(payload)
-    p.update(session_id=session_id, cwd=cwd, **changes)
-    return p
 
 
 def api_session() -> list[dict]:
     """A second, live session (no end): a start and a failed Bash call."""
-    return [moved(FIX[SESSION_START], API, "/home/dev/api", model="claude-opus-5"),
-            moved(FIX[PRE_BASH], API, "/home/dev/api", tool_use_id="toolu_api_1"),
-            moved(FIX[BASH_FAILED], API, "/home/dev/api", tool_use_id="toolu_api_1")]
+    return [other_session(FIX[SESSION_START], API, "/home/dev/api", model="claude-opus-5"),
+            other_session(FIX[PRE_BASH], API, "/home/dev/api", tool_use_id="toolu_api_1"),
+            other_session(FIX[BASH_FAILED], API, "/home/dev/api", tool_use_id="toolu_api_1")]
 
 
 def legacy_session() -> list[dict]:
@@ -213,31 +152,8 @@ def when(ev: dict) -> float:
 
 # ---------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
-@pytest.fixture
-def daemon(home: Path) -> Iterator[Daemon]:
-    with Daemon(home, MPMD_VIEWER_PORT="0") as d:
-        yield d
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 860})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text)
-          if m.type == "error" and "Content Security Policy" in m.text else None)
-    yield pg
-    context.close()
-    assert not errors, errors
 
 
 # ---------------------------------------------------------------- search
@@ -470,7 +386,7 @@ def test_a_past_session_opens_as_history_and_back_to_live(daemon, home, page):
     expect(page.locator(".main")).to_have_attribute("data-mode", "live")
     expect(page.locator('[data-testid="sessions-live"]')).to_have_attribute("aria-pressed", "true")
     expect(live_lines).to_have_count(1)  # what came in since the view was cleared
-    feed(home, moved(FIX[2], API, "/home/dev/api", prompt="back to live"))
+    feed(home, other_session(FIX[2], API, "/home/dev/api", prompt="back to live"))
     expect(live_lines).to_have_count(2)
     assert shown_seqs(page, "feed-line") == [len(stored) + 1, len(stored) + 2]
     expect(live_lines.last.locator(".summary")).to_contain_text("back to live")
@@ -478,8 +394,9 @@ def test_a_past_session_opens_as_history_and_back_to_live(daemon, home, page):
 
 def test_a_long_past_session_loads_page_by_page(daemon, home, page):
     long_id = "10a91e55-0000-4000-8000-00000000beef"
-    start = moved(FIX[SESSION_START], long_id, "/home/dev/big")
-    prompts = [moved(FIX[2], long_id, "/home/dev/big", prompt=f"step {i}") for i in range(1233)]
+    start = other_session(FIX[SESSION_START], long_id, "/home/dev/big")
+    prompts = [other_session(FIX[2], long_id, "/home/dev/big", prompt=f"step {i}")
+               for i in range(1233)]
     send_events(home, [json.dumps(p).encode() for p in [start, *prompts]])
     stored = indexed(home, 1234)
     requests: list[str] = []

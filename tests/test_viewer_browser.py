@@ -16,34 +16,18 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
+from playwright.sync_api import Page, expect
 
+from tests.browser import SCREENSHOTS, feed, open_viewer, other_session, viewer_url
 from tests.utils import (
-    ROOT,
     Daemon,
-    env_for,
     fixture_payloads,
     journal_events,
-    run_hook,
     wait_until,
 )
-
-pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 # The fixture payloads by position (tests/fixtures/claude-code-hooks.jsonl).
 FIX = [json.loads(p) for p in fixture_payloads()]
@@ -51,16 +35,8 @@ SESSION_START, PRE_BASH, PERMISSION, PERMISSION_NOTE, BASH_FAILED = 0, 6, 7, 8, 
 SUBAGENT_STOP, STOP_FAILURE, SESSION_END = 18, 36, 37
 SHOP = FIX[0]["session_id"]
 
-expect.set_options(timeout=10_000)
-
 
 # ---------------------------------------------------------------- helpers
-
-def feed(home: Path, *payloads: dict) -> None:
-    """One real hook process per payload, in order."""
-    for payload in payloads:
-        result = run_hook(home, json.dumps(payload).encode())
-        assert result.returncode == 0, result.stderr
 
 
 def wait_for_journal(home: Path, count: int) -> list[dict]:
@@ -72,20 +48,7 @@ def wait_for_journal(home: Path, count: int) -> list[dict]:
     return events
 
 
-def viewer_url(home: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "mpmd", "status", "--json"],
-                            env=env_for(home), capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    url = json.loads(result.stdout)["viewer_url"]
-    assert url and "#token=" in url, result.stdout
-    return url
 
-
-def other_session(payload: dict, session_id: str, cwd: str, **changes: object) -> dict:
-    """A fixture payload moved to another session (and folder)."""
-    p = copy.deepcopy(payload)
-    p.update(session_id=session_id, cwd=cwd, **changes)
-    return p
 
 
 def summaries(page: Page) -> list[str]:
@@ -107,36 +70,10 @@ def matches_search(ev: dict, text: str) -> bool:
 
 # ---------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
-@pytest.fixture
-def daemon(home: Path) -> Iterator[Daemon]:
-    with Daemon(home, MPMD_VIEWER_PORT="0") as d:
-        yield d
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 860}, accept_downloads=True)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text)
-          if m.type == "error" and "Content Security Policy" in m.text else None)
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def open_viewer(page: Page, home: Path) -> None:
-    page.goto(viewer_url(home))
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
 # ---------------------------------------------------------------- tests

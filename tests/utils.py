@@ -158,9 +158,11 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0
         time.sleep(0.02)  # polling an outside observable: nothing to await
 
 
-def send_events(home: Path, payloads: list[bytes], window: int = 256) -> list[int]:
+def send_events(home: Path, payloads: list[bytes], window: int = 256,
+                when_ns: int | None = None) -> list[int]:
     """Many events quickly: the hook's frames, pipelined on one connection to the daemon's
-    socket (a hook process each would take ~10 ms). Returns the seqs the acks gave."""
+    socket (a hook process each would take ~10 ms). Returns the seqs the acks gave.
+    ``when_ns``: date them as if the hook had run then (1 ms apart), instead of now."""
     import socket
 
     from mpm_hook import wire
@@ -170,8 +172,10 @@ def send_events(home: Path, payloads: list[bytes], window: int = 256) -> list[in
         sock.connect(str(home / "mpmd.sock"))
         for start in range(0, len(payloads), window):
             chunk = payloads[start:start + window]
-            sock.sendall(b"".join(wire.encode_event(os.urandom(16), time.time_ns(), p, len(p))
-                                  for p in chunk))
+            sock.sendall(b"".join(
+                wire.encode_event(os.urandom(16), time.time_ns() if when_ns is None
+                                  else when_ns + (start + i) * 1_000_000, p, len(p))
+                for i, p in enumerate(chunk)))
             want = len(chunk) * wire.ACK_FRAME_BYTES
             data = b""
             while len(data) < want:
