@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("no chromium at /usr/bin/chromium", allow_module_level=True)
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -57,3 +59,26 @@ def other_session(payload: dict, session_id: str, cwd: str, **changes: object) -
     p = copy.deepcopy(payload)
     p.update(session_id=session_id, cwd=cwd, **changes)
     return p
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """docs/screenshots with MPMD_SCREENSHOTS=1; otherwise a temporary folder (the test
+    then only checks that every view renders)."""
+    folder = SCREENSHOTS if os.environ.get("MPMD_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def themed_pages(browser: Browser, url: str) -> Iterator[tuple[str, Page]]:
+    """The viewer at ``url`` in a light and then a dark page (the size of the README's
+    screenshots), each live before it is handed over."""
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1440, "height": 860},
+                                      color_scheme=scheme)
+        try:
+            pg = context.new_page()
+            pg.goto(url)
+            expect(pg.locator("#connection")).to_have_attribute("data-state", "live")
+            yield scheme, pg
+        finally:
+            context.close()

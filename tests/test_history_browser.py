@@ -16,7 +16,6 @@ view renders in both themes).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -26,7 +25,14 @@ from urllib.parse import quote
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import SCREENSHOTS, feed, open_viewer, other_session, viewer_url
+from tests.browser import (
+    feed,
+    open_viewer,
+    other_session,
+    screenshot_folder,
+    themed_pages,
+    viewer_url,
+)
 from tests.utils import (
     fixture_payloads,
     journal_events,
@@ -539,43 +545,34 @@ def test_empty_ranges_say_so(daemon, home, page):
 # ---------------------------------------------------------------- screenshots
 
 def test_screenshots_of_search_history_and_analytics(daemon, home, browser, tmp_path):
-    folder = SCREENSHOTS if os.environ.get("MPMD_SCREENSHOTS") == "1" else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path)
     old = legacy_session()
     send_at(home, old, time.time_ns() - 2 * DAY_NS)
     send_at(home, old[:6], time.time_ns() - 5 * DAY_NS)
     feed(home, *FIX, *api_session())
     indexed(home, len(old) + 6 + len(FIX) + 3)
     url = viewer_url(home)
-    for scheme in ("light", "dark"):
-        context = browser.new_context(viewport={"width": 1440, "height": 860},
-                                      color_scheme=scheme)
-        try:
-            pg = context.new_page()
-            pg.goto(url)
-            expect(pg.locator("#connection")).to_have_attribute("data-state", "live")
-            pg.locator('[data-testid="tab-search"]').click()
-            run_search(pg, "tool:Bash OR risk:high")
-            expect(pg.locator('[data-testid="history-line"]')).not_to_have_count(0)
-            pg.locator('[data-testid="history-line"]').nth(1).click()
-            expect(pg.locator('[data-testid="event-detail"]')).to_be_visible()
-            pg.screenshot(path=folder / f"{scheme}-search.png", animations="disabled")
-            pg.keyboard.press("Escape")
+    for scheme, pg in themed_pages(browser, url):
+        pg.locator('[data-testid="tab-search"]').click()
+        run_search(pg, "tool:Bash OR risk:high")
+        expect(pg.locator('[data-testid="history-line"]')).not_to_have_count(0)
+        pg.locator('[data-testid="history-line"]').nth(1).click()
+        expect(pg.locator('[data-testid="event-detail"]')).to_be_visible()
+        pg.screenshot(path=folder / f"{scheme}-search.png", animations="disabled")
+        pg.keyboard.press("Escape")
 
-            pg.locator('[data-testid="sessions-past"]').click()
-            pg.locator(f'[data-testid="past-session-row"][data-session-id="{SHOP}"]').click()
-            expect(pg.locator('[data-testid="history-progress"]')).to_have_text(
-                f"{len(FIX)} events")
-            pg.screenshot(path=folder / f"{scheme}-history.png", animations="disabled")
-            pg.locator('[data-testid="back-to-live"]').click()
+        pg.locator('[data-testid="sessions-past"]').click()
+        pg.locator(f'[data-testid="past-session-row"][data-session-id="{SHOP}"]').click()
+        expect(pg.locator('[data-testid="history-progress"]')).to_have_text(
+            f"{len(FIX)} events")
+        pg.screenshot(path=folder / f"{scheme}-history.png", animations="disabled")
+        pg.locator('[data-testid="back-to-live"]').click()
 
-            pg.locator('[data-testid="tab-analytics"]').click()
-            pg.locator('[data-testid="range-7d"]').click()
-            expect(pg.locator('[data-testid="time-bar"]')).not_to_have_count(0)
-            expect(pg.locator('[data-testid="chart-tools"] [data-testid="bar-row"]')
-                   ).not_to_have_count(0)
-            pg.screenshot(path=folder / f"{scheme}-analytics.png", animations="disabled")
-        finally:
-            context.close()
+        pg.locator('[data-testid="tab-analytics"]').click()
+        pg.locator('[data-testid="range-7d"]').click()
+        expect(pg.locator('[data-testid="time-bar"]')).not_to_have_count(0)
+        expect(pg.locator('[data-testid="chart-tools"] [data-testid="bar-row"]')
+               ).not_to_have_count(0)
+        pg.screenshot(path=folder / f"{scheme}-analytics.png", animations="disabled")
     assert len(list(folder.glob("*-search.png"))) == 2
     assert len(list(folder.glob("*-analytics.png"))) == 2

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import socket
 from datetime import datetime
@@ -21,7 +20,14 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import SCREENSHOTS, feed, open_viewer, other_session, viewer_url
+from tests.browser import (
+    feed,
+    open_viewer,
+    other_session,
+    screenshot_folder,
+    themed_pages,
+    viewer_url,
+)
 from tests.utils import (
     Daemon,
     fixture_payloads,
@@ -505,37 +511,28 @@ def demo_payloads() -> list[dict]:
 
 
 def test_screenshots_of_the_main_views(daemon, home, browser, tmp_path):
-    folder = SCREENSHOTS if os.environ.get("MPMD_SCREENSHOTS") == "1" else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path)
     feed(home, *demo_payloads())
     url = viewer_url(home)
-    for scheme in ("light", "dark"):
-        context = browser.new_context(viewport={"width": 1440, "height": 860},
-                                      color_scheme=scheme)
-        try:
-            pg = context.new_page()
-            pg.goto(url)
-            expect(pg.locator("#connection")).to_have_attribute("data-state", "live")
-            expect(pg.locator('[data-testid="session-row"]')).to_have_count(3)
-            expect(pg.locator('[data-testid="feed-line"]')).to_have_count(len(demo_payloads()))
-            pg.screenshot(path=folder / f"{scheme}-feed.png", animations="disabled")
+    for scheme, pg in themed_pages(browser, url):
+        expect(pg.locator('[data-testid="session-row"]')).to_have_count(3)
+        expect(pg.locator('[data-testid="feed-line"]')).to_have_count(len(demo_payloads()))
+        pg.screenshot(path=folder / f"{scheme}-feed.png", animations="disabled")
 
-            pg.locator('[data-testid="session-row"]').filter(has_text="api").click()
-            pg.locator('[data-testid="agent-group"] [data-testid="feed-line"]').nth(1).click()
-            expect(pg.locator('[data-testid="event-detail"]')).to_be_visible()
-            pg.screenshot(path=folder / f"{scheme}-session-detail.png", animations="disabled")
-            pg.keyboard.press("Escape")
+        pg.locator('[data-testid="session-row"]').filter(has_text="api").click()
+        pg.locator('[data-testid="agent-group"] [data-testid="feed-line"]').nth(1).click()
+        expect(pg.locator('[data-testid="event-detail"]')).to_be_visible()
+        pg.screenshot(path=folder / f"{scheme}-session-detail.png", animations="disabled")
+        pg.keyboard.press("Escape")
 
-            pg.locator('[data-testid="session-all"]').click()
-            pg.locator('[data-testid="tab-timeline"]').click()
-            expect(pg.locator('[data-testid="span"]')).not_to_have_count(0)
-            pg.screenshot(path=folder / f"{scheme}-timeline.png", animations="disabled")
+        pg.locator('[data-testid="session-all"]').click()
+        pg.locator('[data-testid="tab-timeline"]').click()
+        expect(pg.locator('[data-testid="span"]')).not_to_have_count(0)
+        pg.screenshot(path=folder / f"{scheme}-timeline.png", animations="disabled")
 
-            pg.locator('[data-testid="tab-tools"]').click()
-            expect(pg.locator('[data-testid="tool-row"]')).not_to_have_count(0)
-            pg.screenshot(path=folder / f"{scheme}-tools.png", animations="disabled")
-        finally:
-            context.close()
+        pg.locator('[data-testid="tab-tools"]').click()
+        expect(pg.locator('[data-testid="tool-row"]')).not_to_have_count(0)
+        pg.screenshot(path=folder / f"{scheme}-tools.png", animations="disabled")
     assert len(list(folder.glob("*.png"))) >= 8
 
 
