@@ -64,6 +64,8 @@ def test_replay_to_viewers_is_marked_and_changes_nothing_live(home: Path) -> Non
         replayed, kinds = asyncio.run(watch())
         assert replayed == journal_events(home)  # every event, in order, as stored
         after = kinds[kinds.index("live") + 1:]
+        assert after[0] == "approvals"  # part of going live: none are waiting
+        after = after[1:]
         assert after[0] == "replay_start" and after[-1] == "replay_end"
         assert "events" not in after and "sessions" not in after  # nothing looked live
         assert status(home)["next_seq"] == before  # nothing was stored again
