@@ -160,6 +160,7 @@ class Broadcaster:
         self.wakeup = asyncio.Event()
         # Permission requests waiting for a viewer's answer (mpmd.approvals.Approvals.all).
         self.approvals: Callable[[], list[dict[str, object]]] = list
+        self.event_types: Counter[str] = Counter()  # since start, for /metrics
 
     # ---- taking events in ---------------------------------------------------------------
     def seed(self, lines: Iterable[bytes]) -> None:
@@ -176,6 +177,7 @@ class Broadcaster:
         if view.seq <= self.last_seq:
             return None  # seen already (start-up: in the journal's tail and still in the ring)
         self.last_seq = view.seq
+        self.event_types[view.event_type] += 1
         session = self.sessions.apply(view)
         if session is not None and changed is not None:
             changed[session.session_id] = session

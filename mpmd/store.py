@@ -16,6 +16,7 @@ from mpm_hook import wire
 from mpmd import record
 from mpmd.dedup import RecentIds
 from mpmd.framing import EventFrame
+from mpmd.metrics import LatencyHistogram
 from mpmd.ring import Ring
 
 log = logging.getLogger("mpmd.store")
@@ -35,6 +36,7 @@ class Store:
         self.full = False
         self.accepting = True
         self._max_record = ring.capacity // 4
+        self.latency = LatencyHistogram()  # hook started -> in the ring (/metrics)
 
     def put(self, frame: EventFrame, source: str = "hook",
             received_ns: int | None = None) -> tuple[int, int]:
@@ -59,6 +61,7 @@ class Store:
             return wire.BUSY, 0
         self.next_seq = seq + 1
         self.recent.add(frame.id, seq, now)
+        self.latency.observe_ns(now - frame.ts_ns)
         self.counters["events_total"] += 1
         self.counters["events_" + source] += 1
         for wakeup in self.wakeups:

@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 from mpmd import __version__, access, history_api
 from mpmd.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
 from mpmd.events import NAMESPACE_OF, NAMESPACES
+from mpmd.metrics import CONTENT_TYPE
 
 log = logging.getLogger("mpmd.viewer")
 
@@ -117,8 +118,10 @@ class Viewer:
                  send_timeout_s: float = 30.0, index_path: Path | None = None,
                  config_dir: Path | None = None,
                  answer: Callable[[int, str, bool, str], str | None] | None = None,
+                 metrics: Callable[[], bytes] | None = None,
                  clients_changed: Callable[[], None] = lambda: None) -> None:
         self.answer = answer  # (seq, behavior, always, who) -> why refused, or None
+        self.metrics = metrics  # the Prometheus text for /metrics
         self.clients_changed = clients_changed
         self.index_path = index_path
         self.config_dir = config_dir
@@ -209,12 +212,15 @@ class Viewer:
         if refusal is not None:
             return self._refuse(refusal)
         path = urlsplit(request.path).path
-        if path == "/ws" or path.startswith("/api/"):
+        if path == "/ws" or path.startswith("/api/") or path == "/metrics":
             given = access.token_of(request.path, headers.get("Authorization"))
             if not access.token_matches(given, self.token):
                 return self._refuse(access.REFUSED_TOKEN)
             if path == "/ws":
                 return None  # go on with the WebSocket handshake
+            if path == "/metrics" and self.metrics is not None:
+                self.counters["viewer_metrics_scrapes"] += 1
+                return self._respond(http.HTTPStatus.OK, self.metrics(), CONTENT_TYPE)
             return await self._api(path, urlsplit(request.path).query)
         found = self.files.get(path)
         if found is None:

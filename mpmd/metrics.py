@@ -1,0 +1,147 @@
+"""The daemon's health in the Prometheus text format: `/metrics` on the viewer's server,
+behind the viewer's token (docs/metrics.md: the metrics and a scrape configuration).
+
+Nothing is instrumented on the hot path but one histogram: everything else is read at
+scrape time from what the daemon counts and reports anyway (`Daemon.status()`), through a
+custom collector, so a scrape every 15 s costs the daemon nothing in between.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Hook started -> event in the ring, in seconds: hooks run on Claude Code's critical path,
+# so the interesting part is the first few milliseconds (interpreter start-up is ~10 ms).
+LATENCY_BOUNDS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0)
+_BOUNDS_NS = [int(b * 1e9) for b in LATENCY_BOUNDS_S]
+
+
+class LatencyHistogram:
+    """Counts per bucket, kept by the store for every event it takes (a bisect and two
+    additions: prometheus_client's Histogram takes a lock per observation)."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BOUNDS_NS) + 1)
+        self.sum_ns = 0
+
+    def observe_ns(self, delta_ns: int) -> None:
+        delta_ns = max(delta_ns, 0)  # the hook's clock may be a little ahead of ours
+        self.counts[bisect.bisect_left(_BOUNDS_NS, delta_ns)] += 1
+        self.sum_ns += delta_ns
+
+    def percentiles_ms(self, points: tuple[int, ...]) -> dict[str, float | None]:
+        """For `mpmd status`: the bucket bound under which each percentile falls (None past
+        the last bound, or with no events yet)."""
+        total = sum(self.counts)
+        out: dict[str, float | None] = {}
+        for p in points:
+            running, found = 0, None
+            for bound, count in zip(LATENCY_BOUNDS_S, self.counts, strict=False):
+                running += count
+                if total and running >= total * p / 100:
+                    found = bound * 1000
+                    break
+            out[f"p{p}"] = found
+        return out
+
+    def family(self) -> HistogramMetricFamily:
+        buckets, total = [], 0
+        for bound, count in zip((*LATENCY_BOUNDS_S, None), self.counts, strict=True):
+            total += count
+            buckets.append(("+Inf" if bound is None else repr(bound), total))
+        return HistogramMetricFamily(
+            "mpmd_hook_to_ring_seconds",
+            "From the hook's start (its timestamp) to the event stored in the ring.",
+            buckets=buckets, sum_value=self.sum_ns / 1e9)
+
+
+# (name, help) of counters read from the daemon's counters, by counter key.
+_COUNTERS = {
+    "events_total": ("mpmd_events_stored_total", "Events stored (acknowledged) since start."),
+    "duplicates": ("mpmd_events_duplicate_total", "Events sent again and recognised."),
+    "busy": ("mpmd_events_busy_total", "Events answered BUSY (the hook spooled them)."),
+    "connections_total": ("mpmd_connections_total", "Hook connections accepted."),
+    "journal_errors": ("mpmd_journal_errors_total", "Failed journal writes."),
+    "index_errors": ("mpmd_index_errors_total", "Failed index batches or rebuilds."),
+    "index_worker_restarts": ("mpmd_index_worker_restarts_total",
+                              "Times the index worker process was started again."),
+    "viewer_lagged": ("mpmd_viewer_lagged_total",
+                      "Times a viewer fell behind and was served from the journal."),
+    "viewer_dropped_stalled": ("mpmd_viewer_dropped_stalled_total",
+                               "Viewers dropped for taking nothing for too long."),
+    "internal_errors": ("mpmd_internal_errors_total", "Bugs caught without stopping."),
+}
+
+
+class DaemonCollector(Collector):
+    def __init__(self, status: Callable[[], dict[str, Any]], latency: LatencyHistogram,
+                 event_types: Counter[str]) -> None:
+        self.status = status
+        self.latency = latency
+        self.event_types = event_types
+
+    def collect(self) -> Iterator[Metric]:
+        st = self.status()
+        counters: dict[str, int] = st.get("counters", {})
+        by_type = CounterMetricFamily("mpmd_events", "Events seen, by event type.",
+                                      labels=["event_type"])
+        for kind, n in sorted(self.event_types.items()):
+            by_type.add_metric([kind], n)
+        yield by_type
+        yield self.latency.family()
+        for key, (name, doc) in _COUNTERS.items():
+            yield CounterMetricFamily(name.removesuffix("_total"), doc,
+                                      value=counters.get(key, 0))
+        rejected = CounterMetricFamily("mpmd_frames_rejected",
+                                       "Frames or connections refused, by reason.",
+                                       labels=["reason"])
+        for key, n in sorted(counters.items()):
+            if key.startswith("rejected_"):
+                rejected.add_metric([key.removeprefix("rejected_")], n)
+        yield rejected
+        for name, doc, value in (
+            ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
+             st.get("ring_used_bytes")),
+            ("mpmd_ring_capacity_bytes", "The ring's size.", st.get("ring_capacity_bytes")),
+            ("mpmd_journal_bytes", "The journal's bytes on disk.", st.get("journal_bytes")),
+            ("mpmd_journal_segments", "The journal's segment files.",
+             st.get("journal_segments")),
+            ("mpmd_journal_last_seq", "The seq of the newest journaled event.",
+             st.get("journal_last_seq")),
+            ("mpmd_spool_pending", "Spooled events waiting to be taken in.",
+             st.get("spool_pending")),
+            ("mpmd_index_behind_events", "Journaled events the search index has not yet.",
+             max(0, (st.get("journal_last_seq") or 0) - (st.get("index_last_seq") or 0))),
+            ("mpmd_viewer_clients", "Connected viewers.", st.get("viewer_clients", 0)),
+            ("mpmd_viewer_lagging_clients", "Viewers being served from the journal now.",
+             st.get("viewer_lagging_clients", 0)),
+            ("mpmd_remote_requests_waiting", "Permission requests held for the viewer.",
+             st.get("remote_waiting", 0)),
+            ("mpmd_connections_open", "Hook connections open.", st.get("connections_open")),
+            ("mpmd_uptime_seconds", "Seconds since the daemon started.", st.get("uptime_s")),
+        ):
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
+
+
+def registry(collector: DaemonCollector) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(collector)
+    return reg
+
+
+def exposition(reg: CollectorRegistry) -> bytes:
+    return generate_latest(reg)
