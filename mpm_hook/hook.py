@@ -1,8 +1,14 @@
 """The hook's one job: get the event to the daemon, or onto disk, and get out of the way.
 
-    read stdin (bounded) -> frame -> send over the Unix socket -> wait for the ack (bounded)
-                                        \\-- any failure --> spool file (tmp + rename)
-    exit 0, print nothing
+    read stdin (bounded) -> [policy] -> frame -> send over the Unix socket -> wait for the ack
+                                                   \\-- any failure --> spool file (tmp + rename)
+    exit 0, printing nothing, or the policy's decision
+
+The policy (docs/policy.md) is looked at only for PreToolUse and PermissionRequest events, and
+costs nothing but one failed ``open`` when there is none: without a compiled policy in the
+state folder the hook only observes, as it always did. With one, mpm_hook.policy decides;
+the decision travels in the frame (journaled with the rule that made it) and is printed
+after the event is delivered or spooled. Any error in the policy's path means: observe.
 
 Cost is the product's promise (Claude Code waits for us on every event), so this module
 imports only what a ``python -I -S`` interpreter has already loaded (``sys``, ``time``,
@@ -21,6 +27,9 @@ from mpm_hook import paths, wire
 
 STDIN_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 1.0
+# Past a remote rule's timeout_s, how long the hook still waits for the daemon's own
+# "no answer" (sent at timeout_s) before it gives up by itself.
+REMOTE_GRACE_S = 5.0
 _READ_CHUNK = 1 << 16
 
 
@@ -62,8 +71,14 @@ def read_stdin(limit: int = wire.MAX_PAYLOAD_BYTES, timeout_s: float = STDIN_TIM
     return b"".join(chunks), total
 
 
-def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = SOCKET_TIMEOUT_S):
-    """True when the daemon acked the event as stored (or already stored)."""
+def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = SOCKET_TIMEOUT_S,
+            hold=None):
+    """True when the daemon acked the event as stored (or already stored).
+
+    ``hold``: a callable given the still open socket once the event is acked, before it is
+    closed (the remote wait, see remote_decision); with it, the hook keeps its sending side
+    open, so the daemon knows this hook waits for more than its ack.
+    """
     import _socket  # the one C module the hot path needs; ~0.7 ms, so only here
 
     deadline = time.monotonic() + timeout_s
@@ -72,9 +87,10 @@ def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = 
         sock.settimeout(timeout_s)
         sock.connect(socket_path)
         sock.sendall(frame)
-        # Nothing more to send: the daemon then sees the frame and the end of the stream
-        # together and can close without watching this connection any longer.
-        sock.shutdown(_socket.SHUT_WR)
+        if hold is None:
+            # Nothing more to send: the daemon then sees the frame and the end of the stream
+            # together and can close without watching this connection any longer.
+            sock.shutdown(_socket.SHUT_WR)
         ack = b""
         while len(ack) < wire.ACK_FRAME_BYTES:
             remaining = deadline - time.monotonic()
@@ -85,15 +101,18 @@ def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = 
             if not chunk:
                 return False
             ack += chunk
+        try:
+            acked_id, status, _seq = wire.decode_ack(ack)
+        except ValueError:
+            return False
+        stored = acked_id == event_id and status in (wire.STORED, wire.DUPLICATE)
+        if stored and hold is not None:
+            hold(sock)
+        return stored
     except OSError:  # no socket, refused, reset, timed out
         return False
     finally:
         sock.close()
-    try:
-        acked_id, status, _seq = wire.decode_ack(ack)
-    except ValueError:
-        return False
-    return acked_id == event_id and status in (wire.STORED, wire.DUPLICATE)
 
 
 def spool(spool_dir: str, frame: bytes, event_id: bytes, ts_ns: int) -> str:
@@ -159,18 +178,108 @@ def parse_args(argv):
     return runtime, state
 
 
+def decide(state_dir: str, payload: bytes):
+    """The policy's Decision for this event (mpm_hook.policy), or None: no compiled policy
+    (one failed open, the whole cost of having none), an event no rule matches, or any
+    error (logged; the hook then only observes). Never raises."""
+    compiled = paths.policy_compiled_path(state_dir)
+    try:
+        fd = posix.open(compiled, posix.O_RDONLY)
+    except OSError:
+        return None
+    note = None
+    decision = None
+    try:
+        from mpm_hook import policy
+
+        decision, note = policy.decide_for_hook(fd, compiled, payload, posix.environ)
+    except Exception as exc:  # noqa: BLE001 - a broken policy must never break the hook
+        note = f"policy error, observing: {exc!r}"
+    finally:
+        posix.close(fd)
+    if note:
+        _log(state_dir, note)
+    return decision
+
+
+def remote_decision(sock, event_id: bytes, decision):
+    """The viewer's answer to a ``remote`` rule's request (docs/policy.md): (behavior,
+    message) to print, or None for no decision (Claude Code then asks in the terminal).
+
+    Called once the daemon has acked the event, with the connection still open (this hook
+    did not shut down its sending side, which tells the daemon it waits). The daemon answers
+    within the rule's timeout_s, with an answer, or with "none" when the time runs out or
+    no viewer is open; the hook's own deadline, a little later, covers a daemon that hangs,
+    and a daemon that dies closes the socket: None at once.
+    """
+    from mpm_hook import remote
+
+    deadline = time.monotonic() + decision.timeout_s + REMOTE_GRACE_S
+    behavior, message = remote.read_answer(sock, event_id, deadline, time.monotonic)
+    if behavior == remote.ALLOW:
+        return "allow", message
+    if behavior == remote.DENY:
+        return "deny", message
+    return None
+
+
 def run(runtime_dir: str, state_dir: str) -> None:
     ts_ns = time.time_ns()
     payload, original_size = read_stdin()
     event_id = posix.urandom(wire.ID_BYTES)
-    frame = wire.encode_event(event_id, ts_ns, payload, original_size)
-    if deliver(paths.socket_path(runtime_dir), frame, event_id):
+    decision = hold = verdict = None
+    # Only these two events are decided; a cut payload cannot be read, so it never is.
+    if original_size == len(payload) and (
+            b'"PreToolUse"' in payload or b'"PermissionRequest"' in payload):
+        decision = decide(state_dir, payload)
+    if decision is None:
+        frame = wire.encode_event(event_id, ts_ns, payload, original_size)
+    else:
+        frame, hold, verdict = _decided_frame(state_dir, event_id, ts_ns, payload,
+                                              original_size, decision)
+    try:
+        if not deliver(paths.socket_path(runtime_dir), frame, event_id, hold=hold):
+            spool(paths.spool_dir(state_dir), frame, event_id, ts_ns)
+    finally:  # a decision holds even when the event could not be kept (logged by main)
+        if decision is not None:
+            _print(decision.output(verdict[0] if verdict else None))
+
+
+def _decided_frame(state_dir, event_id, ts_ns, payload, original_size, decision):
+    """(frame with the decision, hold for deliver, a list the remote verdict lands in)."""
+    try:
+        frame = wire.encode_event(event_id, ts_ns, payload, original_size, decision.record())
+    except Exception as exc:  # noqa: BLE001 - cannot happen; the event matters more
+        _log(state_dir, f"decision not journaled: {exc!r}")
+        frame = wire.encode_event(event_id, ts_ns, payload, original_size)
+    if decision.action != "remote":
+        return frame, None, None
+    verdict = []
+
+    def hold(sock):
+        try:
+            answer = remote_decision(sock, event_id, decision)
+        except Exception as exc:  # noqa: BLE001 - no answer: Claude Code asks as usual
+            _log(state_dir, f"remote decision failed, no decision: {exc!r}")
+            answer = None
+        if answer is not None:
+            verdict.append(answer)
+
+    return frame, hold, verdict
+
+
+def _print(data) -> None:
+    """The decision on stdout, whole, for Claude Code (nothing when ``data`` is None)."""
+    if not data:
         return
-    spool(paths.spool_dir(state_dir), frame, event_id, ts_ns)
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(1, view):]
 
 
 def main(argv=None) -> int:
-    """Always 0, printing nothing: an observer must never change what Claude Code does."""
+    """Always 0. Prints nothing unless a policy rule decided the event (docs/policy.md):
+    an observer must never change what Claude Code does."""
     state_dir = None
     try:
         runtime_dir, state_dir = parse_args(sys.argv[1:] if argv is None else argv)

@@ -21,6 +21,12 @@ JOURNAL_NAME = "journal"
 LOG_NAME = "log"
 HOOK_LOG_NAME = "hook.log"
 HOOK_COPY_NAME = "hook"
+# The policy's compiled form (mpm_hook.policy), kept in step with policy.toml, which lives
+# in the config folder (the hook is not told that folder; the compiled form names it).
+POLICY_COMPILED_NAME = "policy.compiled"
+
+# In the config folder.
+POLICY_NAME = "policy.toml"
 
 
 def join(base: str, *names: str) -> str:
@@ -37,3 +43,7 @@ def spool_dir(state_dir: str) -> str:
 
 def hook_log_path(state_dir: str) -> str:
     return join(state_dir, LOG_NAME, HOOK_LOG_NAME)
+
+
+def policy_compiled_path(state_dir: str) -> str:
+    return join(state_dir, POLICY_COMPILED_NAME)

@@ -52,6 +52,11 @@ class Waiting:
     expires_at_ms: int  # wall clock, for the viewer's countdown
     sock: _socket.socket = field(repr=False)
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    # Kept for "always allow" (a rule for exactly this call), never shown to viewers.
+    tool_input: Any = field(default=None, repr=False)
+    cwd: str | None = None
+    rule_index: int | None = None
+    added_rule: str | None = None  # the rule "always allow" wrote
 
     def view(self) -> dict[str, object]:
         return {"seq": self.seq, "session_id": self.session_id, "tool_name": self.tool_name,
@@ -173,9 +178,9 @@ def expires_at_ms(timeout_s: float) -> int:
 
 
 def remote_request(frame: EventFrame) -> tuple[float, str | None] | None:
-    """(timeout, rule) when the hook that sent ``frame`` waits for an answer, else None.
-    PLACEHOLDER until the frame carries the policy decision."""
-    decision = getattr(frame, "decision", None)
+    """(timeout, rule) when the hook that sent ``frame`` waits for an answer (its policy
+    decision, the frame's sixth element, says ``remote``), else None."""
+    decision = frame.decision
     if not isinstance(decision, dict) or decision.get("action") != "remote":
         return None
     timeout = decision.get("timeout_s", DEFAULT_TIMEOUT_S)
@@ -188,6 +193,7 @@ class _Request(msgspec.Struct):
     """What the approvals read of a PermissionRequest payload."""
 
     session_id: str | None = None
+    cwd: str | None = None
     tool_name: str | None = None
     tool_input: Any = None
 
@@ -208,6 +214,7 @@ class RemoteHolder:
     def take(self, frame: EventFrame, seq: int, sock: _socket.socket) -> None:
         asked = remote_request(frame)
         timeout_s, rule = asked if asked is not None else (DEFAULT_TIMEOUT_S, None)
+        index = (frame.decision or {}).get("rule_index")
         try:
             request = _request_decoder.decode(frame.payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -217,4 +224,5 @@ class RemoteHolder:
         self.approvals.hold(Waiting(
             seq=seq, event_id=frame.id, session_id=request.session_id,
             tool_name=request.tool_name, detail=detail, rule=rule,
-            expires_at_ms=expires_at_ms(timeout_s), sock=sock), timeout_s)
+            expires_at_ms=expires_at_ms(timeout_s), sock=sock, tool_input=tool_input,
+            cwd=request.cwd, rule_index=index if isinstance(index, int) else None), timeout_s)

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import msgspec
 
-from mpmd import cli_history, config, control, hooks_settings
+from mpmd import cli_doctor, cli_history, cli_policy, cli_service, config, control, hooks_settings
 from mpmd.events import StoredEventView
 
 DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
@@ -113,6 +113,7 @@ def status(as_json: bool) -> None:
             f"  ring used                  {_size(info['ring_used_bytes'])} of "
             f"{_size(info.get('ring_capacity_bytes', 0))}\n"
             f"  spool pending              {info['spool_pending']}\n"
+            f"  hook to ring               {_latency_line(info)}\n"
             f"  socket                     {info['socket']}\n"
             f"  journal                    {info['journal_dir']}\n"
             f"  search index               {_index_line(info)}\n"
@@ -122,6 +123,14 @@ def status(as_json: bool) -> None:
         state = "not responding (hung?)" if info.get("hung") else "not running"
         click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
                    f"(taken in at the next start)\n  journal {info['journal_dir']}")
+
+
+def _latency_line(info: dict[str, Any]) -> str:
+    ms = info.get("hook_to_ring_ms") or {}
+    if ms.get("p50") is None:
+        return "no events yet" if not info.get("events_total") else "over 5 s (see the log)"
+    p99 = f"≤ {ms['p99']:g} ms" if ms.get("p99") is not None else "over 5 s"
+    return f"p50 ≤ {ms['p50']:g} ms, p99 {p99}  (full histogram: /metrics)"
 
 
 def _index_line(info: dict[str, Any]) -> str:
@@ -274,7 +283,8 @@ def install_hook_copy(settings: config.Settings) -> Path:
     source = Path(mpm_hook.__file__).parent
     target = settings.hook_copy_dir / "mpm_hook"
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name in ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py"):
+    for name in ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py", "policy.py",
+                 "policy_compile.py", "remote.py"):
         data = (source / name).read_bytes()
         dest = target / name
         if not dest.exists() or dest.read_bytes() != data:
@@ -345,3 +355,6 @@ main.add_command(cli_history.stats)
 main.add_command(cli_history.searches)
 main.add_command(cli_history.export)
 main.add_command(cli_history.replay)
+main.add_command(cli_service.service)
+main.add_command(cli_policy.policy)
+main.add_command(cli_doctor.doctor)

@@ -7,9 +7,12 @@ Start-up order is what makes "nothing acked is lost, nothing is stored twice" ho
      (records it already has are skipped by seq), continue seq after the highest seen
   4. seed the duplicate window, and the viewer's sessions table and recent window, from
      the journal's tail; drain the spool
-  5. listen (hooks, control, viewer), write the pid file, report ready
-Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: stop listening, let open connections
-finish (bounded), drain the ring into the journal, fsync, remove socket and pid file.
+  5. listen (hooks: our own socket, or the one systemd passes with LISTEN_FDS; control;
+     viewer), start the index worker, write the pid file, report ready
+Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: answer the hooks waiting for the
+viewer ("no decision"), stop listening, let open connections finish (bounded), drain the
+ring into the journal, fsync, stop the index worker, remove the pid file and the socket
+(unless systemd's socket unit owns it).
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from datetime import datetime
 from pathlib import Path
 
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from mpm_hook import hook, wire
-from mpmd import __version__, access, control
+from mpmd import __version__, access, activation, control, metrics, policy
 from mpmd.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
@@ -41,6 +45,7 @@ from mpmd.framing import EventFrame
 from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
+from mpmd.policy import describe as describe_policy
 from mpmd.ring import PageReleaser, open_ring_file
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
@@ -97,6 +102,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.followers = control.Followers()
         self.viewer: Viewer | None = None
+        self._metrics_registry: CollectorRegistry | None = None
         self.viewer_error: str | None = None  # why there is no viewer, when there is none
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -160,6 +166,12 @@ class Daemon:
 
     def _listen(self) -> socket.socket:
         path = self.settings.socket_path
+        # Socket activation (mpmd.socket, LISTEN_FDS): serve on the socket systemd holds.
+        # Its file belongs to the .socket unit, so it is not unlinked at shutdown either.
+        inherited = activation.take_listener(path)
+        if inherited is not None:
+            self.socket_inherited = True
+            return inherited
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # we hold the lock: any socket file here is stale
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -264,9 +276,28 @@ class Daemon:
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
 
+    # ---- metrics ------------------------------------------------------------------------
+    def _metrics(self) -> bytes:
+        """/metrics: the Prometheus text format, read from what the daemon counts anyway."""
+        if self._metrics_registry is None:
+            self._metrics_registry = metrics.registry(metrics.DaemonCollector(
+                self.status, self.store.latency, self.broadcaster.event_types))
+        return metrics.exposition(self._metrics_registry)
+
     # ---- remote approval ----------------------------------------------------------------
     def _answer(self, seq: int, behavior: str, always: bool, who: str) -> str | None:
-        """A viewer's answer to a held permission request (mpmd.approvals)."""
+        """A viewer's answer to a held permission request (mpmd.approvals). "Always allow"
+        first writes a policy rule allowing exactly this call (mpmd.policy.allow_always)."""
+        w = self.approvals.waiting.get(seq)
+        if always and behavior == "allow" and w is not None and w.rule_index is not None:
+            when = datetime.now().strftime("%Y%m%d-%H%M%S")
+            try:
+                w.added_rule = policy.allow_always(self.settings, w.rule_index, w.tool_name,
+                                                   w.tool_input, w.cwd, f"{when}-{seq}")
+            except (policy.PolicyError, OSError) as exc:  # allowed once all the same
+                log.error("always allow: could not add a policy rule: %s", exc)
+            if w.added_rule:
+                log.info("always allow: policy rule %s added", w.added_rule)
         return self.approvals.answer(seq, behavior, who)
 
     def _journal_answer(self, w: Waiting, behavior: str, message: str, answered_by: str,
@@ -277,7 +308,7 @@ class Daemon:
             "hook_event_name": "RemoteAnswer", "session_id": w.session_id,
             "tool_name": w.tool_name, "answer_to": w.seq, "behavior": behavior,
             "message": message, "answered_by": answered_by, "answered_from": who or None,
-            "rule": w.rule})
+            "rule": w.rule, "added_rule": w.added_rule})
         now = time.time_ns()
         frame = EventFrame(version=1, id=os.urandom(16), ts_ns=now, payload=payload,
                            original_size=len(payload))
@@ -304,10 +335,14 @@ class Daemon:
             "ring_used_bytes": self.ring.used_bytes,
             "ring_capacity_bytes": self.ring.capacity,
             "journal_bytes": self.journal.total_bytes,
+            "journal_segments": len(self.journal.segments()),
+            "hook_to_ring_ms": self.store.latency.percentiles_ms((50, 99)),
             "index_path": str(s.index_path),
             "index_last_seq": self.indexer.last_seq,
             "index_worker_pid": self.indexer.pid,
             "connections_open": len(self.ingest.connections),
+            "remote_waiting": len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
+            "policy": describe_policy(s),  # file, state (none, active, invalid), rules, error
             **self._viewer_status(),
             "uptime_s": round(time.time() - self.started_at, 3),
             "counters": dict(self.counters),
@@ -318,7 +353,9 @@ class Daemon:
         if viewer is None or viewer.server is None:
             return {"viewer_url": None, "ws_url": None, "viewer_error": self.viewer_error}
         return {"viewer_url": viewer.viewer_url, "ws_url": viewer.ws_url,
-                "viewer_port": viewer.port, "viewer_clients": len(self.broadcaster.clients)}
+                "viewer_port": viewer.port, "viewer_clients": len(self.broadcaster.clients),
+                "viewer_lagging_clients": sum(
+                    not c.live for c in self.broadcaster.clients if c.subscribed)}
 
     async def _start_viewer(self) -> None:
         """The viewer is a window on the events, not the keeper of them: if it cannot
@@ -329,6 +366,7 @@ class Daemon:
                             self.broadcaster, self.counters, self.status,
                             send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path,
                             config_dir=s.config_dir, answer=self._answer,
+                            metrics=self._metrics,
                             clients_changed=self.approvals.viewers_changed)
             await viewer.start()
         except (ViewerUnavailable, OSError) as exc:
@@ -367,8 +405,9 @@ class Daemon:
                                        lambda: len(self.broadcaster.clients))
             self.broadcaster.approvals = self.approvals.all
             self.ingest.holder = RemoteHolder(self.approvals)
-            await self.indexer.start()
             self.ingest.start(self._listen())
+            # After _listen: it takes (and unsets) LISTEN_FDS, which the worker must not see.
+            await self.indexer.start()
             listening = True
             control_server = await control.serve(s.control_path, self)
             await self._start_viewer()
@@ -387,7 +426,8 @@ class Daemon:
             log.info("stopping")
         finally:
             await self._shutdown(listening, control_server)
-            for path in (s.socket_path, s.control_path, s.pid_path):
+            ours = () if getattr(self, "socket_inherited", False) else (s.socket_path,)
+            for path in (*ours, s.control_path, s.pid_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             os.close(lock_fd)

@@ -217,6 +217,7 @@ class RemoteAnswer(HookEvent, tag="RemoteAnswer"):
     answered_by: str | None = None  # viewer, timeout, no-viewer, daemon-stopping
     answered_from: str | None = None  # which viewer (its client id and browser)
     rule: str | None = None  # the policy rule that sent the request to the viewer
+    added_rule: str | None = None  # the allow rule "Always allow" wrote
 
 
 class UnknownEvent(CommonFields, kw_only=True):
@@ -316,6 +317,13 @@ def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
     if not raw.strip():
         return None, EMPTY, "empty payload"
     try:
+        # JSON is UTF-8, and the stored line embeds the payload's bytes: check them all,
+        # since a typed decode skips the fields it does not read without looking inside
+        # (found by hypothesis: `{"hook_event_name": "Stop", "x": "\xff"}` passed as ok).
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, MALFORMED, f"payload is not UTF-8: {exc}"
+    try:
         return _known_decoder.decode(raw), OK, None
     except msgspec.ValidationError as exc:
         first_error = str(exc)
@@ -332,7 +340,7 @@ def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
         except msgspec.DecodeError as exc:
             return None, MALFORMED, str(exc)
         return None, NOT_OBJECT, "payload is JSON but not an object"
-    except msgspec.DecodeError as exc:  # pragma: no cover - the first decode accepted it
+    except msgspec.DecodeError as exc:
         return None, MALFORMED, str(exc)
     event = _common_fields(obj)
     if event.hook_event_name in KNOWN_EVENT_TYPES:

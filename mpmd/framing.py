@@ -16,22 +16,28 @@ import msgspec
 
 from mpm_hook import wire
 
+DecisionValue = str | int | float | bool | None
+
 
 class EventFrame(msgspec.Struct, array_like=True, frozen=True):
-    """An event frame's body (see mpm_hook.wire for the layout)."""
+    """An event frame's body (see mpm_hook.wire for the layout). ``decision`` is the
+    optional sixth element: what a policy rule decided (docs/protocol.md); frames without
+    it, as every hook before policies wrote them, decode with None. Further trailing
+    elements, from a newer hook, are ignored."""
 
     version: int
     id: bytes
     ts_ns: int
     payload: bytes
     original_size: int
+    decision: dict[str, DecisionValue] | None = None
 
 
 class FrameError(Exception):
     """The stream broke the wire contract. ``reason`` is a counter key:
 
     - ``oversized``: a length prefix above the limit
-    - ``invalid``: a body that is not a well-formed event frame
+    - ``invalid``: a body that is not a well-formed event frame (a decision included)
     - ``version``: a frame of a wire version this daemon does not speak
     """
 
@@ -61,6 +67,13 @@ def decode_body(body: bytes | memoryview) -> EventFrame:
         raise FrameError("invalid", "timestamp out of range")
     if not len(frame.payload) <= frame.original_size < _MAX_TS_NS:
         raise FrameError("invalid", "original_size smaller than the payload")
+    decision = frame.decision
+    if decision is not None and (
+        not isinstance(decision.get("action"), str)
+        or len(decision) > wire.MAX_DECISION_KEYS
+        or any(len(key) > 31 for key in decision)
+    ):
+        raise FrameError("invalid", "a decision needs a str action and at most 15 short keys")
     return frame
 
 

@@ -133,9 +133,18 @@ def build(
         raw=raw,
         raw_encoding=raw_encoding,
     )
-    line = _encoder.encode(stored)
+    line = _with_decision(_encoder.encode(stored), frame)
     if max_bytes is not None and len(line) > max_bytes:
         raw, raw_encoding, _ = _raw_fields(data, force_base64=True)
         stored = msgspec.structs.replace(stored, payload=None, raw=raw, raw_encoding=raw_encoding)
-        line = _encoder.encode(stored)
+        line = _with_decision(_encoder.encode(stored), frame)
     return line
+
+
+def _with_decision(line: bytes, frame: EventFrame) -> bytes:
+    """The line with the frame's policy decision as its last key, ``decision`` (a policy
+    rule decided this event: docs/events.md). The stored line is a JSON object, so the
+    decision goes in before its closing brace; lines of undecided events are untouched."""
+    if not frame.decision:
+        return line
+    return b"".join((line[:-1], b',"decision":', _encoder.encode(frame.decision), b"}"))

@@ -7,7 +7,7 @@ import sys
 
 from mpm_hook import wire
 from mpmd.framing import decode_one
-from tests.utils import HOOK_SCRIPT, env_for, run_hook, spool_files
+from tests.utils import HOOK_SCRIPT, env_for, mpmd_cli, run_hook, spool_files
 
 # What `python -I -S` has loaded before running a script, plus what the hook may add.
 ALLOWED_NEW = {"mpm_hook", "mpm_hook.hook", "mpm_hook.paths", "mpm_hook.wire", "_socket"}
@@ -23,6 +23,48 @@ def test_hook_imports_nothing_beyond_the_interpreter_floor(home):
     out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True,
                          text=True, check=True, env=env_for(home)).stdout
     assert set(eval(out)) <= ALLOWED_NEW  # noqa: S307 - our own probe's output
+
+
+def _imports_of_a_run(home, payload: bytes) -> set[str]:
+    """The modules one whole hook run (run(), policy included) adds to `python -I -S`."""
+    probe = (
+        "import sys; before = set(sys.modules);"
+        f"sys.path.insert(0, {str(HOOK_SCRIPT.parent.parent)!r});"
+        "import posix, mpm_hook.hook as h;"
+        f"payload = {payload!r}; h.read_stdin = lambda: (payload, len(payload));"
+        "h.run(sys.argv[1], sys.argv[1]);"
+        "print(sorted(set(sys.modules) - before))"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(home)],
+                         capture_output=True, text=True, check=True, env=env_for(home)).stdout
+    return set(eval(out.splitlines()[-1]))  # noqa: S307 - our own probe's output
+
+
+PRE_TOOL_USE = (b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", "cwd": "/p", '
+                b'"tool_input": {"command": "sudo rm -rf /"}}')
+
+
+def test_a_policy_adds_only_its_module_and_the_json_scanner(home):
+    # No policy: nothing more, even for an event a policy would decide.
+    assert _imports_of_a_run(home, PRE_TOOL_USE) <= ALLOWED_NEW
+    (home / "policy.toml").write_text('[[rule]]\naction = "deny"\ncommand = "sudo *"\n')
+    assert mpmd_cli(home, "policy", "check").returncode == 0
+    assert _imports_of_a_run(home, PRE_TOOL_USE) <= ALLOWED_NEW | {"mpm_hook.policy", "_json"}
+    # Other events do not even look at the policy.
+    assert _imports_of_a_run(home, b'{"hook_event_name": "Stop"}') <= ALLOWED_NEW
+    # A changed policy.toml: the one hook that notices compiles it (tomllib, once).
+    (home / "policy.toml").write_text('[[rule]]\naction = "deny"\ncommand = "sudo*"\n')
+    assert "mpm_hook.policy_compile" in _imports_of_a_run(home, PRE_TOOL_USE)
+    assert "mpm_hook.policy_compile" not in _imports_of_a_run(home, PRE_TOOL_USE)
+
+
+def test_a_rule_with_a_regular_expression_imports_re_only_when_reached(home):
+    (home / "policy.toml").write_text(
+        '[[rule]]\naction = "deny"\ntools = "Write"\ncommand = "re:sudo"\n'
+        '[[rule]]\naction = "deny"\ntools = "Bash"\ncommand = "re:^sudo "\n')
+    assert mpmd_cli(home, "policy", "check").returncode == 0
+    assert "re" not in _imports_of_a_run(home, PRE_TOOL_USE.replace(b"Bash", b"Read"))
+    assert "re" in _imports_of_a_run(home, PRE_TOOL_USE)
 
 
 def test_no_daemon_means_one_spool_file_with_the_whole_frame(home):

@@ -30,6 +30,8 @@ def line_for(payload: bytes) -> dict:
 @example(b"0\x00")  # a typed decode used to call this "JSON, not an object" and embed it
 @example(b"[1, 2]\x00")
 @example(b'{"hook_event_name": 5}\x00')
+@example(b'"\x80"')  # a JSON string that is not UTF-8: UnicodeDecodeError, not DecodeError
+@example(b'{"hook_event_name": "Stop", "x": "\xff"}')
 def test_any_bytes_make_one_json_line(payload: bytes) -> None:
     stored = line_for(payload)
     assert stored["seq"] == 7

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from tests import remote
 from tests.browser import (
     feed,
     open_viewer,
@@ -561,3 +562,54 @@ def test_hostile_text_in_events_is_shown_as_text(daemon, home, page):
         page.locator(f'[data-testid="{tab}"]').click()
         assert page.locator("#pwned, .injected").count() == 0
     assert page.evaluate("window.pwned === undefined")
+
+
+def test_approve_a_waiting_permission_request_from_the_page(daemon, home, page):
+    """A real hook waits on a `remote` rule; the page shows the request with its buttons;
+    a click is the hook's answer."""
+    remote.write_policy(home)
+    feed(home, FIX[SESSION_START])
+    open_viewer(page, home)
+    for button, behavior, word in (("approve", "allow", "approved"),
+                                   ("deny", "deny", "denied")):
+        hook = remote.start_hook(home)
+        approval = page.locator('[data-testid="approval"]')
+        expect(approval).to_have_count(1)
+        expect(approval.locator(".what")).to_contain_text("rm -rf")
+        approval.locator(f'[data-testid="{button}"]').click()
+        expect(approval).to_have_count(0)  # answered: gone from every viewer
+        assert remote.hook_output(hook) == remote.decision_of(
+            behavior, f"{word} from the mpmd viewer")
+    assert remote.PERMISSION["session_id"] == SHOP
+
+
+def test_one_page_answers_and_the_request_ends_on_every_page(daemon, home, page, browser):
+    """Two viewers show the request; the first answer ends it on both (two answers racing
+    are tested on the WebSocket itself: tests/test_remote_approval.py)."""
+    remote.write_policy(home)
+    feed(home, FIX[SESSION_START])
+    other = browser.new_context(viewport={"width": 1400, "height": 860}).new_page()
+    try:
+        open_viewer(page, home)
+        open_viewer(other, home)
+        hook = remote.start_hook(home)
+        for pg in (page, other):
+            expect(pg.locator('[data-testid="approval"]')).to_have_count(1)
+        other.locator('[data-testid="deny"]').click()
+        for pg in (page, other):
+            expect(pg.locator('[data-testid="approval"]')).to_have_count(0)
+        assert remote.hook_output(hook) == remote.decision_of(
+            "deny", "denied from the mpmd viewer")
+    finally:
+        other.context.close()
+
+
+def test_a_request_nobody_answers_leaves_the_page_when_it_ends(daemon, home, page):
+    remote.write_policy(home, timeout_s=1)
+    feed(home, FIX[SESSION_START])
+    open_viewer(page, home)
+    hook = remote.start_hook(home)
+    approval = page.locator('[data-testid="approval"]')
+    expect(approval).to_have_count(1)
+    expect(approval).to_have_count(0)  # the time ran out
+    assert remote.hook_output(hook) is None  # Claude Code asks in the terminal

@@ -24,6 +24,66 @@ def test_event_frame_round_trips_through_msgspec(event_id, ts, payload, extra):
     assert msgspec.msgpack.decode(frame[4:]) == [1, event_id, ts, payload, len(payload) + extra]
 
 
+_decision_values = st.one_of(st.text(max_size=1500), st.integers(-(1 << 63), (1 << 63) - 1),
+                             st.floats(allow_nan=False), st.booleans(), st.none())
+decisions = st.dictionaries(st.text(min_size=1, max_size=10).filter(
+    lambda k: len(k.encode()) < 32 and k != "action"), _decision_values, max_size=14).flatmap(
+    lambda rest: st.text(max_size=20).map(lambda action: {"action": action, **rest}))
+
+
+def _cut(value: object) -> object:
+    """A decision's value as the frame carries it: text cut to MAX_DECISION_TEXT bytes."""
+    if isinstance(value, str):
+        data = value.encode("utf-8", "replace")[:wire.MAX_DECISION_TEXT]
+        return data.decode("utf-8", "ignore")
+    return value
+
+
+@given(ids, timestamps, st.binary(max_size=512), decisions)
+def test_event_frame_with_a_decision_round_trips(event_id, ts, payload, decision):
+    frame = wire.encode_event(event_id, ts, payload, len(payload), decision)
+    decoded = decode_one(frame)
+    expected = {k: _cut(v) for k, v in decision.items()}
+    assert decoded == EventFrame(1, event_id, ts, payload, len(payload), expected)
+    # Any MessagePack reader sees a sixth element, a map.
+    assert msgspec.msgpack.decode(frame[4:])[5] == expected
+
+
+def test_frames_without_a_decision_are_the_five_element_array_as_before():
+    frame = wire.encode_event(b"a" * 16, 1, b"{}", 2)
+    assert frame[4] == 0x95 and decode_one(frame).decision is None
+    assert wire.encode_event(b"a" * 16, 1, b"{}", 2, None) == frame
+
+
+def test_trailing_elements_of_a_newer_hook_are_ignored():
+    body = msgspec.msgpack.encode([1, b"a" * 16, 1, b"{}", 2, {"action": "deny"}, "future"])
+    assert decode_one(len(body).to_bytes(4, "big") + body).decision == {"action": "deny"}
+
+
+@pytest.mark.parametrize("decision", [
+    {"rule": "x"},  # no action
+    {"action": 3},
+    {"action": "deny", "nested": [1]},
+    {"action": "deny", "x" * 40: 1},
+    {"action": "deny", **{f"k{i}": i for i in range(20)}},
+])
+def test_a_malformed_decision_is_an_invalid_frame(decision):
+    body = msgspec.msgpack.encode([1, b"a" * 16, 1, b"{}", 2, decision])
+    with pytest.raises(FrameError) as caught:
+        decode_one(len(body).to_bytes(4, "big") + body)
+    assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize("decision", [
+    {}, {"": "x"}, {"k" * 32: 1}, {"action": [1]}, {"action": b"deny"}, {"action": 1 << 63},
+    {f"k{i}": i for i in range(16)},
+    {"action": "x" * 1024, **{f"k{i}": "x" * 1024 for i in range(14)}},  # > 4032 bytes
+])
+def test_encode_decision_refuses_what_the_daemon_would(decision):
+    with pytest.raises(ValueError):
+        wire.encode_decision(decision)
+
+
 @given(ids, st.sampled_from([wire.STORED, wire.DUPLICATE, wire.BUSY, wire.REJECTED]),
        st.integers(0, (1 << 64) - 1))
 def test_ack_round_trip_and_is_msgpack(event_id, status, seq):
