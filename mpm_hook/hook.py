@@ -125,15 +125,9 @@ def spool(spool_dir: str, frame: bytes, event_id: bytes, ts_ns: int) -> str:
     name = f"{ts_ns:020d}-{event_id.hex()}"
     tmp = paths.join(spool_dir, "." + name + ".tmp")
     final = paths.join(spool_dir, name + ".frame")
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o600)
-    try:
-        view = memoryview(frame)
-        while view:
-            view = view[posix.write(fd, view) :]
-        posix.fsync(fd)
-    finally:
-        posix.close(fd)
-    posix.rename(tmp, final)
+    from mpm_hook.files import write_atomically  # the spool path only
+
+    write_atomically(tmp, final, frame)
     return final
 
 

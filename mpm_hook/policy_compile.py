@@ -15,6 +15,7 @@ import posix
 import tomllib
 
 from mpm_hook import policy as P
+from mpm_hook.files import write_atomically
 
 DEFAULT_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 590.0  # below Claude Code's default hook timeout (600 s)
@@ -81,23 +82,7 @@ def write(compiled_path, record):
     half a file)."""
     # Unique per writer (hooks, the CLI and the daemon's threads may write at once).
     tmp = f"{compiled_path}.{posix.getpid()}-{posix.urandom(4).hex()}.tmp"
-    data = marshal.dumps(record)
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[posix.write(fd, view):]
-            posix.fsync(fd)
-        finally:
-            posix.close(fd)
-        posix.rename(tmp, compiled_path)
-    except BaseException:
-        try:  # noqa: SIM105 - contextlib is not loaded under -I -S
-            posix.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(tmp, compiled_path, marshal.dumps(record))
 
 
 # ---- the policy -----------------------------------------------------------------------------

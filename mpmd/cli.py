@@ -17,6 +17,10 @@ from mpmd import cli_doctor, cli_history, cli_policy, cli_service, config, contr
 from mpmd.events import StoredEventView
 
 DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
+# The hook's own modules, copied next to the state folder by install-hooks (the hook runs
+# with -I -S from that copy, never from site-packages).
+HOOK_FILES = ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py", "files.py",
+              "policy.py", "policy_compile.py", "remote.py")
 
 
 def _settings(**flags: Any) -> config.Settings:
@@ -283,8 +287,7 @@ def install_hook_copy(settings: config.Settings) -> Path:
     source = Path(mpm_hook.__file__).parent
     target = settings.hook_copy_dir / "mpm_hook"
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name in ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py", "policy.py",
-                 "policy_compile.py", "remote.py"):
+    for name in HOOK_FILES:
         data = (source / name).read_bytes()
         dest = target / name
         if not dest.exists() or dest.read_bytes() != data:
