@@ -121,6 +121,7 @@ def status(as_json: bool) -> None:
             f"  socket                     {info['socket']}\n"
             f"  journal                    {info['journal_dir']}\n"
             f"  search index               {_index_line(info)}\n"
+            f"  policy                     {_policy_line(info)}\n"
             f"  viewer                     {_viewer_line(info)}"
         )
     else:
@@ -135,6 +136,16 @@ def _latency_line(info: dict[str, Any]) -> str:
         return "no events yet" if not info.get("events_total") else "over 5 s (see the log)"
     p99 = f"≤ {ms['p99']:g} ms" if ms.get("p99") is not None else "over 5 s"
     return f"p50 ≤ {ms['p50']:g} ms, p99 {p99}  (full histogram: /metrics)"
+
+
+def _policy_line(info: dict[str, Any]) -> str:
+    policy = info.get("policy") or {}
+    state = policy.get("state")
+    if state == "active":
+        return f"{policy.get('rules', 0)} rules ({policy.get('file')})"
+    if state == "invalid":
+        return f"INVALID, the hooks only observe: {policy.get('error')}  (mpmd policy check)"
+    return "none: mpmd only observes (mpmd policy init writes an example)"
 
 
 def _index_line(info: dict[str, Any]) -> str:

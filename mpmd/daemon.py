@@ -263,6 +263,9 @@ class Daemon:
                 self.drainer.drain()
             except OSError as exc:
                 log.error("spool drain failed: %s", exc)
+            # A policy.toml written or edited by hand is compiled for the hooks within a
+            # scan interval, even if nobody runs `mpmd policy check` (two stats if not).
+            await asyncio.to_thread(describe_policy, self.settings)
 
     async def _maintenance_loop(self) -> None:
         while True:

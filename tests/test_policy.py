@@ -38,6 +38,7 @@ from tests.utils import (
     run_hook,
     spool_files,
     status,
+    wait_until,
 )
 
 HOME = "/home/dev"
@@ -749,6 +750,14 @@ def test_the_daemon_compiles_a_policy_nobody_checked(home):
     with running(home):
         assert status(home)["policy"]["state"] == "active"
         assert (home / "policy.compiled").exists()
+        assert "policy                     1 rules" in mpmd_cli(home, "status").stdout
+
+
+def test_a_policy_written_by_hand_is_compiled_without_anyone_asking(home):
+    """No `policy check`, no status read: the daemon's own scan compiles it for the hooks."""
+    with running(home):
+        (home / "policy.toml").write_text('[[rule]]\naction = "deny"\ntools = "Read"')
+        wait_until(lambda: (home / "policy.compiled").exists(), "the daemon compiled it")
 
 
 def test_a_deleted_policy_means_observing_again(home):
