@@ -145,6 +145,7 @@ class Facts:
     disk: DiskFacts | None = None
     journal_bytes: int = 0
     port_probe: PortProbe | None = None
+    policy: Mapping[str, Any] | None = None  # mpmd.policy.describe()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -720,6 +721,21 @@ def check_viewer(configured: int, status: Mapping[str, Any] | None,
                  "config.toml")
 
 
+def check_policy(policy: Mapping[str, Any] | None, home: str) -> Check:
+    """The permission policy (docs/policy.md): none (observe only), active, or invalid."""
+    name = "policy"
+    if policy is None:
+        return Check(name, SKIP, "could not be read")
+    where = tilde(str(policy.get("file", "policy.toml")), home)
+    state = policy.get("state")
+    if state == "active":
+        return Check(name, OK, f"{policy.get('rules', 0)} rules in {where}")
+    if state == "none":
+        return Check(name, OK, "none: mpmd only observes (no decisions)")
+    return Check(name, FAIL, f"{where} is {state}, so the hooks only observe: "
+                 f"{policy.get('error')}", "mpmd policy check (it names the rule and field)")
+
+
 def run_checks(facts: Facts) -> list[Check]:
     s = facts.settings
     home = facts.home
@@ -748,6 +764,7 @@ def run_checks(facts: Facts) -> list[Check]:
         check_retention(s.retention_days, s.retention_bytes),
         check_index(status, log),
         check_viewer(s.viewer_port, status, facts.port_probe),
+        check_policy(facts.policy, home),
     ]
     return checks
 
@@ -1001,7 +1018,14 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
         disk=gather_disk(s.journal_dir),
         journal_bytes=journal_size(s.journal_dir),
         port_probe=probe,
+        policy=_policy(s),
     )
+
+
+def _policy(s: config.Settings) -> Mapping[str, Any] | None:
+    from mpmd.policy import describe
+
+    return describe(s)  # compiles a changed policy.toml, as the daemon would
 
 
 def default_settings() -> config.Settings:

@@ -454,7 +454,8 @@ def test_run_checks_without_a_daemon_skips_what_needs_it(tmp_path):
     assert levels == {"config": OK, "daemon": FAIL, "permissions": OK, "hook entries": OK,
                       "duplicate entries": OK, "event names": OK, "hook copy": WARN,
                       "spool backlog": OK, "ring usage": SKIP, "journal disk space": OK,
-                      "retention": OK, "search index": SKIP, "viewer port": SKIP}
+                      "retention": OK, "search index": SKIP, "viewer port": SKIP,
+                      "policy": SKIP}
 
 
 # ---- gathering --------------------------------------------------------------------------------
@@ -591,13 +592,13 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 0, lines
         assert all(line.startswith("OK   ") for line in lines[:-1]), lines
-        assert lines[-1] == "all 13 checks OK"
+        assert lines[-1] == "all 14 checks OK"
         checks = by_name(lines)
         assert checks["daemon"][0].startswith(f"OK   daemon: reachable (pid {daemon.pid}, up ")
         assert checks["hook entries"] == [
             "OK   hook entries: ~/.claude/settings.json: 29 events, current command"]
         report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
-        assert report["ok"] is True and len(report["checks"]) == 13
+        assert report["ok"] is True and len(report["checks"]) == 14
 
         # Break things: a folder others can read, an entry whose interpreter is gone (a
         # removed virtualenv), a duplicated entry, the daemon stopped with an event spooled.
@@ -631,7 +632,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     assert spool_line.endswith(" (taken in when mpmd starts) — fix: mpmd start")
     assert checks["ring usage"] == ["SKIP ring usage: mpmd is not running"]
     assert checks["search index"] == ["SKIP search index: mpmd is not running"]
-    assert lines[-1] == "3 FAIL, 2 WARN, 2 SKIP of 13 checks"
+    assert lines[-1] == "3 FAIL, 2 WARN, 2 SKIP of 14 checks"
     report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
     assert report["ok"] is False
     assert [c["name"] for c in report["checks"] if c["level"] == FAIL] == [
@@ -647,7 +648,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     try:
         code, lines = doctor(home, user_home)
         assert code == 0, lines
-        assert lines[-1] == "all 13 checks OK"
+        assert lines[-1] == "all 14 checks OK"
         assert by_name(lines)["spool backlog"] == ["OK   spool backlog: empty"]
     finally:
         daemon.stop()
@@ -715,7 +716,7 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         assert cli(home, user_home, "uninstall-hooks", "--settings",
                    ".claude/settings.json").returncode == 0
         code, lines = doctor(home, user_home)
-        assert code == 0 and lines[-1] == "all 13 checks OK", lines
+        assert code == 0 and lines[-1] == "all 14 checks OK", lines
         # --project elsewhere: the project's files are named by their full path.
         code, lines = doctor(home, user_home, "--project", str(user_home))
         assert code == 0
@@ -731,3 +732,16 @@ def test_doctor_with_a_bad_config_still_checks_the_rest(home: Path, user_home: P
     assert checks["config"][0].startswith("FAIL config: ring_bytes = 'lots' (from ")
     assert checks["daemon"][0].startswith("FAIL daemon: not running")
     assert checks["retention"][0].startswith("OK   retention:")
+
+
+def test_the_policy_check() -> None:
+    assert dr.check_policy(None, "/home/you").level == SKIP
+    none = dr.check_policy({"file": "/home/you/.config/mpmd/policy.toml", "state": "none"},
+                           "/home/you")
+    assert (none.level, none.message) == (OK, "none: mpmd only observes (no decisions)")
+    active = dr.check_policy({"file": "/home/you/.config/mpmd/policy.toml", "state": "active",
+                              "rules": 10}, "/home/you")
+    assert (active.level, active.message) == (OK, "10 rules in ~/.config/mpmd/policy.toml")
+    bad = dr.check_policy({"file": "/home/you/.config/mpmd/policy.toml", "state": "invalid",
+                           "error": "rule 2 (x): action: 'alow' is not one of ..."}, "/home/you")
+    assert bad.level == FAIL and "rule 2 (x)" in bad.message and "policy check" in bad.fix
