@@ -122,6 +122,7 @@ def status(as_json: bool) -> None:
             f"  journal                    {info['journal_dir']}\n"
             f"  search index               {_index_line(info)}\n"
             f"  policy                     {_policy_line(info)}\n"
+            f"  forwarders                 {_forward_line(info)}\n"
             f"  viewer                     {_viewer_line(info)}"
         )
     else:
@@ -136,6 +137,15 @@ def _latency_line(info: dict[str, Any]) -> str:
         return "no events yet" if not info.get("events_total") else "over 5 s (see the log)"
     p99 = f"≤ {ms['p99']:g} ms" if ms.get("p99") is not None else "over 5 s"
     return f"p50 ≤ {ms['p50']:g} ms, p99 {p99}  (full histogram: /metrics)"
+
+
+def _forward_line(info: dict[str, Any]) -> str:
+    forward = info.get("forward") or {}
+    if not forward:
+        return "none (docs/scaling.md)"
+    return ", ".join(
+        f"{name} {f.get('state')}" + (f", {f['backlog']} behind" if f.get("backlog") else "")
+        for name, f in sorted(forward.items()))
 
 
 def _policy_line(info: dict[str, Any]) -> str:

@@ -41,6 +41,7 @@ from mpmd.broadcast import Broadcaster
 from mpmd.config import Settings
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
+from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.framing import EventFrame
 from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
@@ -150,6 +151,8 @@ class Daemon:
         # Its worker process is started once the loop runs; it reads the journal itself.
         self.indexer = Indexer(s.journal_dir, s.index_path, self.counters,
                                lambda: self.journal.last_seq)
+        # Forwarders follow the journal too, each a thread from its own cursor.
+        self.forwarders = Forwarders(s, lambda: self.journal.last_seq, self.counters)
         # Sessions and the recent window start from the journal's tail; ring records it has
         # seen already are skipped by seq when the broadcaster reads them.
         self.broadcaster.seed(tail)
@@ -200,6 +203,7 @@ class Daemon:
             self.followers.publish(lines)
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
             self.indexer.wake()
+            self.forwarders.wake()
             self._ring_freed()
             total += len(records)
 
@@ -345,6 +349,7 @@ class Daemon:
             "index_worker_pid": self.indexer.pid,
             "connections_open": len(self.ingest.connections),
             "remote_waiting": len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
+            "forward": self.forwarders.status(),
             "policy": describe_policy(s),  # file, state (none, active, invalid), rules, error
             **self._viewer_status(),
             "uptime_s": round(time.time() - self.started_at, 3),
@@ -411,6 +416,7 @@ class Daemon:
             self.ingest.start(self._listen())
             # After _listen: it takes (and unsets) LISTEN_FDS, which the worker must not see.
             await self.indexer.start()
+            self.forwarders.start()
             listening = True
             control_server = await control.serve(s.control_path, self)
             await self._start_viewer()
@@ -470,6 +476,7 @@ class Daemon:
                 log.error("could not drain the ring at shutdown (%s): it keeps the events "
                           "for the next start", exc)
             await self.indexer.stop()  # after the last write: it may take that too
+            await self.forwarders.stop()  # what is in flight goes again at the next start
             self.journal.close()
         if hasattr(self, "ring"):
             self._mmap.flush()

@@ -146,6 +146,7 @@ class Facts:
     journal_bytes: int = 0
     port_probe: PortProbe | None = None
     policy: Mapping[str, Any] | None = None  # mpmd.policy.describe()
+    forward_problems: tuple[str, ...] = ()  # mpmd.forward.problems(): config.toml's [[forward]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,6 +737,32 @@ def check_policy(policy: Mapping[str, Any] | None, home: str) -> Check:
                  f"{policy.get('error')}", "mpmd policy check (it names the rule and field)")
 
 
+FORWARD_BACKLOG_WARN = 10_000
+
+
+def check_forwarders(problems: Sequence[str], status: Mapping[str, Any] | None) -> Check:
+    """The forwarders of config.toml (docs/scaling.md): their configuration, and with the
+    daemon running, their state and backlog."""
+    name = "forwarders"
+    if problems:
+        return Check(name, FAIL, "; ".join(problems),
+                     "correct the [[forward]] table named, then restart mpmd")
+    forward = (status or {}).get("forward") or {}
+    if status is None:
+        return Check(name, SKIP, "mpmd is not running")
+    if not forward:
+        return Check(name, OK, "none configured")
+    behind = [f"{n} ({f.get('state')}: {f.get('last_error') or 'backlog ' + str(f.get('backlog'))})"
+              for n, f in sorted(forward.items())
+              if f.get("state") != "ok" or (f.get("backlog") or 0) > FORWARD_BACKLOG_WARN]
+    if behind:
+        return Check(name, WARN, "not keeping up: " + "; ".join(behind),
+                     "check the receiver; nothing is lost while the journal keeps the events")
+    return Check(name, OK, ", ".join(f"{n} up to date" if not f.get("backlog")
+                                     else f"{n} {f.get('backlog')} behind"
+                                     for n, f in sorted(forward.items())))
+
+
 def run_checks(facts: Facts) -> list[Check]:
     s = facts.settings
     home = facts.home
@@ -765,6 +792,7 @@ def run_checks(facts: Facts) -> list[Check]:
         check_index(status, log),
         check_viewer(s.viewer_port, status, facts.port_probe),
         check_policy(facts.policy, home),
+        check_forwarders(facts.forward_problems, status if running else None),
     ]
     return checks
 
@@ -1019,7 +1047,14 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
         journal_bytes=journal_size(s.journal_dir),
         port_probe=probe,
         policy=_policy(s),
+        forward_problems=tuple(_forward_problems(s)),
     )
+
+
+def _forward_problems(s: config.Settings) -> list[str]:
+    from mpmd.forward import problems
+
+    return problems(s.config_dir)
 
 
 def _policy(s: config.Settings) -> Mapping[str, Any] | None:

@@ -112,6 +112,7 @@ class DaemonCollector(Collector):
             if key.startswith("rejected_"):
                 rejected.add_metric([key.removeprefix("rejected_")], n)
         yield rejected
+        yield from _forwarder_families(st.get("forward") or {})
         for name, doc, value in (
             ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
              st.get("ring_used_bytes")),
@@ -135,6 +136,37 @@ class DaemonCollector(Collector):
         ):
             if value is not None:
                 yield GaugeMetricFamily(name, doc, value=value)
+
+
+_FORWARD_COUNTERS = (
+    ("delivered", "Events a forwarder delivered."),
+    ("failures", "Failed delivery attempts (each is retried)."),
+    ("skipped", "Events retention deleted before a forwarder delivered them."),
+    ("rejected", "Events a receiver refused for good (dropped after a split)."),
+)
+FORWARD_STATES = ("ok", "retrying", "open", "error")
+
+
+def _forwarder_families(forward: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """Per forwarder (docs/scaling.md): its backlog, what it delivered, failed, skipped or
+    had refused, and its state (1 for the state it is in)."""
+    backlog = GaugeMetricFamily("mpmd_forward_backlog_events",
+                                "Journaled events a forwarder has not delivered yet.",
+                                labels=["forwarder"])
+    counters = {key: CounterMetricFamily(f"mpmd_forward_{key}", doc, labels=["forwarder"])
+                for key, doc in _FORWARD_COUNTERS}
+    state = GaugeMetricFamily("mpmd_forward_state", "1 for the state a forwarder is in.",
+                              labels=["forwarder", "state"])
+    for name, f in sorted(forward.items()):
+        if f.get("backlog") is not None:
+            backlog.add_metric([name], f["backlog"])
+        for key, family in counters.items():
+            family.add_metric([name], f.get(key) or 0)
+        for s in FORWARD_STATES:
+            state.add_metric([name, s], 1 if f.get("state") == s else 0)
+    yield backlog
+    yield from counters.values()
+    yield state
 
 
 def registry(collector: DaemonCollector) -> CollectorRegistry:

@@ -455,7 +455,7 @@ def test_run_checks_without_a_daemon_skips_what_needs_it(tmp_path):
                       "duplicate entries": OK, "event names": OK, "hook copy": WARN,
                       "spool backlog": OK, "ring usage": SKIP, "journal disk space": OK,
                       "retention": OK, "search index": SKIP, "viewer port": SKIP,
-                      "policy": SKIP}
+                      "policy": SKIP, "forwarders": SKIP}
 
 
 # ---- gathering --------------------------------------------------------------------------------
@@ -592,13 +592,13 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 0, lines
         assert all(line.startswith("OK   ") for line in lines[:-1]), lines
-        assert lines[-1] == "all 14 checks OK"
+        assert lines[-1] == "all 15 checks OK"
         checks = by_name(lines)
         assert checks["daemon"][0].startswith(f"OK   daemon: reachable (pid {daemon.pid}, up ")
         assert checks["hook entries"] == [
             "OK   hook entries: ~/.claude/settings.json: 29 events, current command"]
         report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
-        assert report["ok"] is True and len(report["checks"]) == 14
+        assert report["ok"] is True and len(report["checks"]) == 15
 
         # Break things: a folder others can read, an entry whose interpreter is gone (a
         # removed virtualenv), a duplicated entry, the daemon stopped with an event spooled.
@@ -632,7 +632,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     assert spool_line.endswith(" (taken in when mpmd starts) — fix: mpmd start")
     assert checks["ring usage"] == ["SKIP ring usage: mpmd is not running"]
     assert checks["search index"] == ["SKIP search index: mpmd is not running"]
-    assert lines[-1] == "3 FAIL, 2 WARN, 2 SKIP of 14 checks"
+    assert lines[-1] == "3 FAIL, 2 WARN, 3 SKIP of 15 checks"
     report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
     assert report["ok"] is False
     assert [c["name"] for c in report["checks"] if c["level"] == FAIL] == [
@@ -648,7 +648,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     try:
         code, lines = doctor(home, user_home)
         assert code == 0, lines
-        assert lines[-1] == "all 14 checks OK"
+        assert lines[-1] == "all 15 checks OK"
         assert by_name(lines)["spool backlog"] == ["OK   spool backlog: empty"]
     finally:
         daemon.stop()
@@ -716,7 +716,7 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         assert cli(home, user_home, "uninstall-hooks", "--settings",
                    ".claude/settings.json").returncode == 0
         code, lines = doctor(home, user_home)
-        assert code == 0 and lines[-1] == "all 14 checks OK", lines
+        assert code == 0 and lines[-1] == "all 15 checks OK", lines
         # --project elsewhere: the project's files are named by their full path.
         code, lines = doctor(home, user_home, "--project", str(user_home))
         assert code == 0
@@ -745,3 +745,19 @@ def test_the_policy_check() -> None:
     bad = dr.check_policy({"file": "/home/you/.config/mpmd/policy.toml", "state": "invalid",
                            "error": "rule 2 (x): action: 'alow' is not one of ..."}, "/home/you")
     assert bad.level == FAIL and "rule 2 (x)" in bad.message and "policy check" in bad.fix
+
+
+def test_the_forwarders_check() -> None:
+    running = {"running": True}
+    assert dr.check_forwarders([], None).level == SKIP
+    assert dr.check_forwarders([], {**running, "forward": {}}).message == "none configured"
+    bad = dr.check_forwarders(['forward "team": url: must be http or https'], running)
+    assert bad.level == FAIL and 'forward "team"' in bad.message
+    ok = dr.check_forwarders([], {**running, "forward": {"team": {"state": "ok", "backlog": 0}}})
+    assert (ok.level, ok.message) == (OK, "team up to date")
+    down = dr.check_forwarders([], {**running, "forward": {
+        "team": {"state": "retrying", "backlog": 600, "last_error": "503 Service Unavailable"}}})
+    assert down.level == WARN and "team (retrying: 503 Service Unavailable)" in down.message
+    behind = dr.check_forwarders([], {**running, "forward": {
+        "team": {"state": "ok", "backlog": 20_000}}})
+    assert behind.level == WARN and "backlog 20000" in behind.message

@@ -101,3 +101,30 @@ def test_status_shows_the_latency_in_short(home: Path) -> None:
         line = next(x for x in mpmd_cli(home, "status").stdout.splitlines()
                     if "hook to ring" in x)
         assert "p50 ≤ " in line and "/metrics" in line, line
+
+
+def test_a_forwarder_that_cannot_deliver_shows_its_backlog(home: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = home / "webhook.secret"
+    secret.write_text("s3cret")
+    secret.chmod(0o600)
+    (home / "config.toml").write_text(
+        f'[[forward]]\nname = "audit"\nkind = "webhook"\nurl = "http://127.0.0.1:{port}/"\n'
+        'secret_file = "webhook.secret"\n')
+    with Daemon(home):
+        send_events(home, fixture_payloads())
+        wait_until(lambda: status(home)["forward"]["audit"]["failures"] > 0, "a failed try")
+        got = samples(scrape(home)[1])
+        assert got[("mpmd_forward_backlog_events", (("forwarder", "audit"),))] == 38
+        assert got[("mpmd_forward_delivered_total", (("forwarder", "audit"),))] == 0
+        assert got[("mpmd_forward_failures_total", (("forwarder", "audit"),))] >= 1
+        states = {state: got[("mpmd_forward_state", (("forwarder", "audit"), ("state", state)))]
+                  for state in ("ok", "retrying", "open", "error")}
+        assert sum(states.values()) == 1 and states["ok"] == 0
+        from tests.utils import mpmd_cli
+
+        line = next(x for x in mpmd_cli(home, "status").stdout.splitlines()
+                    if x.strip().startswith("forwarders"))
+        assert "audit" in line and "38 behind" in line, line
