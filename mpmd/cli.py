@@ -339,6 +339,10 @@ def install_hooks(settings_file: Path) -> None:
     settings = _settings()
     path = settings_file.expanduser()
     command = hook_command(settings, install_hook_copy(settings))
+    from mpmd.doctor import repair_modes  # what `mpmd doctor` flags, this repairs
+
+    for change in repair_modes(settings):
+        click.echo(f"owner-only again: {change}")
     try:
         changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command))
     except hooks_settings.SettingsError as exc:

@@ -852,8 +852,13 @@ def _mode(path: Path, display: str, rule: str) -> PathMode | None:
 
 def gather_modes(s: config.Settings, home: str) -> list[PathMode]:
     """The folders and files that must be owner-only (or not writable by others)."""
+    return [m for _path, m in _own_modes(s, home)]
+
+
+def _own_modes(s: config.Settings, home: str | None = None) -> list[tuple[Path, PathMode]]:
     from mpmd import access
 
+    home = home if home is not None else os.path.expanduser("~")
     private_dirs = [s.runtime_dir, s.state_dir, s.journal_dir, s.spool_dir, s.log_dir,
                     s.rejected_dir]
     private_files = [s.socket_path, s.control_path, s.ring_path, s.lock_path,
@@ -864,7 +869,7 @@ def gather_modes(s: config.Settings, home: str) -> list[PathMode]:
         private_files += sorted(p for p in s.journal_dir.iterdir() if p.is_file())
     no_write = [s.config_dir, s.config_path, s.config_dir / "policy.toml", s.hook_copy_dir,
                 s.hook_copy_dir / "mpm_hook"]
-    seen: dict[str, PathMode] = {}
+    seen: dict[str, tuple[Path, PathMode]] = {}
     for paths_, rule in ((private_dirs, "private"), (private_files, "private"),
                          (no_write, "no-write")):
         for path in paths_:
@@ -873,8 +878,25 @@ def gather_modes(s: config.Settings, home: str) -> list[PathMode]:
                 continue  # MPMD_HOME: the same folder in two roles keeps the stricter rule
             m = _mode(path, tilde(path, home), rule)
             if m is not None:
-                seen[key] = m
+                seen[key] = (Path(path), m)
     return list(seen.values())
+
+
+def repair_modes(s: config.Settings) -> list[str]:
+    """Make mpmd's own folders and files owner-only again (what the permissions check
+    flags; `mpmd install-hooks` calls it). Only files of this user; returns what changed."""
+    changed = []
+    for path, m in _own_modes(s):
+        if m.uid != os.getuid():
+            continue  # not ours to change: the check says so, with a chown
+        # private: nothing for group or others (0755 -> 0700, 0644 -> 0600); no-write:
+        # nobody else may write (code and configuration others could change).
+        new = m.mode & ~0o077 if m.rule == "private" else m.mode & ~0o022
+        if new != m.mode:
+            with contextlib.suppress(OSError):
+                os.chmod(path, new)
+                changed.append(f"{m.display} {m.mode:04o} -> {new:04o}")
+    return changed
 
 
 def gather_spool(folder: Path, now: float) -> SpoolFacts:

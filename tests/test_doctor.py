@@ -638,12 +638,13 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     assert [c["name"] for c in report["checks"] if c["level"] == FAIL] == [
         "daemon", "permissions", "hook entries"]
 
-    # Apply the fixes doctor printed: its chmod as a shell command, install-hooks, start.
+    # The fixes doctor printed: a chmod (which install-hooks does too), install-hooks, start.
     fixes = {line.split(" — fix: ", 1)[1] for line in lines if " — fix: " in line}
     assert fixes == {"mpmd start", f"chmod 700 {home}/journal", "mpmd install-hooks"}
-    subprocess.run(["sh", "-c", f"chmod 700 {home}/journal"], check=True)
     repaired = cli(home, user_home, "install-hooks")
     assert repaired.returncode == 0 and "updated 2" in repaired.stdout
+    assert "owner-only again: " in repaired.stdout
+    assert "journal 0755 -> 0700" in repaired.stdout
     daemon = start_daemon(home, user_home)
     try:
         code, lines = doctor(home, user_home)
