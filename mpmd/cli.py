@@ -59,12 +59,41 @@ def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
         except daemon.AlreadyRunning as exc:
             click.echo(f"mpmd is already running ({exc})")
         return
+    if _activate_through_socket_unit(settings):
+        pid = control.read_pid(settings.pid_path)
+        click.echo(f"mpmd started by its socket unit (pid {pid}), socket {settings.socket_path}"
+                   " (mpmd service status)")
+        return
     extra = ["--ring-bytes", str(ring_bytes)] if ring_bytes else []
     try:
         pid = control.start_background(settings, extra)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"mpmd started (pid {pid}), socket {settings.socket_path}")
+
+
+def _activate_through_socket_unit(settings: config.Settings, wait_s: float = 30.0) -> bool:
+    """True when a service manager already listens on the hook socket (mpmd.socket) and
+    started the daemon because we connected: a daemon started by hand instead would put its
+    own socket file in place of the unit's, and hooks would spool once it stopped."""
+    import socket as socket_module
+    import time
+
+    if not settings.socket_path.exists():
+        return False
+    with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(settings.socket_path))  # systemd starts mpmd.service for it
+        except OSError:
+            return False  # a stale file: nobody listens
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if control.lock_holder(settings) and control.read_pid(settings.pid_path):
+            return True
+        time.sleep(0.05)  # the service manager starts it; nothing here to wait on
+    raise click.ClickException("the socket unit accepted a connection but no daemon started "
+                               "(see `mpmd service status` and its log)")
 
 
 @main.command()

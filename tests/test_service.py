@@ -489,6 +489,27 @@ def test_socket_activation_starts_the_daemon_on_the_first_hook(tmp: Path) -> Non
 
 
 @needs_socket_activate
+def test_mpmd_start_goes_through_a_listening_socket_unit(tmp: Path) -> None:
+    """With the unit's socket listening, `mpmd start` starts the daemon through it instead
+    of putting a socket of its own in place of the unit's."""
+    home = tmp / "home"
+    home.mkdir(mode=0o700)
+    sock_path = home / "mpmd.sock"
+    log = tmp / "activate.log"
+    proc = socket_activate(home, sock_path, log)
+    try:
+        wait_until(sock_path.exists, "systemd-socket-activate listens")
+        started = mpmd_cli(home, "start")
+        assert started.returncode == 0, started.stderr
+        assert f"mpmd started by its socket unit (pid {proc.pid})" in started.stdout
+        assert int((home / "mpmd.pid").read_text()) == proc.pid
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()
+    assert sock_path.exists()  # still the unit's
+
+
+@needs_socket_activate
 def test_socket_activation_with_a_wrong_socket_binds_its_own(tmp: Path) -> None:
     home = tmp / "home"
     home.mkdir(mode=0o700)
