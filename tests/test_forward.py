@@ -5,6 +5,7 @@ the HMAC, with every event checked by id across an outage and a restart."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -75,6 +76,10 @@ def test_config_parses_both_kinds_with_defaults(tmp_path):
      "secret_file: only a webhook"),
     ({"name": "x", "kind": "webhook", "url": "http://c/", "secret_file": "s",
       "resource": {}}, "resource: only for kind otlp"),
+    ({"name": "x", "kind": "webhook", "url": "http://c/", "secret_file": "s",
+      "compression": "gzip"}, "compression: only for kind otlp"),
+    ({"name": "x", "kind": "otlp", "url": "http://c/", "compression": "zstd"},
+     'compression: "gzip" or "none"'),
 ])
 def test_config_errors_name_the_forwarder_and_the_key(tmp_path, table, message):
     good, bad = parse([table], tmp_path)
@@ -180,7 +185,13 @@ def test_request_carries_resource_scope_and_one_record_per_event(tmp_path):
     sender = otlp.OtlpSender(cfg)
     lines = [msgspec.json.encode(EVENT), msgspec.json.encode({**EVENT, "seq": 43})]
     body, headers = sender.encode(lines)
-    assert headers == {}
+    assert headers == {"Content-Encoding": "gzip"}  # the default
+    body = gzip.decompress(body)
+    plain = otlp.OtlpSender(fconfig.parse_one(
+        {"name": "o", "kind": "otlp", "url": "http://c/", "compression": "none",
+         "resource": {"deployment.environment": "dev"}}, tmp_path))
+    assert plain.encode(lines)[1] == {}
+    assert len(plain.encode(lines)[0]) == len(body)
     req = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
     (rl,) = req.resource_logs
     resource = {kv.key: kv.value.string_value for kv in rl.resource.attributes}
@@ -395,6 +406,7 @@ class Receiver:
         self.records: dict[str, dict[str, Any]] = {}  # id -> attributes or event
         self.resources: list[dict[str, str]] = []
         self.problems: list[str] = []
+        self.gzipped = 0  # requests that came gzip-compressed
         self.outage: int | None = None  # answer this status, recording nothing
         self.outage_requests = 0
         self.record_then_fail = 0  # record the next request(s), then answer 503
@@ -463,6 +475,9 @@ class Receiver:
             if path != "/v1/logs" or headers.get("Content-Type") != "application/x-protobuf":
                 self.problems.append(f"bad request {path} {headers}")
                 return None
+            if headers.get("Content-Encoding") == "gzip":  # the default: as a Collector does
+                self.gzipped += 1
+                body = gzip.decompress(body)
             req = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
             for rl in req.resource_logs:
                 self.resources.append({kv.key: kv.value.string_value
@@ -592,6 +607,8 @@ def test_every_event_arrives_exactly_by_id_across_an_outage_and_a_restart(home, 
         since = receiver.ids()[len(before):]
         assert duplicates(since) == Counter(dict.fromkeys(receiver.held, 1))
         assert receiver.problems == []
+        # OTLP requests are gzipped by default (a Collector takes them so); webhooks not.
+        assert (receiver.gzipped > 0) == (receiver.kind == "otlp")
         wait_until(lambda: forward_state(home)["backlog"] == 0, "the backlog is 0")
     finally:
         daemon.stop()

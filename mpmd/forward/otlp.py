@@ -11,6 +11,7 @@ The attribute names are a stable interface, documented in docs/scaling.md.
 from __future__ import annotations
 
 import getpass
+import gzip
 import importlib
 import socket
 from datetime import UTC, datetime
@@ -193,7 +194,12 @@ class OtlpSender:
                     log_records=[self.record(line) for line in lines])])])
 
     def encode(self, lines: list[bytes]) -> tuple[bytes, dict[str, str]]:
-        return self.request(lines).SerializeToString(), {}
+        body = self.request(lines).SerializeToString()
+        if self.cfg.compression == "gzip":
+            # OTLP/HTTP receivers take gzip (the Collector's default): ~5 us an event
+            # against the ~55 us of encoding, for a request 5-30x smaller.
+            return gzip.compress(body, 6), {"Content-Encoding": "gzip"}
+        return body, {}
 
     def accepted(self, body: bytes, count: int) -> Outcome:
         """A 2xx: delivered; a partial success's rejected records are counted, not sent
