@@ -433,58 +433,64 @@ def test_take_listener_without_activation(tmp: Path) -> None:
 
 
 # ---- real socket activation --------------------------------------------------------------
-def socket_activate(home: Path, listen: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`systemd-socket-activate` listening on ``listen``: it starts the daemon (in its own
-    process: it execs) on the first connection, passing the socket by LISTEN_FDS."""
-    assert SOCKET_ACTIVATE is not None
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # it passes only -E variables on
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [SOCKET_ACTIVATE, "-l", str(listen), "--fdname=mpmd",
-             "-E", f"MPMD_HOME={home}", "-E", "MPMD_VIEWER_PORT=0",
-             sys.executable, "-m", "mpmd", "start", "--foreground"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+class Activation:
+    """`systemd-socket-activate` listening on a path: it starts the daemon (in its own
+    process: it execs) on the first connection, passing the socket by LISTEN_FDS. Used as
+    a context manager, it ends with the daemon stopped by SIGTERM, cleanly (exit 0)."""
 
+    def __init__(self, tmp: Path, listen: Path | None = None) -> None:
+        self.home = tmp / "home"
+        self.home.mkdir(mode=0o700)
+        self.listen = listen or self.home / "mpmd.sock"
+        self.log = tmp / "activate.log"
+        assert SOCKET_ACTIVATE is not None
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # it passes only -E ones on
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [SOCKET_ACTIVATE, "-l", str(self.listen), "--fdname=mpmd",
+                 "-E", f"MPMD_HOME={self.home}", "-E", "MPMD_VIEWER_PORT=0",
+                 sys.executable, "-m", "mpmd", "start", "--foreground"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(30)
+    def __enter__(self) -> Activation:
+        wait_until(self.listen.exists, "systemd-socket-activate listens")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(30)
+        if not exc[0]:
+            assert code == 0, self.log.read_text()
 
 
 PAYLOAD = b'{"hook_event_name": "SessionStart", "session_id": "activated-1", "source": "startup"}'
 
 
+def journaled(home: Path) -> list[dict]:
+    return [e for e in journal_events(home) if e.get("session_id") == "activated-1"]
+
+
 @needs_socket_activate
 def test_socket_activation_starts_the_daemon_on_the_first_hook(tmp: Path) -> None:
-    home = tmp / "home"
-    home.mkdir(mode=0o700)
-    sock_path = home / "mpmd.sock"
-    log = tmp / "activate.log"
-    proc = socket_activate(home, sock_path, log)
-    try:
-        wait_until(sock_path.exists, "systemd-socket-activate listens")
+    with Activation(tmp) as act:
+        home = act.home
         assert not (home / "mpmd.pid").exists()  # nothing started yet
         hook = run_hook(home, PAYLOAD)  # the first connection starts the daemon
         assert hook.returncode == 0 and hook.stdout == b"", hook
-        wait_until(lambda: any(e.get("session_id") == "activated-1"
-                               for e in journal_events(home)), "the event is journaled")
+        wait_until(lambda: journaled(home), "the event is journaled")
         # Had the daemon taken longer than the hook's 1 s, the hook spooled a copy too:
         # it is drained and recognised as the same event.
         wait_until(lambda: not spool_files(home), "the spool is empty")
-        stored = [e for e in journal_events(home) if e.get("session_id") == "activated-1"]
-        assert len(stored) == 1
-        assert int((home / "mpmd.pid").read_text()) == proc.pid  # it exec'd the daemon
-        assert "listening on the socket passed by the service manager" in log.read_text()
-    finally:
-        code = stop(proc)
-    assert code == 0, log.read_text()
+        assert len(journaled(home)) == 1
+        assert int((home / "mpmd.pid").read_text()) == act.proc.pid  # it exec'd the daemon
+        assert "listening on the socket passed by the service manager" in act.log.read_text()
     # The socket file belongs to the service manager: the daemon leaves it in place.
-    assert sock_path.exists()
+    assert act.listen.exists()
     assert not (home / "control.sock").exists() and not (home / "mpmd.pid").exists()
 
 
@@ -492,43 +498,26 @@ def test_socket_activation_starts_the_daemon_on_the_first_hook(tmp: Path) -> Non
 def test_mpmd_start_goes_through_a_listening_socket_unit(tmp: Path) -> None:
     """With the unit's socket listening, `mpmd start` starts the daemon through it instead
     of putting a socket of its own in place of the unit's."""
-    home = tmp / "home"
-    home.mkdir(mode=0o700)
-    sock_path = home / "mpmd.sock"
-    log = tmp / "activate.log"
-    proc = socket_activate(home, sock_path, log)
-    try:
-        wait_until(sock_path.exists, "systemd-socket-activate listens")
-        started = mpmd_cli(home, "start")
+    with Activation(tmp) as act:
+        started = mpmd_cli(act.home, "start")
         assert started.returncode == 0, started.stderr
-        assert f"mpmd started by its socket unit (pid {proc.pid})" in started.stdout
-        assert int((home / "mpmd.pid").read_text()) == proc.pid
-    finally:
-        code = stop(proc)
-    assert code == 0, log.read_text()
-    assert sock_path.exists()  # still the unit's
+        assert f"mpmd started by its socket unit (pid {act.proc.pid})" in started.stdout
+        assert int((act.home / "mpmd.pid").read_text()) == act.proc.pid
+    assert act.listen.exists()  # still the unit's
 
 
 @needs_socket_activate
 def test_socket_activation_with_a_wrong_socket_binds_its_own(tmp: Path) -> None:
-    home = tmp / "home"
-    home.mkdir(mode=0o700)
     elsewhere = tmp / "elsewhere.sock"
-    log = tmp / "activate.log"
-    proc = socket_activate(home, elsewhere, log)
-    try:
-        wait_until(elsewhere.exists, "systemd-socket-activate listens")
+    with Activation(tmp, listen=elsewhere) as act:
+        home = act.home
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as trigger:
             trigger.connect(str(elsewhere))
         wait_until(lambda: (home / "mpmd.pid").exists(), "the daemon is up")
-        text = log.read_text()
+        text = act.log.read_text()
         assert "refused: it is bound to" in text and str(elsewhere) in text
         hook = run_hook(home, PAYLOAD)
         assert hook.returncode == 0
-        wait_until(lambda: any(e.get("session_id") == "activated-1"
-                               for e in journal_events(home)), "the event is journaled")
+        wait_until(lambda: journaled(home), "the event is journaled")
         assert not spool_files(home)  # its own socket answered at once
-    finally:
-        code = stop(proc)
-    assert code == 0, log.read_text()
     assert not (home / "mpmd.sock").exists()  # its own socket: removed as usual
