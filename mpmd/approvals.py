@@ -36,7 +36,6 @@ log = logging.getLogger("mpmd.approvals")
 # back, before they are let go to ask in the terminal.
 NO_VIEWER_GRACE_S = 5.0
 DEFAULT_TIMEOUT_S = 60.0
-ANSWERED_BY = ("viewer", "timeout", "no-viewer", "daemon-stopping")
 
 
 @dataclass

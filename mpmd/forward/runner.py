@@ -378,10 +378,6 @@ class Forwarders:
         return out
 
 
-def forward_status(forwarders: Forwarders | None) -> dict[str, dict[str, Any]]:
-    return forwarders.status() if forwarders is not None else {}
-
-
 def problems(config_dir: Path) -> list[str]:
     """What would keep a forwarder of config.toml from running, without a daemon (for
     ``mpmd doctor``): invalid tables, an unreadable secret, the otel extra missing."""
