@@ -188,6 +188,7 @@ def test_always_allow_writes_a_rule_for_exactly_that_call(home: Path) -> None:
     with Daemon(home):
         asyncio.run(main())
         text = (home / "policy.toml").read_text()
+        assert (home / "policy.toml").stat().st_mode & 0o777 == 0o600  # the user's only
         assert text.index('action = "allow"') < text.index('action = "remote"')  # before it
         assert mpmd_cli(home, "policy", "check").returncode == 0
         # The same call again: allowed by the new rule, without asking anyone.
