@@ -71,6 +71,24 @@ def read_stdin(limit: int = wire.MAX_PAYLOAD_BYTES, timeout_s: float = STDIN_TIM
     return b"".join(chunks), total
 
 
+def payload_limit(state_dir: str) -> int:
+    """How much of a payload to keep so the frame fits the daemon's max_frame_bytes, as the
+    daemon last published it (wire.FRAME_LIMIT_NAME in the state folder). Without it (no
+    daemon ever started here), the wire's ceiling: the daemon cuts what still does not fit.
+    One small read, instead of parsing config.toml (tomllib) on Claude Code's clock."""
+    try:
+        fd = posix.open(paths.join(state_dir, wire.FRAME_LIMIT_NAME), posix.O_RDONLY)
+    except OSError:
+        return wire.MAX_PAYLOAD_BYTES
+    try:
+        data = posix.read(fd, 32)
+    except OSError:
+        data = b""
+    finally:
+        posix.close(fd)
+    return wire.payload_limit(wire.parse_frame_limit(data))
+
+
 def deliver(socket_path: str, frame: bytes, event_id: bytes, timeout_s: float = SOCKET_TIMEOUT_S,
             hold=None):
     """True when the daemon acked the event as stored (or already stored).
@@ -220,6 +238,8 @@ def remote_decision(sock, event_id: bytes, decision):
 def run(runtime_dir: str, state_dir: str) -> None:
     ts_ns = time.time_ns()
     payload, original_size = read_stdin()
+    if len(payload) > wire.MIN_PAYLOAD_BYTES:  # shorter fits any daemon's limit
+        payload = payload[:payload_limit(state_dir)]
     event_id = posix.urandom(wire.ID_BYTES)
     decision = hold = verdict = None
     # Only these two events are decided; a cut payload cannot be read, so it never is.

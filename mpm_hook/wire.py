@@ -30,13 +30,21 @@ import marshal
 VERSION = 1
 LENGTH_BYTES = 4
 ID_BYTES = 16
-# Frames larger than this are refused by the daemon; the hook cuts payloads to fit.
+# The wire's ceiling: no frame is ever larger, whatever max_frame_bytes says.
 MAX_FRAME_BYTES = 8 * 1024 * 1024
+# The lowest max_frame_bytes the daemon accepts: a payload that fits this fits any daemon,
+# so only a longer one makes the hook look up the daemon's own limit.
+MIN_FRAME_BYTES = 64 * 1024
 # Room for everything in an event frame but the payload: 45 bytes, plus a decision.
 EVENT_OVERHEAD = 4096
 MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - EVENT_OVERHEAD
-# A decision map is at most this long (so a frame never passes MAX_FRAME_BYTES); its text
-# values are cut to MAX_DECISION_TEXT bytes (at a character boundary).
+MIN_PAYLOAD_BYTES = MIN_FRAME_BYTES - EVENT_OVERHEAD
+# The daemon's max_frame_bytes, as it publishes it for hooks in the state folder: the
+# decimal number and a newline (the hook cannot afford to parse config.toml).
+FRAME_LIMIT_NAME = "frame.limit"
+# A decision map is at most this long (so a frame with a payload of payload_limit(L) bytes
+# never passes L); its text values are cut to MAX_DECISION_TEXT bytes (at a character
+# boundary).
 MAX_DECISION_BYTES = EVENT_OVERHEAD - 64
 MAX_DECISION_TEXT = 1024
 MAX_DECISION_KEYS = 15
@@ -50,6 +58,22 @@ ACK_BODY_BYTES = 30
 ACK_FRAME_BYTES = LENGTH_BYTES + ACK_BODY_BYTES
 _ACK_HEAD = b"\x94\x01\xc4\x10"
 _ACK_PREFIX = b"\x00\x00\x00\x1e" + _ACK_HEAD  # the length prefix (30) and the array head
+
+
+def payload_limit(max_frame_bytes: int) -> int:
+    """How much of a payload an event frame within ``max_frame_bytes`` can carry, with
+    room for a decision: what the hook (and the daemon, for a spooled frame) keeps."""
+    return max_frame_bytes - EVENT_OVERHEAD
+
+
+def parse_frame_limit(data: bytes) -> int:
+    """The limit FRAME_LIMIT_NAME holds, within [MIN_FRAME_BYTES, MAX_FRAME_BYTES]; the
+    ceiling when it holds no number (the daemon then cuts what still does not fit)."""
+    try:
+        limit = int(data)
+    except ValueError:
+        return MAX_FRAME_BYTES
+    return min(max(limit, MIN_FRAME_BYTES), MAX_FRAME_BYTES)
 
 
 def encode_event(

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,21 +45,34 @@ def main() -> None:
 def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
     """Start the daemon; returns once it accepts events."""
     settings = _settings(ring_bytes=ring_bytes)
-    if control.lock_holder(settings):
-        pid = control.read_pid(settings.pid_path)
-        click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
-        return
-    install_hook_copy(settings)
+    try:
+        own_folders(settings)
+        if control.lock_holder(settings):
+            pid = control.read_pid(settings.pid_path)
+            click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
+            return
+        install_hook_copy(settings)
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    note = config.runtime_dir_note()
     if foreground:
+        import logging
+
         from mpmd import daemon
 
-        daemon.configure_logging(settings, to_file=log_file)
-        ready = os.environ.pop("MPMD_READY_FD", None)
         try:
+            daemon.configure_logging(settings, to_file=log_file)
+            if note:
+                logging.getLogger("mpmd").info("%s", note)
+            ready = os.environ.pop("MPMD_READY_FD", None)
             daemon.run(settings, int(ready) if ready else None)
         except daemon.AlreadyRunning as exc:
             click.echo(f"mpmd is already running ({exc})")
+        except config.ConfigError as exc:  # the daemon's own start-up refused a folder
+            raise click.ClickException(str(exc)) from None
         return
+    if note:
+        click.echo(note, err=True)
     if _activate_through_socket_unit(settings):
         pid = control.read_pid(settings.pid_path)
         click.echo(f"mpmd started by its socket unit (pid {pid}), socket {settings.socket_path}"
@@ -67,9 +81,21 @@ def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
     extra = ["--ring-bytes", str(ring_bytes)] if ring_bytes else []
     try:
         pid = control.start_background(settings, extra)
-    except RuntimeError as exc:
+    except (RuntimeError, config.ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"mpmd started (pid {pid}), socket {settings.socket_path}")
+
+
+def own_folders(settings: config.Settings) -> None:
+    """Refuse (config.FolderRefused) before anything is written when a folder mpmd keeps its
+    files in is a symlink, a file or another user's; the runtime and state folders are
+    created or tightened to 0700, the folders inside only checked (doctor flags their modes,
+    install-hooks repairs them)."""
+    config.owner_only_dir(settings.runtime_dir)
+    config.owner_only_dir(settings.state_dir)
+    for folder in (settings.journal_dir, settings.spool_dir, settings.log_dir,
+                   settings.rejected_dir, settings.hook_copy_dir):
+        config.owner_only_dir(folder, create=False, tighten=False)
 
 
 def _activate_through_socket_unit(settings: config.Settings, wait_s: float = 30.0) -> bool:
@@ -323,12 +349,15 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
 
 
 # ---- hooks -------------------------------------------------------------------------------
-def install_hook_copy(settings: config.Settings) -> Path:
+def install_hook_copy(settings: config.Settings, changed: list[str] | None = None) -> Path:
     """Copy the hook package to the state folder and return its entry script.
 
     The installed command runs this copy, not the site-packages one, so it keeps working
     when the virtualenv is rebuilt for a new Python; `mpmd start` refreshes it, so an
     upgrade of mpmd updates the hook too. Byte-compiled here so no hook pays for it.
+    Owner-only whatever the umask (folders 0700, files 0600): what Claude Code runs must not
+    be changeable by others. A mode found otherwise is set right, and said in ``changed``
+    (install-hooks prints it). config.FolderRefused for a folder that is not ours.
     """
     import compileall
 
@@ -336,16 +365,44 @@ def install_hook_copy(settings: config.Settings) -> Path:
 
     source = Path(mpm_hook.__file__).parent
     target = settings.hook_copy_dir / "mpm_hook"
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.owner_only_dir(settings.state_dir)
+    # Made owner-only if missing, left to the walk below if not (so its change is said);
+    # __pycache__ too, or compileall would make it by the umask.
+    for folder in (settings.hook_copy_dir, target, target / "__pycache__"):
+        config.owner_only_dir(folder, tighten=False)
     for name in HOOK_FILES:
         data = (source / name).read_bytes()
         dest = target / name
         if not dest.exists() or dest.read_bytes() != data:
             tmp = dest.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
             tmp.replace(dest)
+    # A .pyc gets its source's mode less the umask: never looser than the 0600 sources.
     compileall.compile_dir(str(target), quiet=1)
+    for path, mode in _owner_only_tree(settings.hook_copy_dir):
+        if changed is not None:
+            changed.append(f"{path} {mode:04o} -> {0o700 if path.is_dir() else 0o600:04o}")
     return target / "__main__.py"
+
+
+def _owner_only_tree(top: Path) -> list[tuple[Path, int]]:
+    """Folders 0700 and files 0600 under ``top``; the paths changed, with their mode
+    before."""
+    changed = []
+    for folder, dirs, files in os.walk(top):
+        for name in (".", *dirs, *files):
+            path = Path(folder, name) if name != "." else Path(folder)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                continue  # chmod would follow a link; another user's is doctor's chown
+            want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) != want:
+                os.chmod(path, want)
+                changed.append((path, stat.S_IMODE(st.st_mode)))
+    return changed
 
 
 def hook_command(settings: config.Settings, script: Path) -> str:
@@ -367,10 +424,15 @@ def install_hooks(settings_file: Path) -> None:
     """Register mpm-hook for every event type in a Claude Code settings file."""
     settings = _settings()
     path = settings_file.expanduser()
-    command = hook_command(settings, install_hook_copy(settings))
-    from mpmd.doctor import repair_modes  # what `mpmd doctor` flags, this repairs
+    from mpmd.doctor import repair_modes, tilde  # what `mpmd doctor` flags, this repairs
 
-    for change in repair_modes(settings):
+    copy_changes: list[str] = []
+    try:
+        command = hook_command(settings, install_hook_copy(settings, copy_changes))
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    home = os.path.expanduser("~")
+    for change in [tilde(c, home) for c in copy_changes] + repair_modes(settings):
         click.echo(f"owner-only again: {change}")
     try:
         changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command))

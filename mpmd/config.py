@@ -2,21 +2,29 @@
 default. The result is a frozen object the daemon and the CLI pass around.
 
 Folders: MPMD_HOME puts everything (socket, ring, pid, lock, journal, spool, config, logs)
-under one folder. Without it, platformdirs decides: the runtime folder (socket, ring, pid,
-lock) is the user's runtime dir, the state folder (journal, spool, logs) the user's state
-dir, the config file lives in the user's config dir.
+under one folder. Without it, platformdirs decides the state folder (journal, spool, logs)
+and the config folder; the runtime folder (socket, ring, pid, lock) is $XDG_RUNTIME_DIR/mpmd
+when that is a folder of the user's alone, else /run/user/<uid>/mpmd (the folder logind
+would have named), else ``run`` in the state folder (see runtime_dir_note()).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import pwd
+import stat
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mpm_hook import paths, wire
+from mpm_hook.files import write_atomically
+
+log = logging.getLogger("mpmd.config")
 
 MiB = 1024 * 1024
 
@@ -27,6 +35,17 @@ class ConfigError(ValueError):
     """A setting has a value mpmd cannot use; the message names it and says why."""
 
 
+class FolderRefused(ConfigError):
+    """A folder mpmd would keep its files in is not one it can trust or create; the message
+    names it and the fix, on one line."""
+
+
+# Where logind puts the user's runtime folder; XDG_RUNTIME_DIR names it when it is set.
+SYSTEM_RUNTIME_BASE = "/run/user/{uid}"
+# The runtime folder's fallback, inside the state folder (runtime_dir_note() says why).
+RUNTIME_FALLBACK_NAME = "run"
+
+
 def default_dirs() -> tuple[str, str]:
     """(runtime_dir, state_dir), as the hook must be told them."""
     home = os.environ.get(paths.HOME_ENV)
@@ -34,10 +53,136 @@ def default_dirs() -> tuple[str, str]:
         return home, home
     import platformdirs
 
-    return (
-        platformdirs.user_runtime_dir("mpmd", ensure_exists=False),
-        platformdirs.user_state_dir("mpmd", ensure_exists=False),
-    )
+    state = platformdirs.user_state_dir("mpmd", ensure_exists=False)
+    if sys.platform in ("darwin", "win32"):  # no XDG there, and no warning either
+        return platformdirs.user_runtime_dir("mpmd", ensure_exists=False), state
+    base, _why = _runtime_base()
+    return (os.path.join(base, "mpmd") if base else os.path.join(state, RUNTIME_FALLBACK_NAME),
+            state)
+
+
+def runtime_dir_note() -> str | None:
+    """One line saying where the runtime folder is and why, when it is not in the user's
+    runtime folder; None when it is (or MPMD_HOME decides). `mpmd start` says it once."""
+    if os.environ.get(paths.HOME_ENV) or sys.platform in ("darwin", "win32"):
+        return None
+    base, why = _runtime_base()
+    if base is not None:
+        return None
+    return (f"{why}: mpmd keeps its socket, ring and lock in {default_dirs()[0]} "
+            "(owner-only) instead")
+
+
+def _runtime_base() -> tuple[str | None, str]:
+    """The user's runtime folder, or None and why there is none.
+
+    Not platformdirs' fallback: it warns (a RuntimeDirWarning, at every command) and then
+    uses runtime-<uid> in /tmp, a name any local user can take first, which tmp cleaners
+    age out under a running daemon. The state folder is the user's already, persistent and
+    never cleaned; its one cost, a ring on disk rather than tmpfs, only means acked events
+    also survive a reboot.
+    """
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if not xdg:
+        why = "XDG_RUNTIME_DIR is not set"
+    elif not os.path.isabs(xdg):
+        why = f"XDG_RUNTIME_DIR ({xdg}) is not an absolute path"  # the spec says: ignore it
+    elif (problem := _runtime_base_problem(xdg)) is None:
+        return xdg, ""
+    else:
+        why = f"XDG_RUNTIME_DIR ({xdg}) {problem}"
+    if sys.platform.startswith("linux"):
+        system = SYSTEM_RUNTIME_BASE.format(uid=os.geteuid())
+        if _runtime_base_problem(system) is None:
+            return system, ""
+    return None, why
+
+
+def _runtime_base_problem(path: str) -> str | None:
+    """What keeps ``path`` from being the user's runtime folder (the XDG rules: a real
+    folder, the user's, 0700), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be used ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    if st.st_uid != os.geteuid():
+        return f"belongs to {_user(st.st_uid)}"
+    if st.st_mode & 0o077:
+        return f"is not a folder of yours alone (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def owner_only_dir(path: Path, *, create: bool = True, tighten: bool = True) -> None:
+    """Make ``path`` a folder of ours that only we can use: create it (and missing parents)
+    0700 whatever the umask, tighten an existing one of ours to 0700 (``tighten``), and
+    refuse, with FolderRefused, a symlink, a non-folder or another user's folder there.
+
+    A symlink is refused even when it points at a folder of ours: whoever can write the
+    folder holding it can re-point it later, and mpmd would follow it there.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return
+        _create_owner_only(path)
+        st = os.lstat(path)
+    except OSError as exc:  # a parent that is a file, or that we may not search
+        raise FolderRefused(f"cannot use {path}: {exc.strerror} — fix: check the folders "
+                            f"above it, or set {paths.HOME_ENV} to a folder of yours") from None
+    me = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        raise FolderRefused(
+            f"{path} is a symlink (to {os.readlink(path)}), not a folder: mpmd keeps what "
+            f"Claude Code did there and will not follow a link — fix: rm {path} (mpmd "
+            f"makes the folder), or set {paths.HOME_ENV} to the folder it points to")
+    if not stat.S_ISDIR(st.st_mode):
+        raise FolderRefused(f"{path} is a file, not a folder — fix: mv {path} {path}.old "
+                            f"(or set {paths.HOME_ENV} to another folder)")
+    if st.st_uid != me:
+        raise FolderRefused(
+            f"{path} belongs to {_user(st.st_uid)}, not to you ({_user_name(me)}): mpmd will not "
+            f"keep what Claude Code did in another user's folder — fix: sudo chown -R "
+            f"{_user_name(me)} {path} if it is yours, else set {paths.HOME_ENV} to a folder "
+            "of yours")
+    if tighten and stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _create_owner_only(path: Path) -> None:
+    missing = []
+    at = path
+    while not os.path.lexists(at) and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile (another start): checked like any existing folder
+        except OSError as exc:
+            raise FolderRefused(f"cannot create {folder}: {exc.strerror} — fix: check the "
+                                f"permissions of {folder.parent}, or set {paths.HOME_ENV} to "
+                                "a folder of yours") from None
+        os.chmod(folder, 0o700)  # the umask may have taken bits mkdir asked for
 
 
 def default_config_dir() -> str:
@@ -122,6 +267,29 @@ class Settings:
     def config_path(self) -> Path:
         return self.config_dir / CONFIG_FILE_NAME
 
+    @property
+    def frame_limit_path(self) -> Path:
+        return self.state_dir / wire.FRAME_LIMIT_NAME
+
+    def publish_frame_limit(self) -> None:
+        """Tell hooks max_frame_bytes (docs/protocol.md), so they cut payloads to fit it
+        rather than have their frames refused; replaced whole, a hook never reads half.
+        A failure is only logged: hooks then keep to an older limit or the wire's ceiling,
+        and the daemon cuts what they send over its own (mpmd.spool)."""
+        path = self.frame_limit_path
+        data = f"{self.max_frame_bytes}\n".encode()
+        try:
+            if path.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.unlink(missing_ok=True)  # a leftover of a crashed daemon that had our pid
+            write_atomically(str(tmp), str(path), data)
+        except OSError as exc:
+            log.warning("could not publish max_frame_bytes for hooks in %s: %s", path, exc)
+
 
 _TUNABLES = {
     f.name: f.type
@@ -203,6 +371,8 @@ def validate(settings: Settings) -> None:
         )
     if settings.max_frame_bytes > wire.MAX_FRAME_BYTES:
         raise ConfigError(f"max_frame_bytes may not exceed {wire.MAX_FRAME_BYTES}")
+    if settings.max_frame_bytes < wire.MIN_FRAME_BYTES:
+        raise ConfigError(f"max_frame_bytes must be at least {wire.MIN_FRAME_BYTES}")
     if len(os.fsencode(settings.socket_path)) > 100:
         raise ConfigError(
             f"socket path {settings.socket_path} is too long for a Unix socket "

@@ -6,7 +6,7 @@ Start-up order is what makes "nothing acked is lost, nothing is stored twice" ho
   3. open the journal (a torn last line is cut), catch the journal up from the ring
      (records it already has are skipped by seq), continue seq after the highest seen
   4. seed the duplicate window, and the viewer's sessions table and recent window, from
-     the journal's tail; drain the spool
+     the journal's tail and the ring records it has not taken yet; drain the spool
   5. listen (hooks: our own socket, or the one systemd passes with LISTEN_FDS; control;
      viewer), start the index worker, write the pid file, report ready
 Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: answer the hooks waiting for the
@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from mpm_hook import hook, wire
 from mpmd import __version__, access, activation, control, metrics, policy
 from mpmd.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.broadcast import Broadcaster
-from mpmd.config import Settings
+from mpmd.config import Settings, owner_only_dir
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
 from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
@@ -60,6 +61,11 @@ READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
 MAINTENANCE_INTERVAL_S = 60.0
+# A background task that fails is started again after this delay, doubling up to the
+# maximum while it keeps failing; one that ran this long before failing starts at the
+# minimum again.
+TASK_RESTART_S = (0.1, 30.0)
+TASK_HEALTHY_S = 60.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _received_decoder = msgspec.json.Decoder(dict[str, object])
 
@@ -69,9 +75,8 @@ class AlreadyRunning(RuntimeError):
 
 
 def make_owner_only_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o700)
+    """0700 and ours; config.FolderRefused (one line: the path and the fix) otherwise."""
+    owner_only_dir(path)
 
 
 def take_lock(path: Path) -> int:
@@ -106,6 +111,9 @@ class Daemon:
         self._metrics_registry: CollectorRegistry | None = None
         self.viewer_error: str | None = None  # why there is no viewer, when there is none
         self._tasks: list[asyncio.Task[None]] = []
+        # Background tasks that failed (and were started again): name -> failures, last
+        # error, when. In status, doctor and /metrics: a task never dies silently.
+        self.task_failures: dict[str, dict[str, object]] = {}
 
     # ---- start-up -------------------------------------------------------------------------
     def _open_storage(self) -> None:
@@ -153,9 +161,12 @@ class Daemon:
                                lambda: self.journal.last_seq)
         # Forwarders follow the journal too, each a thread from its own cursor.
         self.forwarders = Forwarders(s, lambda: self.journal.last_seq, self.counters)
-        # Sessions and the recent window start from the journal's tail; ring records it has
-        # seen already are skipped by seq when the broadcaster reads them.
+        # Sessions and the recent window start from the journal's tail and the ring records
+        # the journal has not taken yet: the broadcaster's own cursor may be past those (it
+        # read them before the journal could), and a window without them would resume
+        # viewers past them. Records it has seen already are skipped by seq.
         self.broadcaster.seed(tail)
+        self.broadcaster.seed(rec for _pos, rec in self._all_pending())
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
@@ -202,6 +213,7 @@ class Daemon:
             lines = [rec for _pos, rec in records]
             self.followers.publish(lines)
             self.ring.commit(JOURNAL_CONSUMER, records[-1][0])
+            self.broadcaster.journal_advanced()  # viewers waiting for these read on
             self.indexer.wake()
             self.forwarders.wake()
             self._ring_freed()
@@ -223,6 +235,7 @@ class Daemon:
             return self.drain_ring_to_journal()
         except OSError as exc:
             self.counters["journal_errors"] += 1
+            self.broadcaster.journal_failed()
             log.error("journal write failed at start (%s); the ring keeps the events, "
                       "retrying in the background", exc)
             self.store.appended.set()
@@ -243,6 +256,7 @@ class Daemon:
                 self.drain_ring_to_journal()
             except OSError as exc:  # disk full, I/O error: keep acking while the ring has room
                 self.counters["journal_errors"] += 1
+                self.broadcaster.journal_failed()
                 failures += 1
                 log.error("journal write failed (%s); retrying in %.1fs, the ring holds "
                           "events meanwhile (%d bytes used)", exc, backoff, self.ring.used_bytes)
@@ -282,6 +296,31 @@ class Daemon:
                         self.indexer.delete_before(first)
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background task for the daemon's life. Each of them (journal, spool,
+        broadcast, maintenance) is what some promise rests on, so a bug in one is logged,
+        counted, shown in status and the task started again, never left dead: a dead
+        journal task would leave acked events in the ring, a dead broadcaster freezes
+        every viewer."""
+        delay = TASK_RESTART_S[0]
+        while True:
+            started = time.monotonic()
+            try:
+                await run()
+                return
+            except Exception as exc:  # noqa: BLE001 - any bug of ours: restart, never die
+                if time.monotonic() - started >= TASK_HEALTHY_S:
+                    delay = TASK_RESTART_S[0]
+                failed = self.task_failures.setdefault(name, {"failures": 0})
+                failed["failures"] = int(failed["failures"]) + 1  # type: ignore[call-overload]
+                failed["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                failed["at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+                self.counters["task_failures"] += 1
+                log.exception("background task %s failed; starting it again in %.1fs",
+                              name, delay)
+            await asyncio.sleep(delay)  # a task that fails at once must not spin
+            delay = min(delay * 2, TASK_RESTART_S[1])
 
     # ---- metrics ------------------------------------------------------------------------
     def _metrics(self) -> bytes:
@@ -352,6 +391,7 @@ class Daemon:
             "forward": self.forwarders.status(),
             "policy": describe_policy(s),  # file, state (none, active, invalid), rules, error
             **self._viewer_status(),
+            "task_failures": {name: dict(f) for name, f in self.task_failures.items()},
             "uptime_s": round(time.time() - self.started_at, 3),
             "counters": dict(self.counters),
         }
@@ -393,6 +433,7 @@ class Daemon:
         listening = False
         control_server = None
         try:
+            s.publish_frame_limit()  # before we listen: hooks then cut to fit our limit
             self._open_storage()
             self._spool_wakeup = asyncio.Event()
             caught_up = self._catch_up()
@@ -423,12 +464,17 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
             self._tasks = [
-                asyncio.create_task(self._journal_consumer(), name="journal"),
-                asyncio.create_task(self._spool_loop(), name="spool"),
-                asyncio.create_task(self._maintenance_loop(), name="maintenance"),
-                asyncio.create_task(self.broadcaster.run(), name="broadcast"),
+                asyncio.create_task(self._supervised(name, run), name=name)
+                for name, run in (("journal", self._journal_consumer),
+                                  ("spool", self._spool_loop),
+                                  ("maintenance", self._maintenance_loop),
+                                  ("broadcast", self.broadcaster.run))
             ]
-            s.pid_path.write_text(f"{os.getpid()}\n")
+            # Owner-only whatever the umask, as every file of ours.
+            pid_fd = os.open(s.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(pid_fd, 0o600)  # one left by a crash keeps its old mode otherwise
+            with os.fdopen(pid_fd, "w") as pid_file:
+                pid_file.write(f"{os.getpid()}\n")
             self._report_ready()
             log.info("listening on %s", s.socket_path)
             await self.stopping.wait()

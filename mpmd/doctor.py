@@ -16,6 +16,7 @@ removed with uninstall-hooks on that file; the fixes say which.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import shlex
@@ -98,6 +99,7 @@ class PathMode:
     mode: int  # st_mode & 0o7777
     uid: int
     rule: str = "private"  # or "no-write"
+    tree: str = ""  # the hook copy it is part of, summed up as one problem
 
 
 @dataclass(frozen=True)
@@ -383,8 +385,12 @@ def check_permissions(modes: Sequence[PathMode], uid: int) -> Check:
     fails: list[str] = []
     warns: list[str] = []
     fixes: dict[str, list[str]] = {}
+    writable: dict[str, list[PathMode]] = {}  # by tree: the hook copy's, said once
     for m in modes:
         other = m.mode & 0o077
+        if m.tree and m.uid == uid and other & 0o022:
+            writable.setdefault(m.tree, []).append(m)
+            continue
         if m.uid != uid:
             fails.append(f"{m.display} belongs to uid {m.uid}, not to you")
             fixes.setdefault("chown", []).append(m.display)
@@ -404,6 +410,17 @@ def check_permissions(modes: Sequence[PathMode], uid: int) -> Check:
             warns.append(f"{m.display} is {m.mode:04o}: {_who(other)} can open what is in "
                          "it by name")
             fixes.setdefault("700", []).append(m.display)
+    for tree, found in writable.items():
+        bits = 0
+        for m in found:
+            bits |= m.mode & 0o022
+        who = _who(bits)
+        counts = ((sum(m.kind != "dir" for m in found), "file"),
+                  (sum(m.kind == "dir" for m in found), "folder"))
+        what = " and ".join(f"{n} {noun}{'s' if n > 1 else ''}" for n, noun in counts if n)
+        fails.append(f"{what} of the hook copy {tree} can be changed by {who} (e.g. "
+                     f"{found[0].display} is {found[0].mode:04o})")
+        fixes.setdefault("hook copy", []).append(tree)
     if not fails and not warns:
         if not modes:
             return Check(name, OK, "nothing to check yet (mpmd has not run here)")
@@ -415,6 +432,9 @@ def check_permissions(modes: Sequence[PathMode], uid: int) -> Check:
     commands = []
     for how, items in fixes.items():
         targets = " ".join(_quote(d) for d in items)
+        if how == "hook copy":  # install-hooks makes it owner-only and says what it changed
+            commands.append(f"mpmd install-hooks (or chmod -R go-w {targets})")
+            continue
         commands.append(f"chown $USER {targets}" if how == "chown"
                         else f"chmod {how} {targets}")
     return Check(name, FAIL if fails else WARN, message, "; ".join(commands))
@@ -835,11 +855,13 @@ def read_settings_file(scope: str, path: Path, display: str) -> SettingsFile:
     return SettingsFile(scope, str(path), display, data=data)
 
 
-def _mode(path: Path, display: str, rule: str) -> PathMode | None:
+def _mode(path: Path, display: str, rule: str, follow: bool = True) -> PathMode | None:
     try:
         st = os.lstat(path)
     except OSError:
         return None
+    if stat.S_ISLNK(st.st_mode) and not follow:
+        return None  # a link's own mode means nothing, and chmod would change its target
     if stat.S_ISLNK(st.st_mode):
         try:
             st = os.stat(path)
@@ -869,6 +891,12 @@ def _own_modes(s: config.Settings, home: str | None = None) -> list[tuple[Path, 
         private_files += sorted(p for p in s.journal_dir.iterdir() if p.is_file())
     no_write = [s.config_dir, s.config_path, s.config_dir / "policy.toml", s.hook_copy_dir,
                 s.hook_copy_dir / "mpm_hook"]
+    # What Claude Code runs at every event: one file others can change is theirs to run.
+    hook_copy: list[Path] = []
+    for folder in (s.hook_copy_dir / "mpm_hook", s.hook_copy_dir / "mpm_hook" / "__pycache__"):
+        with contextlib.suppress(OSError):
+            hook_copy += sorted(folder.iterdir())
+    tree = tilde(s.hook_copy_dir, home)
     seen: dict[str, tuple[Path, PathMode]] = {}
     for paths_, rule in ((private_dirs, "private"), (private_files, "private"),
                          (no_write, "no-write")):
@@ -879,6 +907,11 @@ def _own_modes(s: config.Settings, home: str | None = None) -> list[tuple[Path, 
             m = _mode(path, tilde(path, home), rule)
             if m is not None:
                 seen[key] = (Path(path), m)
+    for path in hook_copy:
+        key = os.path.normpath(path)
+        m = _mode(path, tilde(path, home), "no-write", follow=False)
+        if m is not None and key not in seen:
+            seen[key] = (path, dataclasses.replace(m, tree=tree))
     return list(seen.values())
 
 

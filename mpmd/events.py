@@ -309,6 +309,48 @@ def _common_fields(obj: dict[str, Any]) -> UnknownEvent:
     )
 
 
+# How deep a payload's arrays and objects may nest. Every reader of a stored event (the
+# decoders here, redaction, the sessions table, the broadcaster, the index, the viewer's
+# JSON.parse) walks nesting on the stack: msgspec itself raises RecursionError at ~1,000
+# levels, and a step that runs a few frames deeper fails sooner. 128 is serde_json's default,
+# far above what Claude Code sends (its payloads nest under 20); a payload nested deeper is
+# kept whole as text (`malformed`, in `raw`), never decoded.
+MAX_DEPTH = 128
+
+# Only brackets and quotes matter for depth; closers and openers of both kinds are one
+# kind each once the structure is known to be the question (a mismatch is malformed JSON
+# that the decoder reports).
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+
+
+def deeper_than(raw: bytes, limit: int) -> bool:
+    """True when JSON text nests arrays and objects more than ``limit`` levels deep, found
+    without decoding it and without recursion: bytes operations in C only (~1 ms for a
+    150 KB tool result full of escapes and brackets in its strings; 8 MB of hostile
+    nesting in well under a second). Text that is not JSON gets an answer all the same
+    (brackets that never close count as depth); the decoder then says what is wrong."""
+    # Escapes go first: a backslash pair is one escaped backslash wherever it stands (JSON
+    # has backslashes only inside strings), so after them every \" left is an escaped
+    # quote. Then every other quote delimits a string, and the brackets between the
+    # strings are the structure.
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    structure = b"".join(text.split(b'"')[::2]).translate(_ONE_KIND)
+    # Each pass removes every innermost pair: what nests d levels is gone after d passes,
+    # and after k passes what is left must nest more than limit - k to be too deep.
+    for done in range(limit):
+        left = limit - done
+        if structure.count(b"[") <= left:  # no deeper than it has openers
+            return False
+        if b"[" * (left + 1) in structure:  # hostile nesting: mostly one run of openers
+            return True
+        inner = structure.replace(b"[]", b"")
+        if len(inner) == len(structure):  # unbalanced, and more openers than the limit
+            return True
+        structure = inner
+    return b"[" in structure
+
+
 def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
     """(typed event or None, status, error message) for the bytes a hook read on stdin.
 
@@ -316,6 +358,10 @@ def parse_payload(raw: bytes) -> tuple[CommonFields | None, str, str | None]:
     """
     if not raw.strip():
         return None, EMPTY, "empty payload"
+    # No more openers than the bound, no deeper either: two C scans decide most payloads.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and deeper_than(raw, MAX_DEPTH):
+        return None, MALFORMED, (f"payload nests more than {MAX_DEPTH} levels deep, the "
+                                 "most mpmd decodes: kept as text in raw")
     try:
         # JSON is UTF-8, and the stored line embeds the payload's bytes: check them all,
         # since a typed decode skips the fields it does not read without looking inside

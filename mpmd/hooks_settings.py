@@ -306,7 +306,7 @@ def save_settings(
     an unchanged file keeps its bytes and mtime. Writes JSON with indent=2 and a trailing
     newline through a temp file in the same folder (fsync, then os.replace), keeps the
     existing file's permission bits (a new file gets 0o600) and creates missing parent
-    folders. If ``backup`` and the file exists, its current bytes are first copied to
+    folders (0700). If ``backup`` and the file exists, its current bytes are first copied to
     ``<name>.mpmd-backup`` next to it (a single backup, overwritten each time). A symlink is
     written through: its target is replaced and the link stays.
     """
@@ -395,7 +395,7 @@ def _save(path: Path, data: Mapping[str, Any], *, backup: bool, expected: Any) -
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # Write through a symlink: replacing the link itself would cut it from its target.
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folders(target.parent)
     try:
         st: os.stat_result | None = os.stat(target)
         current: bytes | None = target.read_bytes()
@@ -410,6 +410,21 @@ def _save(path: Path, data: Mapping[str, Any], *, backup: bool, expected: Any) -
         _atomic_write(Path(os.path.realpath(backup_path)), current, st)
     _atomic_write(target, text.encode("utf-8"), st)
     return backup_path
+
+
+def _make_folders(folder: Path) -> None:
+    """The missing folders up to ``folder``, 0700 whatever the umask: ~/.claude holds the
+    settings, which say what runs at every event. Existing ones are the user's business."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(new, 0o700)  # the umask may have taken bits mkdir asked for
 
 
 def _atomic_write(target: Path, content: bytes, like: os.stat_result | None) -> None:

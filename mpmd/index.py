@@ -176,7 +176,7 @@ def iso_to_ms(stamp: str) -> int:
 def _payload(ev: _Stored) -> dict[str, Any]:
     try:
         payload = _payload_decoder.decode(ev.payload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return {}
     return payload
 
@@ -228,7 +228,7 @@ def row_of(line: bytes) -> Made | None:
     """What the index keeps of one journal line; None if it is not an event."""
     try:
         ev = _stored_decoder.decode(line)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     payload = _payload(ev)
     duration = payload.get("duration_ms")

@@ -83,6 +83,8 @@ _COUNTERS = {
     "viewer_dropped_stalled": ("mpmd_viewer_dropped_stalled_total",
                                "Viewers dropped for taking nothing for too long."),
     "internal_errors": ("mpmd_internal_errors_total", "Bugs caught without stopping."),
+    "task_failures": ("mpmd_task_failures_total",
+                      "Times a background task failed and was started again."),
 }
 
 

@@ -95,7 +95,7 @@ _payload_decoder = msgspec.json.Decoder(_Payload)
 def _payload(view: EventView) -> _Payload:
     try:
         return _payload_decoder.decode(view.payload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return _Payload()
 
 

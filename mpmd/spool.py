@@ -6,6 +6,10 @@ STORED or DUPLICATE, so a crash mid-drain re-reads the file and the id check mak
 second pass a no-op. A file that is not a valid frame moves to ``rejected/`` (kept aside,
 counted). A hook's leftover temp file (killed between write and rename) is taken too once
 it is old enough that no live hook can still be writing it.
+
+A frame over ``max_frame_bytes`` but within the wire's ceiling (spooled before the limit was
+lowered, by a hook that did not know it, or refused on the socket for it) is stored with
+its payload cut to fit, as the hook would have cut it: never refused for its size alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ log = logging.getLogger("mpmd.spool")
 
 STALE_TMP_S = 60.0
 BATCH = 4096
+# No hook writes a longer file; reading no more bounds what a stray file costs in memory.
+_READ_MAX = wire.LENGTH_BYTES + wire.MAX_FRAME_BYTES + 1
 
 _id_decoder = msgspec.json.Decoder(StoredEventView)
 
@@ -98,11 +104,15 @@ class SpoolDrainer:
             frames: list[tuple[Path, EventFrame]] = []
             for path in files:
                 try:
-                    data = path.read_bytes()
+                    with path.open("rb") as f:
+                        data = f.read(_READ_MAX)
                 except FileNotFoundError:
                     continue
                 try:
-                    frames.append((path, decode_one(data, self.max_frame_bytes)))
+                    frame = decode_one(data, wire.MAX_FRAME_BYTES)
+                    if len(data) - wire.LENGTH_BYTES > self.max_frame_bytes:
+                        frame = self._cut(frame, len(data) - wire.LENGTH_BYTES, path.name)
+                    frames.append((path, frame))
                 except FrameError as exc:
                     log.warning("spool file %s is not a valid frame (%s): kept aside",
                                 path.name, exc)
@@ -122,6 +132,20 @@ class SpoolDrainer:
                 taken += 1
             if len(files) < BATCH:
                 return taken
+
+    def _cut(self, frame: EventFrame, body_bytes: int, name: str) -> EventFrame:
+        """``frame`` with its payload cut to what the hook keeps under our limit; its
+        decision (what the hook did) stays. FrameError when the rest of the frame alone
+        passes the protocol's bound (no hook writes such a frame, and cutting the payload
+        would not make it fit)."""
+        if body_bytes - len(frame.payload) > wire.EVENT_OVERHEAD:
+            raise FrameError("invalid", "more than a decision's room besides the payload")
+        keep = wire.payload_limit(self.max_frame_bytes)
+        log.info("spool file %s: a frame of %d bytes, over max_frame_bytes (%d): payload "
+                 "cut to %d bytes", name, body_bytes, self.max_frame_bytes, keep)
+        self.counters["spool_cut"] += 1
+        # original_size stays: decode_body made sure it is at least the uncut payload's.
+        return msgspec.structs.replace(frame, payload=frame.payload[:keep])
 
     def _mark_old_duplicates(self, frames: list[tuple[Path, EventFrame]]) -> None:
         """Ids older than the in-memory window are looked up in the journal (rare: only

@@ -85,7 +85,7 @@ def compute(conn: sqlite3.Connection, since_ms: int, until_ms: int) -> dict[str,
     for line in fetch_lines(conn, failing):
         try:
             failure = _failure_decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             continue
         payload = failure.payload or {}
         text = payload.get("error") or payload.get("error_details") or ""

@@ -49,6 +49,14 @@ class Store:
         if not self.accepting:
             self.counters["busy"] += 1
             return wire.BUSY, 0
+        if source == "hook" and not self.recent.exact_for(frame.ts_ns):
+            # Stamped before the oldest id the window still knows: from memory we cannot
+            # tell a retry from a new event. BUSY makes the hook spool it, and the spool
+            # drain looks it up in the journal first (SpoolDrainer._mark_old_duplicates),
+            # so the answer is exact whatever the id's age (docs/protocol.md, Idempotency).
+            self.counters["busy"] += 1
+            self.counters["busy_stamped_before_window"] += 1
+            return wire.BUSY, 0
         seq = self.next_seq
         now = time.time_ns() if received_ns is None else received_ns
         line = record.build(seq, frame, now, source, max_bytes=self._max_record)

@@ -1,7 +1,7 @@
 """The viewer's HTTP/WebSocket server: one loopback port, on the `websockets` library.
 
 It serves the static files of webui/ (an explicit table made at start-up: no path from a
-request ever reaches the file system), a small GET-only JSON API, and the WebSocket that
+request ever reaches the file system), a small GET/HEAD-only JSON API, and the WebSocket that
 mpmd.broadcast feeds. Every request passes mpmd.access's checks first (docs/viewer.md).
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import errno
 import http
 import logging
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -36,7 +38,12 @@ log = logging.getLogger("mpmd.viewer")
 
 HOST = "127.0.0.1"
 PORT_TRIES = 10  # the configured port, then the next nine
-MAX_CLIENT_MESSAGE = 64 * 1024
+MAX_CLIENT_MESSAGE = 64 * 1024  # past it the library closes the connection (1009)
+# A subscribe is two deep (an object holding lists); msgspec must skip a nested value to
+# find the tag of a union, and skipping recurses: 5,000 levels ran out of stack (1011).
+MAX_CLIENT_DEPTH = 8
+METHODS = ("GET", "HEAD")
+_TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -206,16 +213,43 @@ class Viewer:
 
     async def _check_request(self, _conn: ServerConnection,
                              request: Request) -> Response | None:
+        response = await self._route(request)
+        if response is not None and request.method == "HEAD":
+            # As a GET is answered, its Content-Length included, less the body (RFC 9110).
+            return dataclasses.replace(response, body=b"")
+        return response
+
+    async def _route(self, request: Request) -> Response | None:
         headers = request.headers
+        repeated = next((name for name in ("Host", "Origin", "Authorization")
+                         if len(headers.get_all(name)) > 1), None)
+        if repeated is not None:
+            # Servers, proxies and browsers disagree on which of two counts: take neither.
+            self.counters["viewer_bad_requests"] += 1
+            return self._respond(http.HTTPStatus.BAD_REQUEST,
+                                 f"bad request: more than one {repeated} header\n".encode(),
+                                 _TEXT)
         refusal = access.check_host_origin(self.port, headers.get("Host"),
                                            headers.get("Origin"))
         if refusal is not None:
             return self._refuse(refusal)
+        if request.method not in METHODS:
+            self.counters["viewer_refused_method"] += 1
+            response = self._respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
+                                     b"method not allowed: GET and HEAD only\n", _TEXT)
+            response.headers["Allow"] = ", ".join(METHODS)
+            return response
         path = urlsplit(request.path).path
         if path == "/ws" or path.startswith("/api/") or path == "/metrics":
             given = access.token_of(request.path, headers.get("Authorization"))
             if not access.token_matches(given, self.token):
                 return self._refuse(access.REFUSED_TOKEN)
+            if path == "/ws" and request.method == "HEAD":
+                # HEAD cannot upgrade: answered as the library answers a GET without Upgrade.
+                response = self._respond(http.HTTPStatus.UPGRADE_REQUIRED,
+                                         b"a WebSocket opens with GET\n", _TEXT)
+                response.headers["Upgrade"] = "websocket"
+                return response
             if path == "/ws":
                 return None  # go on with the WebSocket handshake
             if path == "/metrics" and self.metrics is not None:
@@ -310,6 +344,10 @@ class Viewer:
 
     def _on_message(self, client: Client, data: str | bytes) -> str | None:
         """Apply one client message; the error text to send back, if any."""
+        if _deeper_than(data, MAX_CLIENT_DEPTH):
+            self.counters["viewer_bad_messages"] += 1
+            return (f"not a subscribe or answer message: nested deeper than "
+                    f"{MAX_CLIENT_DEPTH} levels")
         try:
             sub = _message_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -342,6 +380,24 @@ class Viewer:
         if refused is not None:
             return f"answer to request {answer.seq} not taken: {refused}"
         return None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _deeper_than(data: str | bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects more than ``limit`` deep (brackets in
+    strings do not count); linear, no recursion, whatever the text."""
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # every message a page sends: no scan
+    depth = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _now_iso() -> str:
