@@ -7,7 +7,10 @@ It reads the ring at the daemon's pace, whatever the clients do, and never waits
     lagged, its queue dropped, and it is then served from the recent window or the journal
     at its own pace (`catch_up`), so a stalled tab costs the daemon at most its bound;
   - subscribing, resuming after a reconnect and recovering from lag are one path: the
-    client says (or we remember) the last seq it has, and everything after it comes first.
+    client says (or we remember) the last seq it has, and everything after it comes first:
+    from the window, else the journal; an event in neither is on its way to the journal
+    (still in the ring), and the client waits for it. Only when the journal cannot be
+    written, or no longer holds an event, is the client told `gap`.
 The socket side (who may connect, the messages' framing) is mpmd.viewer.
 """
 
@@ -24,7 +27,8 @@ from typing import NamedTuple
 import msgspec
 
 from mpmd.events import NAMESPACE_OF
-from mpmd.journal import Journal
+from mpmd.journal import Journal, line_seq
+from mpmd.journal_tail import Tail
 from mpmd.ring import Ring
 from mpmd.sessions import EventView, Session, Sessions
 
@@ -161,6 +165,11 @@ class Broadcaster:
         # Permission requests waiting for a viewer's answer (mpmd.approvals.Approvals.all).
         self.approvals: Callable[[], list[dict[str, object]]] = list
         self.event_types: Counter[str] = Counter()  # since start, for /metrics
+        # Whether the journal consumer's last attempt failed (the daemon says so through
+        # journal_advanced / journal_failed); clients waiting for the journal to take
+        # events it has not got yet.
+        self.journal_failing = False
+        self._journal_waiters: set[Client] = set()
 
     # ---- taking events in ---------------------------------------------------------------
     def seed(self, lines: Iterable[bytes]) -> None:
@@ -176,6 +185,11 @@ class Broadcaster:
             return None
         if view.seq <= self.last_seq:
             return None  # seen already (start-up: in the journal's tail and still in the ring)
+        if view.seq != self.last_seq + 1 and self.window:
+            # Events we never saw: a resume served from the window would pass over them
+            # silently, so the window restarts here and what precedes comes from the journal.
+            self.window.clear()
+            self._window_bytes = 0
         self.last_seq = view.seq
         self.event_types[view.event_type] += 1
         session = self.sessions.apply(view)
@@ -245,6 +259,21 @@ class Broadcaster:
                 log.info("viewer client %d fell behind; serving it from the journal",
                          client.id)
 
+    def journal_advanced(self) -> None:
+        """The journal consumer wrote a batch: clients waiting for it read on."""
+        self.journal_failing = False
+        self._wake_journal_waiters()
+
+    def journal_failed(self) -> None:
+        """A journal write failed: what the journal has not got and the window no longer
+        holds cannot be served until it works again (clients waiting for it get a gap)."""
+        self.journal_failing = True
+        self._wake_journal_waiters()
+
+    def _wake_journal_waiters(self) -> None:
+        for client in self._journal_waiters:
+            client.wakeup.set()
+
     def approvals_message(self) -> bytes:
         return message("approvals", approvals=self.approvals())
 
@@ -308,48 +337,106 @@ class Broadcaster:
                 batch.append(nxt)
                 size += len(nxt.line)
             client.queued_bytes -= size
+            generation = client.generation
             await send(events_message(e.line for e in batch))
-            client.sent_seq = batch[-1].seq
+            if client.generation == generation:  # a subscribe meanwhile set its own start
+                client.sent_seq = batch[-1].seq
 
     async def _catch_up(self, client: Client, send: Send, generation: int) -> bool:
         """Send every event after client.sent_seq that passes its filter, from the window
         or the journal, in order, at the client's pace. True once it has all of them (it is
         then live: no await lies between the last check and the caller's flag); False when
-        a new subscribe replaced this one."""
-        journal: Iterator[Entry] | None = None
+        a new subscribe replaced this one or the client closed."""
+        reader: _JournalReader | None = None
+        missed = 0  # reads in a row that found nothing though the journal says it has more
 
         def replaced() -> bool:  # checked after every await: a subscribe may have come
-            return client.generation != generation
+            return client.generation != generation or client.closed
 
-        while client.sent_seq < self.last_seq:
-            after = client.sent_seq
-            chunk = self._window_after(after)
-            if chunk is None:
-                if journal is None:
-                    journal = self._journal_after(after)
-                # In a thread: finding a seq in a big segment means reading up to it, and
-                # the loop has hooks to answer meanwhile (journal reads are thread-safe).
-                chunk = await asyncio.to_thread(_take, journal, MESSAGE_EVENTS)
-                if replaced():
+        try:
+            while client.sent_seq < self.last_seq:
+                if replaced():  # also before the first send: the caller awaited before us
                     return False
-                if not chunk:  # the journal has not got it yet, nor the window any more
-                    journal = None
-                    first = self.window[0].seq if self.window else self.last_seq + 1
-                    self.counters["viewer_gaps"] += 1
-                    await send(message("gap", after=after, next_seq=first))
+                after = client.sent_seq
+                chunk = self._window_after(after)
+                if chunk is not None:
+                    reached = chunk[-1].seq
+                else:
+                    if reader is None or reader.after != after:
+                        if reader is not None:
+                            reader.close()
+                        reader = _JournalReader(self.journal, after)
+                    lines = await reader.read(MESSAGE_EVENTS)
                     if replaced():
                         return False
-                    client.sent_seq = max(after, first - 1)
-                    continue
-            picked = [e.line for e in chunk if client.filter.accepts(e)]
-            for lines in _bounded(picked):
-                await send(events_message(lines))
-                if replaced():
-                    return False
-            client.sent_seq = chunk[-1].seq
+                    if not lines:
+                        # Nothing after `after` in the journal, and the window has moved
+                        # past it: which of three cases this is decides what comes next.
+                        if self.journal.last_seq > after and missed < 2:
+                            # Written since the reader looked: read again (the second
+                            # time from a new scan of the folder).
+                            missed += 1
+                            if missed == 2:
+                                reader.close()
+                                reader = None
+                            continue
+                        if self.journal.last_seq <= after and not self.journal_failing:
+                            # Still in the ring, on its way to the journal (which gathers
+                            # for a moment, then writes in batches): wait for it. Only this
+                            # client waits; the ring and the hooks do not.
+                            await self._wait_for_journal(client)
+                            if replaced():
+                                return False
+                            continue
+                        # The journal cannot be written, or has lost them: the one case
+                        # where events are skipped, and the client is told so.
+                        first = self.window[0].seq if self.window else self.last_seq + 1
+                        if not await self._gap(client, send, after, first, replaced):
+                            return False
+                        continue
+                    missed = 0
+                    first = line_seq(lines[0])
+                    if first > after + 1 and \
+                            not await self._gap(client, send, after, first, replaced):
+                        return False  # (the journal's retention deleted them, or damage)
+                    chunk, reached = self._journal_entries(client.sent_seq, lines)
+                picked = [e.line for e in chunk if client.filter.accepts(e)]
+                for batch in _bounded(picked):
+                    await send(events_message(batch))
+                    if replaced():
+                        return False
+                client.sent_seq = reached
+        finally:
+            if reader is not None:
+                reader.close()
         client.queue.clear()
         client.queued_bytes = 0
         return True
+
+    async def _gap(self, client: Client, send: Send, after: int, next_seq: int,
+                   replaced: Callable[[], bool]) -> bool:
+        """Tell the client the events after ``after`` and before ``next_seq`` cannot be
+        sent, and go on from ``next_seq``; False when the catch-up was replaced."""
+        self.counters["viewer_gaps"] += 1
+        log.warning("viewer client %d: events %d-%d are in neither the journal nor the "
+                    "window (journal failing: %s)", client.id, after + 1, next_seq - 1,
+                    self.journal_failing)
+        await send(message("gap", after=after, next_seq=next_seq))
+        if replaced():
+            return False
+        client.sent_seq = max(after, next_seq - 1)
+        return True
+
+    async def _wait_for_journal(self, client: Client) -> None:
+        """Until the journal consumer's next write or failure, a subscribe or a close."""
+        # Only a subscribe or a close set it while the client catches up (it is not live,
+        # so nothing is pushed to it), and the caller checked for both with no await since.
+        client.wakeup.clear()
+        self._journal_waiters.add(client)
+        try:
+            await client.wakeup.wait()
+        finally:
+            self._journal_waiters.discard(client)
 
     def _window_after(self, seq: int) -> list[Entry] | None:
         """Up to MESSAGE_EVENTS window entries after ``seq``; None when the window starts
@@ -360,15 +447,58 @@ class Broadcaster:
         i = bisect.bisect_right(window, seq, key=lambda e: e.seq)
         return window[i:i + MESSAGE_EVENTS]
 
-    def _journal_after(self, seq: int) -> Iterator[Entry]:
-        for line in self.journal.read_from(seq + 1):
+    def _journal_entries(self, after: int, lines: list[bytes]) -> tuple[list[Entry], int]:
+        """The entries of journal ``lines`` (which follow ``after``), and the seq they
+        reach: up to the first hole in seq (the next read reports it as a gap) and up to
+        what this broadcaster has folded (later ones reach the client live). A line that
+        does not decode is passed over, as when it was folded."""
+        entries = []
+        reached = after
+        for line in lines:
+            seq = line_seq(line)
+            if seq != reached + 1 or seq > self.last_seq:
+                break
+            reached = seq
             try:
                 view = _view_decoder.decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if view.seq > self.last_seq:
-                return
-            yield Entry(view.seq, line, view.session_id, view.event_type)
+            entries.append(Entry(view.seq, line, view.session_id, view.event_type))
+        return entries, reached
+
+
+class _JournalReader:
+    """The journal after a seq for one catch-up, read in a worker thread: finding a seq in a
+    big segment means reading up to it, and the loop has hooks to answer meanwhile. It keeps
+    its place (journal_tail.Tail) across rotations and across waits for the journal, so
+    following a journal that grows costs no rescan. Its file is closed only once no read
+    runs, also when the catch-up is cancelled in the middle of one."""
+
+    def __init__(self, journal: Journal, after: int) -> None:
+        self.tail = Tail(journal, after)
+        self._reading: asyncio.Future[list[bytes]] | None = None
+
+    @property
+    def after(self) -> int:
+        """The seq of the last line read."""
+        return self.tail.after
+
+    async def read(self, n: int) -> list[bytes]:
+        """Up to ``n`` lines after the last one read; [] when the journal has no more yet."""
+        self._reading = asyncio.get_running_loop().run_in_executor(None, self.tail.read, n)
+        return await asyncio.shield(self._reading)
+
+    def close(self) -> None:
+        reading = self._reading
+        if reading is not None and not reading.done():
+            reading.add_done_callback(self._close_after_read)
+        else:
+            self.tail.close()
+
+    def _close_after_read(self, reading: asyncio.Future[list[bytes]]) -> None:
+        if not reading.cancelled():
+            reading.exception()  # nobody waits for it any more: not an unretrieved error
+        self.tail.close()
 
 
 def _bounded(lines: list[bytes]) -> Iterator[list[bytes]]:
@@ -382,10 +512,6 @@ def _bounded(lines: list[bytes]) -> Iterator[list[bytes]]:
         size += len(line)
     if start < len(lines):
         yield lines[start:]
-
-
-def _take(entries: Iterator[Entry], n: int) -> list[Entry]:
-    return list(itertools.islice(entries, n))
 
 
 def _sessions_message(encoded: Iterable[bytes]) -> bytes:

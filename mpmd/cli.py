@@ -179,11 +179,20 @@ def status(as_json: bool) -> None:
             f"  policy                     {_policy_line(info)}\n"
             f"  forwarders                 {_forward_line(info)}\n"
             f"  viewer                     {_viewer_line(info)}"
+            + _tasks_line(info)
         )
     else:
         state = "not responding (hung?)" if info.get("hung") else "not running"
         click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
                    f"(taken in at the next start)\n  journal {info['journal_dir']}")
+
+
+def _tasks_line(info: dict[str, Any]) -> str:
+    """Only when a background task failed (and was started again): it is a bug to report."""
+    failed = info.get("task_failures") or {}
+    return "".join(f"\n  task {task:<21}  failed {f.get('failures')} times, started again "
+                   f"(last: {f.get('last_error')}; see the log)"
+                   for task, f in sorted(failed.items()))
 
 
 def _latency_line(info: dict[str, Any]) -> str:

@@ -185,9 +185,10 @@ def _install_launchd(settings: config.Settings, files: list[UnitFile],
         return
     agent = svc.launchd_state(uid)
     _stop_hand_started(settings, agent.pid is not None)
-    from mpmd.daemon import make_owner_only_dir
-
-    make_owner_only_dir(settings.log_dir)  # launchd opens its log file there
+    try:
+        config.owner_only_dir(settings.log_dir)  # launchd opens its log file there
+    except config.FolderRefused as exc:
+        raise click.ClickException(str(exc)) from None
     _write_all(files)
     _run_all(svc.launchd_install_commands(uid, plist, agent.loaded))
     click.echo(f"{svc.LAUNCHD_LABEL} is loaded: launchd starts mpmd at login and again if it "

@@ -247,9 +247,9 @@ def start_background(settings: Settings, extra_args: list[str] | None = None) ->
     """Start `mpmd start --foreground` detached; return its pid once it accepts
     connections. The child reports readiness on a pipe (MPMD_READY_FD), so there is no
     polling; if it dies first, the pipe closes and we report its log."""
-    from mpmd.daemon import make_owner_only_dir
+    from mpmd.config import owner_only_dir
 
-    make_owner_only_dir(settings.log_dir)
+    owner_only_dir(settings.log_dir)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, MPMD_READY_FD=str(write_fd))
     log_fd = os.open(settings.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -74,11 +74,6 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
-def make_owner_only_dir(path: Path) -> None:
-    """0700 and ours; config.FolderRefused (one line: the path and the fix) otherwise."""
-    owner_only_dir(path)
-
-
 def take_lock(path: Path) -> int:
     """An exclusive flock held for the daemon's life; the kernel drops it when we die, so a
     stale pid file or socket after a crash is recognised by the lock being free."""
@@ -428,7 +423,7 @@ class Daemon:
     async def serve(self) -> None:
         s = self.settings
         for folder in (s.runtime_dir, s.state_dir):
-            make_owner_only_dir(folder)
+            owner_only_dir(folder)
         lock_fd = take_lock(s.lock_path)
         listening = False
         control_server = None
@@ -555,7 +550,7 @@ def limit_malloc_arenas() -> None:
 
 def run(settings: Settings, ready_fd: int | None = None) -> None:
     limit_malloc_arenas()
-    make_owner_only_dir(settings.state_dir)
+    owner_only_dir(settings.state_dir)
     loop = new_event_loop()
     try:
         loop.run_until_complete(Daemon(settings, ready_fd).serve())
@@ -566,7 +561,7 @@ def run(settings: Settings, ready_fd: int | None = None) -> None:
 def configure_logging(settings: Settings, to_file: bool) -> None:
     handlers: list[logging.Handler]
     if to_file:
-        make_owner_only_dir(settings.log_dir)
+        owner_only_dir(settings.log_dir)
         fd = os.open(settings.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         handlers = [logging.FileHandler(settings.log_path)]

@@ -646,6 +646,23 @@ def check_ring(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
     return Check(name, OK, text)
 
 
+def check_tasks(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
+    """The daemon's background tasks (journal, spool, broadcast, maintenance) are started
+    again when they fail; a failure is a bug worth reporting, and a repeating one means
+    what that task keeps (the journal, the viewers) lags."""
+    name = "background tasks"
+    if status is None or not status.get("running"):
+        return Check(name, SKIP, "mpmd is not running")
+    failed = status.get("task_failures") or {}
+    if not failed:
+        return Check(name, OK, "none has failed since start")
+    told = "; ".join(f"{task} failed {info.get('failures')} times (last: "
+                     f"{info.get('last_error')}, {info.get('at')})"
+                     for task, info in sorted(failed.items()))
+    return Check(name, WARN, f"{told}; each was started again",
+                 f"see {log} for the traceback and please report it; {RESTART} clears it")
+
+
 def check_disk(disk: DiskFacts | None, journal_bytes: int, retention_bytes: int | None,
                segment_bytes: int, journal_errors: int = 0, log: str = "the log") -> Check:
     """Free space on the journal's filesystem against what the journal may still grow by
@@ -805,6 +822,7 @@ def run_checks(facts: Facts) -> list[Check]:
     checks += [
         check_spool(facts.spool, running, log),
         check_ring(status, log),
+        check_tasks(status, log),
         check_disk(facts.disk, int(journal_bytes if isinstance(journal_bytes, int)
                                    else facts.journal_bytes),
                    s.retention_bytes, s.segment_bytes, errors, log),

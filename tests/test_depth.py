@@ -171,3 +171,15 @@ def test_a_failing_background_task_is_counted_shown_and_started_again(home, monk
     assert failed["failures"] == 2
     assert "RecursionError" in str(failed["last_error"])
     assert daemon.counters["task_failures"] == 2
+
+
+def test_doctor_and_status_tell_of_a_failed_task():
+    from mpmd import cli, doctor
+
+    running = {"running": True, "task_failures": {}}
+    assert doctor.check_tasks(running).level == doctor.OK
+    failed = {"running": True, "task_failures": {"broadcast": {
+        "failures": 2, "last_error": "RecursionError: too deep", "at": "2026-12-03T10:00"}}}
+    check = doctor.check_tasks(failed)
+    assert check.level == doctor.WARN and "broadcast failed 2 times" in check.line()
+    assert "RecursionError" in cli._tasks_line(failed) and cli._tasks_line(running) == ""
