@@ -27,7 +27,7 @@ import msgspec
 
 from mpm_hook import remote
 from mpmd.framing import EventFrame
-from mpmd.redact import redact_text
+from mpmd.redact import redact_obj, redact_text
 from mpmd.sessions import detail_of
 
 log = logging.getLogger("mpmd.approvals")
@@ -216,12 +216,20 @@ class RemoteHolder:
         index = (frame.decision or {}).get("rule_index")
         try:
             request = _request_decoder.decode(frame.payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             request = _Request()
         tool_input = request.tool_input if isinstance(request.tool_input, dict) else None
-        detail, _ = redact_text(detail_of(tool_input))  # shown on every viewer: no secrets
+        # Shown on every viewer: redacted whole before the detail is cut, so a secret the
+        # cut goes through is still one the redactor sees. The input itself stays as it
+        # came: "Always allow" writes a rule matching exactly this call.
+        shown = redact_obj(tool_input)[0] if tool_input else None
         self.approvals.hold(Waiting(
-            seq=seq, event_id=frame.id, session_id=request.session_id,
-            tool_name=request.tool_name, detail=detail, rule=rule,
+            seq=seq, event_id=frame.id, session_id=_redacted(request.session_id),
+            tool_name=_redacted(request.tool_name), detail=detail_of(shown), rule=rule,
             expires_at_ms=expires_at_ms(timeout_s), sock=sock, tool_input=tool_input,
-            cwd=request.cwd, rule_index=index if isinstance(index, int) else None), timeout_s)
+            cwd=request.cwd, rule_index=index if isinstance(index, int) else None),
+            timeout_s)
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)[0]

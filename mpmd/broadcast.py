@@ -180,7 +180,9 @@ class Broadcaster:
     def _take(self, line: bytes, changed: dict[str, Session] | None) -> Entry | None:
         try:
             view = _view_decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            # RecursionError: a line nested ~1,000 deep, which only mpmd before the
+            # payload depth bound (events.MAX_DEPTH) could have journaled.
             self.counters["broadcast_undecodable"] += 1
             return None
         if view.seq <= self.last_seq:
@@ -192,7 +194,12 @@ class Broadcaster:
             self._window_bytes = 0
         self.last_seq = view.seq
         self.event_types[view.event_type] += 1
-        session = self.sessions.apply(view)
+        try:
+            session = self.sessions.apply(view)
+        except Exception:  # noqa: BLE001 - a bug in the table must not stop the fan-out
+            self.counters["internal_errors"] += 1
+            log.exception("could not fold event %d into the sessions table", view.seq)
+            session = None
         if session is not None and changed is not None:
             changed[session.session_id] = session
         entry = Entry(view.seq, line, view.session_id, view.event_type)
@@ -461,7 +468,7 @@ class Broadcaster:
             reached = seq
             try:
                 view = _view_decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 continue
             entries.append(Entry(view.seq, line, view.session_id, view.event_type))
         return entries, reached

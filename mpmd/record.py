@@ -49,7 +49,7 @@ _iso_received = _IsoClock()
 def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]:
     """(raw, encoding, redactions) for payload bytes that are not a JSON value."""
     text = data.decode("utf-8", "surrogateescape")
-    text, count = redact.redact_text(text)
+    text, count = redact.redact_raw(text)
     if not force_base64:
         try:
             return text.encode("utf-8").decode("utf-8"), "utf-8", count
@@ -57,6 +57,14 @@ def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]
             pass  # lone surrogates: the bytes were not UTF-8
     encoded = text.encode("utf-8", "surrogateescape")
     return base64.b64encode(encoded).decode("ascii"), "base64", count
+
+
+def _derived(text: object, needs_redaction: bool) -> object:
+    """A text taken from the payload, redacted when the payload needs it. Without the
+    pre-check's yes, no part of the payload holds anything to redact, so neither does this."""
+    if needs_redaction and isinstance(text, str):
+        return redact.redact_text(text)[0]
+    return text
 
 
 def _json_payload(raw: bytes, needs_redaction: bool) -> tuple[object, int]:
@@ -90,7 +98,9 @@ def build(
     if frame.original_size > len(data):
         status = events.TRUNCATED
         original_size = frame.original_size
-        error = f"payload of {frame.original_size} bytes cut to {len(data)} by the hook"
+        # Cut by the hook, or by the spool drain for a daemon with a lower limit.
+        error = (f"payload of {frame.original_size} bytes cut to {len(data)} to fit "
+                 "max_frame_bytes")
         event = None
 
     # One pre-check over the raw bytes decides for the payload and for every text enrich
@@ -107,26 +117,41 @@ def build(
         raw, raw_encoding, redactions = _raw_fields(data)
 
     tool_name = getattr(event, "tool_name", None)
+    tool_use_id = getattr(event, "tool_use_id", None)
+    summary = info.summary
+    if needs_redaction:
+        # Each text taken from the payload is redacted as the payload is: the journal, the
+        # index, the viewer and exports show these fields too. The summary once more as a
+        # whole: enrich redacts its parts (and file_path), but joining them, or folding a
+        # newline to a space, can make a secret of two halves.
+        summary = redact.redact_text(summary)[0]
+        if len(summary) > enrich.SUMMARY_MAX:  # a marker is longer than a short secret
+            summary = summary[: enrich.SUMMARY_MAX - 1] + "…"
     stored = events.StoredEvent(
         seq=seq,
         id=frame.id.hex(),
-        event_type=events.event_type_of(event) if event is not None else status,
-        session_id=event.session_id if event is not None else None,
+        event_type=(
+            _derived(events.event_type_of(event), needs_redaction) if event is not None
+            else status
+        ),
+        session_id=_derived(event.session_id, needs_redaction) if event is not None else None,
         timestamp=_iso_hook(frame.ts_ns),
         received_at=_iso_received(received_ns),
         source=source,
         status=status,
-        error=error,
-        cwd=event.cwd if event is not None else None,
-        agent_id=event.agent_id if event is not None else None,
-        tool_name=tool_name if isinstance(tool_name, str) else None,
-        tool_use_id=getattr(event, "tool_use_id", None),
+        # The decoder's message may quote the payload, and is not covered by the pre-check:
+        # always redacted (only events that are not ok have one).
+        error=redact.redact_text(error)[0] if error else error,
+        cwd=_derived(event.cwd, needs_redaction) if event is not None else None,
+        agent_id=_derived(event.agent_id, needs_redaction) if event is not None else None,
+        tool_name=_derived(tool_name, needs_redaction) if isinstance(tool_name, str) else None,
+        tool_use_id=_derived(tool_use_id, needs_redaction),
         operation=info.operation,
         risk=info.risk,
         risk_reason=info.risk_reason,
         file_path=info.file_path,
         content_length=info.content_length,
-        summary=info.summary,
+        summary=summary,
         redactions=redactions,
         original_size=original_size,
         payload=payload,
@@ -139,6 +164,27 @@ def build(
         stored = msgspec.structs.replace(stored, payload=None, raw=raw, raw_encoding=raw_encoding)
         line = _with_decision(_encoder.encode(stored), frame)
     return line
+
+
+def unprocessable(seq: int, frame: EventFrame, received_ns: int, source: str,
+                  failure: BaseException) -> bytes:
+    """The line for a frame ``build`` failed on, a bug of ours: the event is stored all the
+    same, its bytes kept (redacted, base64) and the failure named, so that one payload can
+    neither be lost nor stop the task that met it (a spool file that failed every time
+    would hold back every file after it)."""
+    raw, raw_encoding, redactions = _raw_fields(frame.payload, force_base64=True)
+    why = redact.redact_text(f"{type(failure).__name__}: {failure}")[0][:300]
+    stored = events.StoredEvent(
+        seq=seq, id=frame.id.hex(), event_type=events.MALFORMED,
+        timestamp=_iso_hook(frame.ts_ns), received_at=_iso_received(received_ns),
+        source=source, status=events.MALFORMED,
+        error=f"mpmd could not process this payload ({why}); its bytes are in raw",
+        operation="metadata", risk="low", summary=enrich.summary_for_status(events.MALFORMED),
+        redactions=redactions, raw=raw, raw_encoding=raw_encoding,
+        original_size=frame.original_size if frame.original_size > len(frame.payload)
+        else None,
+    )
+    return _encoder.encode(stored)  # without the decision: it may be what failed
 
 
 def _with_decision(line: bytes, frame: EventFrame) -> bytes:

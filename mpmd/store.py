@@ -59,7 +59,12 @@ class Store:
             return wire.BUSY, 0
         seq = self.next_seq
         now = time.time_ns() if received_ns is None else received_ns
-        line = record.build(seq, frame, now, source, max_bytes=self._max_record)
+        try:
+            line = record.build(seq, frame, now, source, max_bytes=self._max_record)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
+            self.counters["internal_errors"] += 1
+            log.exception("could not build the stored event for seq %d; storing its bytes", seq)
+            line = record.unprocessable(seq, frame, now, source, exc)
         if not self.ring.append(line):
             if not self.full:
                 log.warning("ring full (%d bytes used): answering BUSY, hooks will spool",

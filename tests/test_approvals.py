@@ -130,3 +130,29 @@ async def test_stopping_the_daemon_answers_everyone() -> None:
 
 
 
+
+
+@in_a_loop
+async def test_what_viewers_see_of_a_request_is_redacted_before_it_is_cut() -> None:
+    import json
+
+    from mpmd.approvals import RemoteHolder
+    from mpmd.framing import EventFrame
+    from mpmd.sessions import MAX_DETAIL
+
+    h = Harness()
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    # The token straddles where the detail is cut: cut first, its head would pass as text.
+    command = "x" * (MAX_DETAIL - 10) + " " + token
+    payload = json.dumps({"hook_event_name": "PermissionRequest", "session_id": token,
+                          "tool_name": "Bash", "tool_input": {"command": command}}).encode()
+    frame = EventFrame(version=1, id=b"r" * 16, ts_ns=1, payload=payload,
+                       original_size=len(payload),
+                       decision={"action": "remote", "timeout_s": 30.0})
+    hook_side, daemon_side = socket.socketpair()
+    RemoteHolder(h.approvals).take(frame, 9, daemon_side)
+    (shown,) = h.approvals.all()
+    assert token[:8] not in json.dumps(shown)
+    assert shown["detail"].startswith("x" * 10)
+    h.approvals.close_all()
+    hook_side.close()

@@ -183,3 +183,46 @@ def test_doctor_and_status_tell_of_a_failed_task():
     check = doctor.check_tasks(failed)
     assert check.level == doctor.WARN and "broadcast failed 2 times" in check.line()
     assert "RecursionError" in cli._tasks_line(failed) and cli._tasks_line(running) == ""
+
+
+def test_a_payload_the_line_builder_fails_on_is_stored_as_its_bytes(tmp_path, monkeypatch):
+    """Whatever a future bug in record.build raises, Store.put stores the event (its bytes
+    redacted, as base64) and counts it: no lost event, no task stopped on a poison frame.
+    The failure is injected: no known payload makes build fail any more."""
+    import base64
+    from collections import Counter
+
+    from mpm_hook import wire
+    from mpmd.dedup import RecentIds
+    from mpmd.ring import open_ring_file
+    from mpmd.store import Store
+
+    async def scenario() -> tuple[tuple[int, int], Counter[str], bytes]:
+        ring, mm = open_ring_file(tmp_path / "ring", 1 << 20)
+        ring.add_consumer("journal")
+        counters: Counter[str] = Counter()
+        store = Store(ring, RecentIds(), 1, counters)
+
+        def broken(*_args, **_kwargs):
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(record, "build", broken)
+        token = "ghp_" + "A1b2C3d4E5" * 4
+        payload = event_with(f'"{token}"')
+        frame = EventFrame(version=1, id=b"p" * 16, ts_ns=time_ns(), payload=payload,
+                           original_size=len(payload), decision={"action": "allow"})
+        answer = store.put(frame, "spool")
+        ((_pos, line),) = ring.read("journal", max_records=10)
+        ring.close()
+        mm.close()
+        return answer, counters, line
+
+    from time import time_ns
+
+    (status_, seq), counters, line = asyncio.run(scenario())
+    assert (status_, seq) == (wire.STORED, 1)
+    assert counters["internal_errors"] == 1 and counters["events_total"] == 1
+    stored = msgspec.json.decode(line)
+    assert stored["status"] == "malformed" and "RecursionError" in stored["error"]
+    kept = base64.b64decode(stored["raw"])
+    assert b"Stop" in kept and b"ghp_A1b2" not in kept and stored["redactions"] == 1
