@@ -14,7 +14,6 @@ import email.utils
 import errno
 import http
 import logging
-import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from websockets.http11 import Request, Response
 
 from mpmd import __version__, access, history_api
 from mpmd.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
-from mpmd.events import NAMESPACE_OF, NAMESPACES
+from mpmd.events import NAMESPACE_OF, NAMESPACES, deeper_than
 from mpmd.metrics import CONTENT_TYPE
 
 log = logging.getLogger("mpmd.viewer")
@@ -344,7 +343,7 @@ class Viewer:
 
     def _on_message(self, client: Client, data: str | bytes) -> str | None:
         """Apply one client message; the error text to send back, if any."""
-        if _deeper_than(data, MAX_CLIENT_DEPTH):
+        if deeper_than(data.encode() if isinstance(data, str) else data, MAX_CLIENT_DEPTH):
             self.counters["viewer_bad_messages"] += 1
             return (f"not a subscribe or answer message: nested deeper than "
                     f"{MAX_CLIENT_DEPTH} levels")
@@ -380,24 +379,6 @@ class Viewer:
         if refused is not None:
             return f"answer to request {answer.seq} not taken: {refused}"
         return None
-
-
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKET = re.compile(rb"[\[\]{}]")
-
-
-def _deeper_than(data: str | bytes, limit: int) -> bool:
-    """Whether JSON text nests arrays and objects more than ``limit`` deep (brackets in
-    strings do not count); linear, no recursion, whatever the text."""
-    raw = data.encode() if isinstance(data, str) else data
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # every message a page sends: no scan
-    depth = 0
-    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
-        depth += 1 if bracket.group() in (b"[", b"{") else -1
-        if depth > limit:
-            return True
-    return False
 
 
 def _now_iso() -> str:
