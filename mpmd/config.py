@@ -23,6 +23,7 @@ from typing import Any
 
 from mpm_hook import paths, wire
 from mpm_hook.files import write_atomically
+from mpmd.durable import make_owner_only_folders
 
 log = logging.getLogger("mpmd.config")
 
@@ -168,21 +169,12 @@ def _user_name(uid: int) -> str:
 
 
 def _create_owner_only(path: Path) -> None:
-    missing = []
-    at = path
-    while not os.path.lexists(at) and at != at.parent:
-        missing.append(at)
-        at = at.parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            continue  # made meanwhile (another start): checked like any existing folder
-        except OSError as exc:
-            raise FolderRefused(f"cannot create {folder}: {exc.strerror} — fix: check the "
-                                f"permissions of {folder.parent}, or set {paths.HOME_ENV} to "
-                                "a folder of yours") from None
-        os.chmod(folder, 0o700)  # the umask may have taken bits mkdir asked for
+    try:
+        make_owner_only_folders(path)
+    except OSError as exc:
+        raise FolderRefused(f"cannot create {exc.filename or path}: {exc.strerror} — fix: "
+                            f"check the permissions of the folders above it, or set "
+                            f"{paths.HOME_ENV} to a folder of yours") from None
 
 
 def default_config_dir() -> str:
@@ -208,6 +200,9 @@ class Settings:
     fsync_interval_s: float = 1.0
     idle_timeout_s: float = 5.0
     max_connections: int = 1024
+    # Frame bytes held across all connections between reads (unfinished frames at their
+    # announced size); a frame that would pass it is answered BUSY (docs/protocol.md).
+    max_partial_bytes: int = 64 * MiB
     spool_scan_interval_s: float = 2.0
     viewer_port: int = 7710  # 0: any free port; taken: the next free of the nine after it
     viewer_queue_bytes: int = 2 * MiB  # per viewer client; past it the client lags

@@ -19,3 +19,20 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def make_owner_only_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700 whatever the umask (OSError naming
+    the folder that could not be made). Existing folders are left as they are: the
+    caller decides whether to trust them."""
+    missing = []
+    at = folder
+    while not os.path.lexists(at) and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile (another start): the caller checks it like any other
+        os.chmod(new, 0o700)  # the umask may have taken bits mkdir asked for

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mpmd.durable import fsync_dir
+from mpmd.durable import fsync_dir, make_owner_only_folders
 
 # Every hook event Claude Code knows. Registering a name the running Claude Code does not know
 # can make it reject the whole settings file, so the CLI may pass a subset to install().
@@ -395,7 +395,8 @@ def _save(path: Path, data: Mapping[str, Any], *, backup: bool, expected: Any) -
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # Write through a symlink: replacing the link itself would cut it from its target.
     target = Path(os.path.realpath(path))
-    _make_folders(target.parent)
+    # ~/.claude holds the settings, which say what runs at every event: a new one is 0700.
+    make_owner_only_folders(target.parent)
     try:
         st: os.stat_result | None = os.stat(target)
         current: bytes | None = target.read_bytes()
@@ -410,21 +411,6 @@ def _save(path: Path, data: Mapping[str, Any], *, backup: bool, expected: Any) -
         _atomic_write(Path(os.path.realpath(backup_path)), current, st)
     _atomic_write(target, text.encode("utf-8"), st)
     return backup_path
-
-
-def _make_folders(folder: Path) -> None:
-    """The missing folders up to ``folder``, 0700 whatever the umask: ~/.claude holds the
-    settings, which say what runs at every event. Existing ones are the user's business."""
-    missing = []
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for new in reversed(missing):
-        try:
-            os.mkdir(new, 0o700)
-        except FileExistsError:
-            continue
-        os.chmod(new, 0o700)  # the umask may have taken bits mkdir asked for
 
 
 def _atomic_write(target: Path, content: bytes, like: os.stat_result | None) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from mpm_hook import wire
-from tests.utils import Daemon, run_hook, spool_files, status, wait_until
+from tests.utils import Daemon, run_hook, send_frame, spool_files, status, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="prlimit on another process and tmpfs are Linux only")
@@ -47,16 +47,8 @@ def prompt(n: int, size: int = BIG) -> bytes:
 def send(home: Path, payload: bytes) -> tuple[str, int]:
     """(id, ack status) for one event sent the way the hook does, without its spooling."""
     event_id = os.urandom(wire.ID_BYTES)
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(str(home / "mpmd.sock"))
-        s.sendall(wire.encode_event(event_id, time.time_ns(), payload, len(payload)))
-        ack = b""
-        while len(ack) < wire.ACK_FRAME_BYTES:
-            chunk = s.recv(wire.ACK_FRAME_BYTES - len(ack))
-            assert chunk, "the daemon closed the connection without an ack"
-            ack += chunk
-    acked_id, answer, _seq = wire.decode_ack(ack)
+    acked_id, answer, _seq = send_frame(
+        home, wire.encode_event(event_id, time.time_ns(), payload, len(payload)))
     assert acked_id == event_id
     return event_id.hex(), answer
 

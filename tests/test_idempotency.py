@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
 from mpm_hook import hook, wire
 from mpmd.dedup import RecentIds
-from tests.utils import Daemon, journal_events, send_events, spool_files, status, wait_until
+from tests.utils import (
+    Daemon,
+    journal_events,
+    send_events,
+    send_frame,
+    spool_files,
+    status,
+    wait_until,
+)
 
 # Enough newer events to push an id out of the window (its capacity and its slack).
 PAST_THE_WINDOW = RecentIds().capacity * 9 // 8 + 1000
@@ -29,17 +36,7 @@ def payload(n: int) -> bytes:
 
 
 def send_one(home: Path, frame: bytes) -> tuple[int, int]:
-    """(status, seq) of the ack for one frame sent as a hook sends it."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(str(home / "mpmd.sock"))
-        sock.sendall(frame)
-        sock.shutdown(socket.SHUT_WR)
-        ack = b""
-        while len(ack) < wire.ACK_FRAME_BYTES:
-            more = sock.recv(wire.ACK_FRAME_BYTES - len(ack))
-            assert more, "no ack"
-            ack += more
-    _id, state, seq = wire.decode_ack(ack)
+    _id, state, seq = send_frame(home, frame)
     return state, seq
 
 

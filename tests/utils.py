@@ -158,6 +158,26 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0
         time.sleep(0.02)  # polling an outside observable: nothing to await
 
 
+def send_frame(home: Path, frame: bytes) -> tuple[bytes, int, int]:
+    """(id, status, seq) of the ack for one frame, sent the way the hook sends it (without
+    its spooling)."""
+    import socket
+
+    from mpm_hook import wire
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(home / "mpmd.sock"))
+        sock.sendall(frame)
+        sock.shutdown(socket.SHUT_WR)
+        ack = b""
+        while len(ack) < wire.ACK_FRAME_BYTES:
+            more = sock.recv(wire.ACK_FRAME_BYTES - len(ack))
+            assert more, "the daemon closed the connection without an ack"
+            ack += more
+    return wire.decode_ack(ack)
+
+
 def send_events(home: Path, payloads: list[bytes], window: int = 256,
                 when_ns: int | None = None) -> list[int]:
     """Many events quickly: the hook's frames, pipelined on one connection to the daemon's
