@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -202,7 +203,153 @@ def _is_literal(value: str, quote: str | None) -> bool:
     return not (quote is None and _DOTTED.fullmatch(value))
 
 
-def _redact(text: str, counter: list[int]) -> str:
+# --- where a match can start: the fast path of _redact -------------------------------------------
+#
+# The combined pattern costs about 1 us a character (sre tries every alternative at every
+# position), so a flagged 8 MiB payload blocked the daemon's event loop for seconds. Every
+# alternative starts at, or a bounded distance before, a literal that C-speed scanning finds:
+# a token's prefix, a header's name, "://", or the name run around a secret-ish word. The
+# pattern is then tried only at those starts, with match() on the whole text (lookbehinds and
+# lookaheads see what the full pass sees), left to right as sub() does: since no match can
+# start anywhere else, the output is the full pass's, character for character.
+#
+# Scanned on the text's ASCII bytes: encoding with "replace" keeps one byte per character (a
+# "?" for any other) so positions stay the same, and every pattern is re.ASCII, so only ASCII
+# letters fold and no other character is in a name or a prefix. sre is slow on an alternation
+# whose first characters are common letters (it tries it at nearly every position), so, as in
+# needs_redaction, the bytes are lower-cased and a few rarer letters (k z j x w g) turned into
+# \x01 in the same translate(), and the scan starts at \x01; the anchors without one of those
+# letters get a bytes.find() each.
+_SCAN_MARK = 1
+_scan_table = bytearray(bytes(range(256)).lower())
+_scan_table[_SCAN_MARK] = ord("?")  # a \x01 of the text is no name character
+for _c in b"kzjxwgKZJXWG":
+    _scan_table[_c] = _SCAN_MARK
+_SCAN_TABLE = bytes(_scan_table)
+# Each alternative is the anchor's rest after the marker, then the part before the marker as
+# a lookbehind, then an empty group that names it: starting with a literal, an alternative
+# that cannot match is skipped at once (sre checks a branch's first literal before trying it).
+# The empty group's number indexes _ANCHOR_STARTS: how far before the marker a match can start
+# (None: a secret-ish word of a name, see _name_starts). sre reports only the first
+# alternative that matches at a marker, so alternatives that can match at the same one share
+# their starts: "a" (AIza) is a prefix of "app-" and "ation".
+_ANCHOR_ALTERNATIVES = (
+    (rb"ia(?<=a\x01ia)", (1,)),  # AKIA
+    (rb"-(?<=s\x01-)", (1,)),  # sk-, sk-ant-
+    (rb"_live_", (1,)),  # [sr]k_live_
+    (rb"_test_", (1,)),  # [sr]k_test_
+    (rb"h[pousr]_", (0,)),  # ghp_ ...
+    (rb"ithub_pat_", (0,)),
+    (rb"lpat-", (0,)),  # glpat-
+    (rb"o\x01[abposr]-", (0,)),  # xoxb- ...
+    (rb"app-", (0, 2)),  # xapp-
+    (rb"ation(?<=authori\x01ation)", (7, 13, 2)),  # (proxy-)authorization
+    (rb"a(?<=ai\x01a)", (2,)),  # AIza
+    (rb"ie(?<=coo\x01ie)", (3, 7)),  # (set-)cookie
+    (rb"d(?<=pass\x01d)", None),  # passwd
+    (rb"or(?<=pass\x01or)", None),  # password
+    (rb"en(?<=to\x01en)", None),  # token
+    (rb"ey", None),  # key
+)
+_ANCHORS = re.compile(
+    rb"\x01(?:" + rb"|".join(p + rb"()" for p, _ in _ANCHOR_ALTERNATIVES) + rb")"
+)
+_ANCHOR_STARTS: list[tuple[int, ...] | None] = [(), *(s for _, s in _ANCHOR_ALTERNATIVES)]
+# Anchors without a marker letter, or whose marker can end another's (eyJ: "eyk" + "ey"),
+# found by bytes.find: (literal, how far before it a match can start; None: a word).
+_FOUND_ANCHORS = ((b"ey\x01", 0), (b"-----be", 0), (b"asia", 0), (b"://", 0), (b"cre", None))
+_NON_NAME_BEFORE = re.compile(rb".*[^a-z0-9_.\x01-]", re.S)  # backtracks: O(distance)
+_NAME_WINDOW = 64
+
+
+def _starts(text: str) -> list[int]:
+    """Sorted positions of ``text`` that include every position where _SECRET_TEXT matches."""
+    t = text.encode("ascii", "replace").translate(_SCAN_TABLE)
+    starts: list[int] = []
+    add = starts.append
+    words: list[int] = []  # positions inside a secret-ish word
+    search = _ANCHORS.search
+    at = 0
+    while (m := search(t, at)) is not None:
+        h = m.start()
+        at = h + 1  # not m.end(): anchors may overlap
+        back = _ANCHOR_STARTS[m.lastindex or 0]
+        if back is None:
+            words.append(h)
+        else:
+            for n in back:
+                add(h - n)
+    for literal, before in _FOUND_ANCHORS:
+        h = t.find(literal)
+        while h >= 0:
+            if before is None:
+                words.append(h)
+            else:
+                add(h - before)
+            h = t.find(literal, h + 1)
+    if words:
+        _name_starts(t, sorted(words), add)
+    starts.sort()
+    return starts
+
+
+def _name_starts(t: bytes, words: list[int], add: Callable[[int], None]) -> None:
+    """The starts of assign and cli_flag matches whose name holds a word at ``words``.
+
+    assign starts where the run of name characters holding the word starts, cli_flag at a
+    "--" inside that run before the word. A run met again (two words in one name) is neither
+    walked back nor searched for "--" twice, so this is linear in the text at worst.
+    """
+    prev_k = -1
+    prev_r = 0
+    for h in words:
+        floor = max(prev_k, 0)
+        lo = max(floor, h - _NAME_WINDOW)
+        while True:
+            back = _NON_NAME_BEFORE.match(t, lo, h)
+            if back is not None:
+                r = back.end()
+                break
+            if lo == floor:
+                r = floor
+                break
+            lo = max(floor, 2 * lo - h)
+        if prev_k >= 0 and r == prev_k:
+            r, dashes_from = prev_r, prev_k
+        else:
+            dashes_from = r
+            add(r)
+        d = t.find(b"--", dashes_from, h)
+        while d >= 0:
+            add(d)
+            d = t.find(b"--", d + 1, h)
+        prev_k, prev_r = h, r
+
+
+def _sub_at_starts(text: str, replace: Callable[[re.Match[str]], str]) -> str:
+    """``_SECRET_TEXT.sub(replace, text)``, trying the pattern only where it can match."""
+    out: list[str] = []
+    pos = 0
+    match = _SECRET_TEXT.match
+    for c in _starts(text):
+        if c < pos:
+            continue
+        m = match(text, c)
+        if m is None:
+            continue
+        out += (text[pos:c], replace(m))
+        pos = m.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# Below this length the full pass is cheap enough, and the scan's fixed cost is not worth it.
+_SPARSE_FROM = 64
+
+
+def _redact(text: str, counter: list[int], sparse_from: float) -> str:
     def replace(m: re.Match[str]) -> str:
         kind = m.lastgroup or ""
         if kind in _WHOLE_KINDS:
@@ -216,7 +363,7 @@ def _redact(text: str, counter: list[int]) -> str:
         # a dotted name (a.AKIA....password=). Once the name is cut by a marker, the value goes
         # too: a second pass must not see a different name and decide differently.
         before = counter[0]
-        new_prefix = prefix if kind in _FIXED_PREFIX else _redact(prefix, counter)
+        new_prefix = prefix if kind in _FIXED_PREFIX else _redact(prefix, counter, sparse_from)
         name = m.group(kind + "_name") if kind in ("assign", "cli_flag") else None
         if _MARKER.fullmatch(value):
             secret = False
@@ -230,9 +377,11 @@ def _redact(text: str, counter: list[int]) -> str:
             counter[0] += 1
             return new_prefix + REDACTED + whole[end - base :]
         # Not a secret by its name; what it holds may still be one by its shape.
-        return new_prefix + _redact(value, counter) + whole[end - base :]
+        return new_prefix + _redact(value, counter, sparse_from) + whole[end - base :]
 
-    return _SECRET_TEXT.sub(replace, text)
+    if len(text) < sparse_from:
+        return _SECRET_TEXT.sub(replace, text)
+    return _sub_at_starts(text, replace)
 
 
 # Payloads repeat their short strings (keys, session ids, paths, tool names): a bounded memo of
@@ -257,19 +406,26 @@ def redact_text(s: str) -> tuple[str, int]:
     return done
 
 
-def _redact_text(s: str) -> tuple[str, int]:
+def _redact_text(s: str, sparse_from: float | None = None) -> tuple[str, int]:
     if not needs_redaction(s.encode("utf-8", "surrogatepass")):
         return s, 0
+    if sparse_from is None:
+        sparse_from = _SPARSE_FROM
     counter = [0]
-    out = _redact(s, counter)
+    out = _redact(s, counter, sparse_from)
     # A marker can expose a name that was glued to a token (AKIA..._KEY=x): repeat until
     # nothing changes, so that redacting twice is redacting once. Each change turns text into
     # a marker, so this ends; almost always after one more pass, and only when there was a hit.
     done = 0
     while counter[0] != done:
         done = counter[0]
-        out = _redact(out, counter)
+        out = _redact(out, counter, sparse_from)
     return out, counter[0]
+
+
+def _redact_text_full(s: str) -> tuple[str, int]:
+    """``_redact_text`` by the full pass only, everywhere: what the fast path must equal."""
+    return _redact_text(s, sparse_from=float("inf"))
 
 
 # --- redact_raw: payload text that did not decode -----------------------------------------------

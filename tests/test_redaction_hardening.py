@@ -219,7 +219,7 @@ def test_the_issue_s_cut_payload_reaches_nothing_in_clear(home: Path) -> None:
                           "tool_response": {"content": content}}).encode()
     with Daemon(home) as daemon:
         assert run_hook(home, payload).returncode == 0
-        # Redacting 8 MiB takes the daemon seconds (the hook may spool meanwhile).
+        # Redacting 8 MiB takes the daemon a few tenths of a second; the index, longer.
         wait_until(lambda: status(home).get("index_last_seq") == 1, "the event is indexed",
                    timeout=300)
         tail = mpmd_cli(home, "tail", "--json")
