@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/e2e_latency.py
 	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/redact.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
