@@ -55,6 +55,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def source_env(source: str | None) -> dict[str, str]:
+    """The environment that makes ``python -m mpmd`` (or a script importing mpmd) run
+    another copy of the package, a folder holding ``mpmd/`` (to measure a before and an
+    after on one machine); nothing for this checkout. PYTHONSAFEPATH: ``-m`` would
+    otherwise put the working folder ahead of PYTHONPATH."""
+    if not source:
+        return {}
+    return {"PYTHONPATH": os.path.abspath(source), "PYTHONSAFEPATH": "1"}
+
+
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     return clean_env(MPMD_HOME=str(home), **extra)
 

@@ -424,7 +424,7 @@ def measure_floor(home: Path, payloads: list[bytes],
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("floor_server.py")), path,
-         str(write_fd)], pass_fds=(write_fd,), env=C.clean_env(),
+         str(write_fd)], pass_fds=(write_fd,), env=C.clean_env(**C.source_env(args.source)),
     )
     os.close(write_fd)
     try:
@@ -466,6 +466,8 @@ def main() -> int:
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--profile-native", action="store_true",
                     help="py-spy --native: C frames too (uvloop, msgspec, syscalls)")
+    ap.add_argument("--source", help="run the daemon (and the floor) from this copy of the "
+                                     "mpmd package, a folder holding mpmd/ (a before/after)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary MPMD_HOME")
     args = ap.parse_args()
     if args.client_impl == "blocking":
@@ -473,7 +475,7 @@ def main() -> int:
 
     payloads = C.fixture_payloads()
     home = C.short_home("mpmi-")
-    daemon = C.Daemon(home)
+    daemon = C.Daemon(home, **C.source_env(args.source))
     figures: dict[str, dict[str, float]] = {}
     profiles: dict[str, list[str]] = {}
     try:

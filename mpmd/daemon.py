@@ -443,6 +443,7 @@ class Daemon:
                 max_frame_bytes=s.max_frame_bytes,
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
+                max_partial_bytes=s.max_partial_bytes,
             )
             self.approvals = Approvals(self.counters, self._journal_answer,
                                        self.broadcaster.approvals_changed,

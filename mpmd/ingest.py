@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import ctypes
 import errno
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from mpm_hook import wire
 from mpmd import peercred
-from mpmd.framing import EventFrame, FrameDecoder
+from mpmd.framing import REFUSE_AFTER, EventFrame, FrameDecoder
 from mpmd.store import Store
 
 log = logging.getLogger("mpmd.ingest")
@@ -32,7 +35,7 @@ KEEP_REJECTED_FILES = 100
 
 
 class Rejects:
-    """Keeps the first bytes of rejected streams aside, in a bounded folder."""
+    """Keeps the first bytes of rejected streams aside, redacted, in a bounded folder."""
 
     def __init__(self, folder: Path, counters: Counter[str]) -> None:
         self.folder = folder
@@ -48,15 +51,96 @@ class Rejects:
             target = self.folder / (name or f"{time.time_ns():020d}-{reason}.bin")
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(data[:KEEP_REJECTED_BYTES])
+                # Cut first: the cut can end the kept bytes in the middle of a secret.
+                f.write(self.redacted(data[:KEEP_REJECTED_BYTES]))
         except OSError as exc:
             log.warning("could not keep a rejected %s frame aside: %s", reason, exc)
+
+    @staticmethod
+    def redacted(data: bytes) -> bytes:
+        """The bytes of a rejected stream with the secrets in their text redacted, framing
+        kept for diagnosis (a length no longer matches its body once a secret is replaced).
+
+        A rejected frame is most often a good frame cut short (a hook killed while sending),
+        its payload JSON: each payload the hook's frame layout leads to is redacted alone,
+        since redaction reads JSON strings from their opening quote and a quote byte in an id
+        or a length before it would turn them inside out. The rest, framing and whatever does
+        not follow the layout, is redacted as text too.
+        """
+        from mpmd.redact import redact_raw_bytes  # only here: the rare path
+
+        out = []
+        done = 0
+        for start, end in Rejects._payloads(data):
+            out += (redact_raw_bytes(data[done:start])[0], redact_raw_bytes(data[start:end])[0])
+            done = end
+        out.append(redact_raw_bytes(data[done:])[0])
+        return b"".join(out)
+
+    @staticmethod
+    def _payloads(data: bytes) -> list[tuple[int, int]]:
+        """(start, end) of each event payload in ``data``, as far as it is there, while the
+        frames follow the hook's layout (mpm_hook.wire.encode_event, bin 8/16/32 payloads)."""
+        spans: list[tuple[int, int]] = []
+        at = 0
+        while len(data) - at >= wire.LENGTH_BYTES:
+            body = at + wire.LENGTH_BYTES
+            if data[body : body + 4] not in (b"\x95\x01\xc4\x10", b"\x96\x01\xc4\x10"):
+                break
+            ts = body + 4 + wire.ID_BYTES
+            if data[ts : ts + 1] != b"\xcf":
+                break
+            head = ts + 9
+            width = {b"\xc4": 1, b"\xc5": 2, b"\xc6": 4}.get(data[head : head + 1])
+            start = head + 1 + (width or 0)
+            if width is None or start > len(data):
+                break
+            spans.append((start, min(start + int.from_bytes(data[head + 1 : start]), len(data))))
+            at = body + int.from_bytes(data[at:body])
+        return spans
 
 
 # Bytes asked of one recv: many pipelined frames at once, still a bounded copy.
 RECV_BYTES = 256 * 1024
 # Reads of one connection per wake-up before the others get their turn.
 READS_PER_WAKE = 4
+# Frames (and bytes of frames, at least one frame) stored for one connection per turn: a
+# client that pipelines gets a turn like any other and then waits for the next, so a hook's
+# ack waits for about one turn of each busy connection (~1 ms), not for a whole read of
+# theirs (~700 fixture frames a read, up to four reads a wake-up: 160-350 ms measured).
+# 32 rather than 64: under a burst a hook's ack took 1.0-1.5 ms at the median instead of
+# 2.2-2.5 (p99 6 ms instead of 8-10), for no measurable throughput (benchmarks/fairness.py).
+FRAMES_PER_TURN = 32
+BYTES_PER_TURN = 256 * 1024
+# Warn about the partial-frame budget being full at most this often.
+BUDGET_WARN_INTERVAL_S = 60.0
+# What makes a burst after which freed memory is handed back to the system (_after_burst):
+# this many events stored, or an unfinished frame this big.
+TRIM_AFTER_EVENTS = 1000
+TRIM_AFTER_BYTES = 1024 * 1024
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl has none)
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Hand the memory glibc keeps after it was freed back to the system: it keeps freed
+    heap pages for reuse, so the daemon's RSS stayed near its peak after a burst (measured:
+    198 MB idle after draining 200,000 spooled events, 137 MB with this; docs/benchmarks.md).
+    Well under a millisecond to a few, once after a burst. False where there is none."""
+    if _malloc_trim is None:
+        return False
+    _malloc_trim(0)
+    return True
 # Per call instead of setting the socket non-blocking: one system call less a connection.
 _DONTWAIT = getattr(_socket, "MSG_DONTWAIT", 0)
 # Connections taken per wake-up of the listening socket, so that a flood of connects cannot
@@ -70,7 +154,7 @@ ACCEPT_PAUSE_S = 0.1
 class Connection:
     """One peer: its socket, its decoder, the first bytes it sent, acks waiting to go out."""
 
-    __slots__ = ("sock", "fd", "decoder", "head", "tick", "out")
+    __slots__ = ("sock", "fd", "decoder", "head", "tick", "out", "held", "watched", "later")
 
     def __init__(self, sock: _socket.socket, max_frame_bytes: int, tick: int) -> None:
         self.sock = sock
@@ -79,6 +163,9 @@ class Connection:
         self.head = b""  # the first bytes since the last stored frame, kept if rejected
         self.tick = tick  # the idle sweep's tick when this peer last sent something
         self.out = b""  # acks the socket could not take yet
+        self.held = 0  # bytes charged to the server's partial-frame budget
+        self.watched = False  # the loop watches the socket for reading
+        self.later = False  # frames read but not yet stored wait for its next turn
 
 
 class Holder(Protocol):
@@ -102,6 +189,18 @@ class IngestServer:
 
     A peer that stops reading its acks is not buffered for without bound: while acks wait to
     go out, its socket is not read.
+
+    Fairness: a connection is served a turn of at most FRAMES_PER_TURN frames; frames it
+    sent beyond that wait in its decoder for its next turn, after every other connection
+    ready meanwhile (and the loop's other callbacks) had theirs.
+
+    Memory: what connections hold between turns (unfinished frames, counted whole at their
+    announced size as soon as their id has come, and frames waiting for their turn) is
+    bounded by ``max_partial_bytes`` across all of them, not only by each one's frame limit
+    (100 connections each holding most of an 8 MiB frame took the daemon to 844 MB). An
+    unfinished frame that would pass the budget is refused: answered BUSY at once (the hook
+    spools it, and the spool drain brings it in later), the rest of it read and dropped as
+    it comes, the connection kept.
     """
 
     def __init__(
@@ -113,6 +212,7 @@ class IngestServer:
         max_frame_bytes: int,
         idle_timeout_s: float,
         max_connections: int,
+        max_partial_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.rejects = rejects
@@ -129,6 +229,13 @@ class IngestServer:
         self._tick = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self.holder: Holder | None = None
+        self.max_partial_bytes = max_partial_bytes
+        self.held = 0  # bytes charged by all connections (Connection.held)
+        self._budget_warned = -BUDGET_WARN_INTERVAL_S
+        # Events stored at the last sweep and at the last trim (_after_burst).
+        self._stored_at_sweep = 0
+        self._stored_at_trim = 0
+        self._trim_due = False
 
     # ---- listening --------------------------------------------------------------------
     def start(self, listener: socket.socket) -> None:
@@ -187,7 +294,9 @@ class IngestServer:
             self.idle.clear()
             counters["connections_total"] += 1
             self._read(conn)
-            if conn.fd in self.connections and not conn.out:
+            if not (conn.out or conn.later or conn.watched) \
+                    and self.connections.get(conn.fd) is conn:
+                conn.watched = True
                 self.loop.add_reader(conn.fd, self._read, conn)
 
     def _resume_accepting(self) -> None:
@@ -207,24 +316,34 @@ class IngestServer:
         # A few reads a wake-up: a hook sends its frame and then shuts down its side, so the
         # second read usually sees the end and the connection closes without ever being
         # watched by the loop (the watch costs two epoll_ctl calls and a wake-up).
-        for _ in range(READS_PER_WAKE):
-            try:
-                data = conn.sock.recv(RECV_BYTES, _DONTWAIT)
-            except (BlockingIOError, InterruptedError):
+        decoder = conn.decoder
+        frames_left = FRAMES_PER_TURN
+        bytes_left = BYTES_PER_TURN
+        reads = 0
+        while True:
+            if decoder.ready:  # frames read before come first, without reading more
+                data = b""
+            elif reads == READS_PER_WAKE:
                 return
-            except OSError:
-                self._close(conn)
-                return
-            if not data:  # the peer closed its side
-                if conn.decoder.buffered:
-                    self.rejects.keep("truncated", conn.head)
-                self._close(conn)
-                return
-            conn.tick = self._tick
-            head = conn.head
-            if len(head) < KEEP_REJECTED_BYTES:
-                conn.head = head + data[: KEEP_REJECTED_BYTES - len(head)]
-            frames, error = conn.decoder.feed(data)
+            else:
+                reads += 1
+                try:
+                    data = conn.sock.recv(RECV_BYTES, _DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    self._close(conn)
+                    return
+                if not data:  # the peer closed its side
+                    if decoder.buffered:
+                        self.rejects.keep("truncated", conn.head)
+                    self._close(conn)
+                    return
+                conn.tick = self._tick
+                head = conn.head
+                if len(head) < KEEP_REJECTED_BYTES:
+                    conn.head = head + data[: KEEP_REJECTED_BYTES - len(head)]
+            frames, error = decoder.feed(data, frames_left, bytes_left)
             if frames:
                 put = self.store.put
                 encode_ack = wire.encode_ack
@@ -237,18 +356,113 @@ class IngestServer:
                 self._send(conn, b"".join(acks))
                 holder = self.holder
                 if holder is not None and status == wire.STORED and error is None \
-                        and holder.wants(frames[-1]) and not conn.out \
-                        and conn.fd in self.connections:
+                        and not decoder.buffered and holder.wants(frames[-1]) \
+                        and not conn.out and self.connections.get(conn.fd) is conn:
                     self._hand_over(conn, holder, frames[-1], seq)
                     return
+                frames_left -= len(frames)
+                bytes_left -= decoder.taken
             if error is not None:
                 log.info("closing a connection that broke the wire contract: %s", error)
                 self.rejects.keep(error.reason, conn.head)
                 self._close(conn)
                 return
-            if conn.out or conn.fd not in self.connections:
+            if self.connections.get(conn.fd) is not conn:
+                return
+            if not decoder.buffered:
+                conn.head = b""  # nothing to keep aside any more (a refused frame's rest)
+            want = self._holds(conn)
+            if decoder.ready and self.held + want - conn.held > self.max_partial_bytes:
+                # No room to keep what it sent waiting for its turn: stored now instead,
+                # its turn runs longer.
+                frames_left = bytes_left = 1 << 62
+                continue
+            if want != conn.held and not self._charge(conn, want):
+                return
+            if conn.out:
+                return
+            if decoder.ready:  # its turn is over (a limit stopped the decoder)
+                self._later(conn)
                 return
 
+    def _later(self, conn: Connection) -> None:
+        """Frames of ``conn`` wait in its decoder: its next turn comes after the callbacks
+        ready now (other connections' turns among them), whether its socket has more or not."""
+        if conn.watched:
+            conn.watched = False
+            self.loop.remove_reader(conn.fd)
+        conn.later = True
+        self.counters["turns_yielded"] += 1
+        self.loop.call_soon(self._next_turn, conn)
+
+    def _next_turn(self, conn: Connection) -> None:
+        conn.later = False
+        if self.connections.get(conn.fd) is not conn:
+            return  # closed meanwhile (its fd may be another connection's by now)
+        self._read(conn)
+        if not (conn.out or conn.later or conn.watched) \
+                and self.connections.get(conn.fd) is conn:
+            conn.watched = True
+            self.loop.add_reader(conn.fd, self._read, conn)
+
+    # ---- the partial-frame budget -----------------------------------------------------
+    @staticmethod
+    def _holds(conn: Connection) -> int:
+        """What ``conn`` holds between turns, for the budget: its decoder's (an unfinished
+        frame at its announced size) and the bytes kept in case it is rejected. Nothing
+        for the first bytes of a frame, before its id: a few bytes a connection, which
+        could not be refused (no id to answer BUSY for)."""
+        decoder = conn.decoder
+        if not decoder.ready and decoder.buffered < REFUSE_AFTER:
+            return 0
+        return decoder.holding + len(conn.head)
+
+    def _charge(self, conn: Connection, want: int) -> bool:
+        """Charge ``want`` for ``conn`` to the budget, or refuse its unfinished frame if
+        that would pass it. False when the connection was closed."""
+        more = want - conn.held
+        if more > 0 and self.held + more > self.max_partial_bytes and not conn.decoder.ready:
+            return self._refuse(conn)
+        self.held += more
+        conn.held = want
+        counters = self.counters
+        counters["partial_bytes_held"] = self.held
+        if self.held > counters["partial_bytes_peak"]:
+            counters["partial_bytes_peak"] = self.held
+        if more >= TRIM_AFTER_BYTES:
+            self._trim_due = True
+        return True
+
+    def _release(self, conn: Connection) -> None:
+        if conn.held:
+            self.held -= conn.held
+            conn.held = 0
+            self.counters["partial_bytes_held"] = self.held
+
+    def _refuse(self, conn: Connection) -> bool:
+        """BUSY for the unfinished frame that does not fit: the hook spools it (the spool
+        drain takes it in, one frame at a time), nothing it sent before is affected, and
+        what the connection sends after it is served as usual."""
+        event_id = conn.decoder.refuse()
+        conn.head = b""
+        self._release(conn)
+        counters = self.counters
+        counters["busy_partial_budget"] += 1
+        now = time.monotonic()
+        if now - self._budget_warned >= BUDGET_WARN_INTERVAL_S:
+            self._budget_warned = now
+            log.warning("unfinished frames hold %d bytes (max_partial_bytes %d): answering "
+                        "BUSY to frames that do not fit, hooks spool them", self.held,
+                        self.max_partial_bytes)
+        if event_id is None:  # not the hook's layout: no id to answer for, in order
+            counters["closed_partial_budget"] += 1
+            self._close(conn)
+            return False
+        counters["busy"] += 1
+        self._send(conn, wire.encode_ack(event_id, wire.BUSY, 0))
+        return self.connections.get(conn.fd) is conn
+
+    # ---- acks ---------------------------------------------------------------------------
     def _send(self, conn: Connection, data: bytes) -> None:
         if conn.out:  # already waiting for room: keep the order
             conn.out += data
@@ -263,8 +477,10 @@ class IngestServer:
         if sent < len(data):
             self.counters["paused_for_unread_acks"] += 1
             conn.out = data[sent:]
-            if conn.fd in self.connections:
-                self.loop.remove_reader(conn.fd)
+            if self.connections.get(conn.fd) is conn:
+                if conn.watched:
+                    conn.watched = False
+                    self.loop.remove_reader(conn.fd)
                 self.loop.add_writer(conn.fd, self._flush, conn)
 
     def _flush(self, conn: Connection) -> None:
@@ -279,23 +495,34 @@ class IngestServer:
         conn.tick = self._tick
         if not conn.out:
             self.loop.remove_writer(conn.fd)
-            self.loop.add_reader(conn.fd, self._read, conn)
+            if conn.decoder.ready:
+                self._later(conn)
+            else:
+                conn.watched = True
+                self.loop.add_reader(conn.fd, self._read, conn)
 
     def _hand_over(self, conn: Connection, holder: Holder, frame: EventFrame,
                    seq: int) -> None:
         """The hook waits for an answer after its ack: the socket is the holder's now."""
         del self.connections[conn.fd]
-        self.loop.remove_reader(conn.fd)
+        if conn.watched:
+            conn.watched = False
+            self.loop.remove_reader(conn.fd)
+        self._release(conn)
         if not self.connections:
             self.idle.set()
         holder.take(frame, seq, conn.sock)
 
     def _close(self, conn: Connection) -> None:
-        if self.connections.pop(conn.fd, None) is None:
+        if self.connections.get(conn.fd) is not conn:
             return
-        self.loop.remove_reader(conn.fd)
+        del self.connections[conn.fd]
+        if conn.watched:
+            conn.watched = False
+            self.loop.remove_reader(conn.fd)
         if conn.out:
             self.loop.remove_writer(conn.fd)
+        self._release(conn)
         conn.sock.close()
         if not self.connections:
             self.idle.set()
@@ -312,7 +539,22 @@ class IngestServer:
         stale = self._tick - 2
         for conn in [c for c in self.connections.values() if c.tick <= stale]:
             self.counters["closed_idle"] += 1
-            if conn.decoder.buffered:
+            if conn.decoder.buffered and not conn.decoder.ready:
                 self.rejects.keep("truncated", conn.head)
             self._close(conn)
+        self._after_burst()
         self._sweeper = self.loop.call_later(self.idle_timeout_s / 2, self._sweep)
+
+    def _after_burst(self) -> None:
+        """Once nothing was stored for a whole tick after a burst (TRIM_AFTER_EVENTS events
+        or big unfinished frames), hand what the C allocator keeps back to the system."""
+        stored = self.counters["events_total"]
+        if stored != self._stored_at_sweep:
+            self._stored_at_sweep = stored
+            if stored - self._stored_at_trim >= TRIM_AFTER_EVENTS:
+                self._trim_due = True
+        elif self._trim_due:
+            self._trim_due = False
+            self._stored_at_trim = stored
+            if release_free_memory():
+                self.counters["memory_trims"] += 1
