@@ -18,6 +18,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -66,9 +67,9 @@ def main() -> None:
         rounds = args.rounds if size < 1 << 20 else max(1, args.rounds // 2)
         sparse, full, build = [], [], []
         for _ in range(rounds):  # alternating: the machine's noise falls on both alike
-            sparse.append(median_ms(lambda: redact._redact_text(text), 1))
-            full.append(median_ms(lambda: redact._redact_text_full(text), 1))
-            build.append(median_ms(lambda: record.build(1, frame, time.time_ns()), 1))
+            sparse.append(median_ms(partial(redact._redact_text, text), 1))
+            full.append(median_ms(partial(redact._redact_text_full, text), 1))
+            build.append(median_ms(partial(record.build, 1, frame, time.time_ns()), 1))
         row = {"sparse_ms": round(statistics.median(sparse), 2),
                "full_ms": round(statistics.median(full), 2),
                "build_ms": round(statistics.median(build), 2)}

@@ -26,6 +26,7 @@ from typing import Protocol
 from mpm_hook import wire
 from mpmd import peercred
 from mpmd.framing import REFUSE_AFTER, EventFrame, FrameDecoder
+from mpmd.redact import redact_raw_bytes
 from mpmd.store import Store
 
 log = logging.getLogger("mpmd.ingest")
@@ -67,9 +68,7 @@ class Rejects:
         or a length before it would turn them inside out. The rest, framing and whatever does
         not follow the layout, is redacted as text too.
         """
-        from mpmd.redact import redact_raw_bytes  # only here: the rare path
-
-        out = []
+        out: list[bytes] = []
         done = 0
         for start, end in Rejects._payloads(data):
             out += (redact_raw_bytes(data[done:start])[0], redact_raw_bytes(data[start:end])[0])

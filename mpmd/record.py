@@ -59,7 +59,7 @@ def _raw_fields(data: bytes, force_base64: bool = False) -> tuple[str, str, int]
     return base64.b64encode(encoded).decode("ascii"), "base64", count
 
 
-def _derived(text: object, needs_redaction: bool) -> object:
+def _derived(text: str | None, needs_redaction: bool) -> str | None:
     """A text taken from the payload, redacted when the payload needs it. Without the
     pre-check's yes, no part of the payload holds anything to redact, so neither does this."""
     if needs_redaction and isinstance(text, str):
@@ -131,8 +131,8 @@ def build(
         seq=seq,
         id=frame.id.hex(),
         event_type=(
-            _derived(events.event_type_of(event), needs_redaction) if event is not None
-            else status
+            _derived(events.event_type_of(event), needs_redaction) or status
+            if event is not None else status
         ),
         session_id=_derived(event.session_id, needs_redaction) if event is not None else None,
         timestamp=_iso_hook(frame.ts_ns),
