@@ -105,11 +105,12 @@ RECV_BYTES = 256 * 1024
 READS_PER_WAKE = 4
 # Frames (and bytes of frames, at least one frame) stored for one connection per turn: a
 # client that pipelines gets a turn like any other and then waits for the next, so a hook's
-# ack waits for about one turn of each busy connection (~1 ms), not for a whole read of
-# theirs (~700 fixture frames a read, up to four reads a wake-up: 160-350 ms measured).
-# 32 rather than 64: under a burst a hook's ack took 1.0-1.5 ms at the median instead of
-# 2.2-2.5 (p99 6 ms instead of 8-10), for no measurable throughput (benchmarks/fairness.py).
-FRAMES_PER_TURN = 32
+# ack waits for about one turn of each busy connection (~2 ms), not for a whole read of
+# theirs (~700 fixture frames a read, up to four reads a wake-up: 100-350 ms measured).
+# 64 rather than 32: with 32 a hook's ack under a burst took 1.0-1.5 ms at the median
+# instead of 2.2-2.5, but a pipelined event cost 6-7% more daemon CPU (more turns, more
+# loop iterations and wake-ups of the peer); docs/benchmarks.md, "Fairness".
+FRAMES_PER_TURN = 64
 BYTES_PER_TURN = 256 * 1024
 # Warn about the partial-frame budget being full at most this often.
 BUDGET_WARN_INTERVAL_S = 60.0
