@@ -23,6 +23,7 @@ apart, never as stored. At the end the daemon is stopped with SIGTERM (which dra
 ring) and the journal's last seq must equal the STORED acks: ``lost``.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--clients 2] [--profile]
+        [--source DIR]
 
 ``--profile`` samples the daemon with py-spy during each run (``pip install py-spy``) and
 prints its hot spots. The last stdout line is one JSON object with all the figures.

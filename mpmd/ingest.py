@@ -108,10 +108,15 @@ READS_PER_WAKE = 4
 # ack waits for about one turn of each busy connection (~2 ms), not for a whole read of
 # theirs (~700 fixture frames a read, up to four reads a wake-up: 100-350 ms measured).
 # 64 rather than 32: with 32 a hook's ack under a burst took 1.0-1.5 ms at the median
-# instead of 2.2-2.5, but a pipelined event cost 6-7% more daemon CPU (more turns, more
-# loop iterations and wake-ups of the peer); docs/benchmarks.md, "Fairness".
+# instead of ~2, but a pipelined event cost 5-11% more daemon CPU (more turns, more loop
+# iterations); docs/benchmarks.md, "Fairness".
 FRAMES_PER_TURN = 64
 BYTES_PER_TURN = 256 * 1024
+# Acks of a connection served over several turns are held back up to this and sent
+# together, as when a whole read was served at once: an ack send each turn woke the peer
+# each turn, which on two cores then took the CPU from the daemon (py-spy: 40% of the time
+# serving connections was in send; 4% with the acks gathered).
+ACKS_GATHER_BYTES = 16 * 1024
 # Warn about the partial-frame budget being full at most this often.
 BUDGET_WARN_INTERVAL_S = 60.0
 # What makes a burst after which freed memory is handed back to the system (_after_burst):
@@ -154,7 +159,8 @@ ACCEPT_PAUSE_S = 0.1
 class Connection:
     """One peer: its socket, its decoder, the first bytes it sent, acks waiting to go out."""
 
-    __slots__ = ("sock", "fd", "decoder", "head", "tick", "out", "held", "watched", "later")
+    __slots__ = ("sock", "fd", "decoder", "head", "tick", "acks", "out", "held", "watched",
+                 "later")
 
     def __init__(self, sock: _socket.socket, max_frame_bytes: int, tick: int) -> None:
         self.sock = sock
@@ -162,6 +168,7 @@ class Connection:
         self.decoder = FrameDecoder(max_frame_bytes)
         self.head = b""  # the first bytes since the last stored frame, kept if rejected
         self.tick = tick  # the idle sweep's tick when this peer last sent something
+        self.acks = b""  # acks held back while its frames are served over several turns
         self.out = b""  # acks the socket could not take yet
         self.held = 0  # bytes charged to the server's partial-frame budget
         self.watched = False  # the loop watches the socket for reading
@@ -353,7 +360,14 @@ class IngestServer:
                     status, seq = put(frame, "hook", received_ns)
                     acks.append(encode_ack(frame.id, status, seq))
                 conn.head = b""
-                self._send(conn, b"".join(acks))
+                if conn.acks:
+                    acks.insert(0, conn.acks)
+                    conn.acks = b""
+                answer = b"".join(acks)
+                if decoder.ready and len(answer) < ACKS_GATHER_BYTES:
+                    conn.acks = answer  # goes out with those of its next turn
+                else:
+                    self._send(conn, answer)
                 holder = self.holder
                 if holder is not None and status == wire.STORED and error is None \
                         and not decoder.buffered and holder.wants(frames[-1]) \
@@ -363,15 +377,19 @@ class IngestServer:
                 frames_left -= len(frames)
                 bytes_left -= decoder.taken
             if error is not None:
+                if conn.acks:  # of the frames before the broken one
+                    self._send(conn, conn.acks)
                 log.info("closing a connection that broke the wire contract: %s", error)
                 self.rejects.keep(error.reason, conn.head)
                 self._close(conn)
                 return
             if self.connections.get(conn.fd) is not conn:
                 return
-            if not decoder.buffered:
-                conn.head = b""  # nothing to keep aside any more (a refused frame's rest)
-            want = self._holds(conn)
+            if decoder.buffered:
+                want = self._holds(conn)
+            else:  # a hook's connection, its frame stored: it holds nothing
+                conn.head = b""  # (or a refused frame's rest: nothing to keep aside)
+                want = 0
             if decoder.ready and self.held + want - conn.held > self.max_partial_bytes:
                 # No room to keep what it sent waiting for its turn: stored now instead,
                 # its turn runs longer.
@@ -409,13 +427,14 @@ class IngestServer:
     @staticmethod
     def _holds(conn: Connection) -> int:
         """What ``conn`` holds between turns, for the budget: its decoder's (an unfinished
-        frame at its announced size) and the bytes kept in case it is rejected. Nothing
-        for the first bytes of a frame, before its id: a few bytes a connection, which
-        could not be refused (no id to answer BUSY for)."""
+        frame at its announced size, frames waiting for their turn), the bytes kept in case
+        it is rejected, the acks held back. Nothing for the first bytes of a frame, before
+        its id: a few bytes a connection, which could not be refused (no id to answer BUSY
+        for)."""
         decoder = conn.decoder
         if not decoder.ready and decoder.buffered < REFUSE_AFTER:
             return 0
-        return decoder.holding + len(conn.head)
+        return decoder.holding + len(conn.head) + len(conn.acks)
 
     def _charge(self, conn: Connection, want: int) -> bool:
         """Charge ``want`` for ``conn`` to the budget, or refuse its unfinished frame if
