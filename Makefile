@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The Claude Code CLI the conformance suite (tests/claude/) runs against, pinned; installed
+# into an ignored folder. MPMD_CLAUDE=/path/to/claude runs the suite against another one.
+CLAUDE_CODE_VERSION := 2.1.328
+CLAUDE_CODE_DIR     := .claude-code
 
-.PHONY: setup run test lint types bench clean
+.PHONY: setup run test lint types bench clean claude-code
 
 $(BIN)/mpmd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +36,15 @@ bench: setup
 	$(BIN)/python benchmarks/e2e_latency.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/redact.py
+
+# Only the platform package's native binary is used, so npm's install scripts are skipped.
+claude-code: $(CLAUDE_CODE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
+
+$(CLAUDE_CODE_DIR)/.installed-$(CLAUDE_CODE_VERSION):
+	mkdir -p $(CLAUDE_CODE_DIR)
+	cd $(CLAUDE_CODE_DIR) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error \
+		--no-save @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	@touch $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
