@@ -48,6 +48,7 @@ from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
 from mpmd.policy import describe as describe_policy
+from mpmd.prompt_watch import PromptWatch
 from mpmd.ring import PageReleaser, open_ring_file
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
@@ -61,6 +62,9 @@ READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
 MAINTENANCE_INTERVAL_S = 60.0
+# How often the transcripts of sessions waiting for a permission are read (mpmd.prompt_watch):
+# a "no" in the terminal clears the session's needs-you within this.
+PROMPT_WATCH_INTERVAL_S = 0.25
 # A background task that fails is started again after this delay, doubling up to the
 # maximum while it keeps failing; one that ran this long before failing starts at the
 # minimum again.
@@ -151,6 +155,7 @@ class Daemon:
                                        on_commit=self._ring_freed,
                                        client_queue_bytes=s.viewer_queue_bytes)
         self.store.wakeups.append(self.broadcaster.wakeup)
+        self.prompt_watch = PromptWatch()
         # Its worker process is started once the loop runs; it reads the journal itself.
         self.indexer = Indexer(s.journal_dir, s.index_path, self.counters,
                                lambda: self.journal.last_seq)
@@ -292,6 +297,23 @@ class Daemon:
             except OSError as exc:
                 log.error("journal maintenance failed: %s", exc)
 
+    async def _prompt_watch_loop(self) -> None:
+        """Permission prompts answered no in the terminal (mpmd.prompt_watch): Claude Code
+        fires no hook for them, its transcript records them. Polls only while some session
+        waits for a permission; a pass reads what the transcripts gained since the last."""
+        while True:
+            await asyncio.sleep(PROMPT_WATCH_INTERVAL_S)  # transcripts give no event to await
+            waits = self.prompt_watch.waits(
+                r for r in self.broadcaster.sessions.all() if r.pending)
+            if not waits:
+                continue
+            for a in await asyncio.to_thread(self.prompt_watch.scan, waits):
+                self._journal_own({
+                    "hook_event_name": "PermissionAnswered", "session_id": a.session_id,
+                    "tool_name": a.tool_name, "tool_use_id": a.tool_use_id,
+                    "answer_to": a.answer_to, "behavior": "deny", "answered_by": "terminal",
+                    "message": a.message})
+
     async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run a background task for the daemon's life. Each of them (journal, spool,
         broadcast, maintenance) is what some promise rests on, so a bug in one is logged,
@@ -345,11 +367,16 @@ class Daemon:
                         who: str) -> None:
         """How a held request ended, as a RemoteAnswer event of the daemon's own; spooled
         if the ring is full, like a hook's event."""
-        payload = msgspec.json.encode({
+        self._journal_own({
             "hook_event_name": "RemoteAnswer", "session_id": w.session_id,
             "tool_name": w.tool_name, "answer_to": w.seq, "behavior": behavior,
             "message": message, "answered_by": answered_by, "answered_from": who or None,
             "rule": w.rule, "added_rule": w.added_rule})
+
+    def _journal_own(self, event: dict[str, object]) -> None:
+        """Store an event of the daemon's own (source "daemon"); spooled if the ring is
+        full, like a hook's event."""
+        payload = msgspec.json.encode(event)
         now = time.time_ns()
         frame = EventFrame(version=1, id=os.urandom(16), ts_ns=now, payload=payload,
                            original_size=len(payload))
@@ -464,7 +491,8 @@ class Daemon:
                 for name, run in (("journal", self._journal_consumer),
                                   ("spool", self._spool_loop),
                                   ("maintenance", self._maintenance_loop),
-                                  ("broadcast", self.broadcaster.run))
+                                  ("broadcast", self.broadcaster.run),
+                                  ("prompt watch", self._prompt_watch_loop))
             ]
             # Owner-only whatever the umask, as every file of ours.
             pid_fd = os.open(s.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

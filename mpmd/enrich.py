@@ -510,6 +510,16 @@ def _call(tool: str, tool_input: Any, cwd: str | None, red: bool) -> _Call:
         todos = inp.get("todos")
         n = f" ({len(todos)})" if isinstance(todos, list) else ""
         c.present, c.past, c.label = f"Updating todos{n}", f"Updated todos{n}", f"TodoWrite{n}"
+    elif tool == "TaskCreate":  # TodoWrite's successor in Claude Code 2.1.x: one task a call
+        subject = _field(inp, "subject")
+        s = f": {_line(subject, red, 100, first_line=True)}" if subject else ""
+        c.present, c.past, c.label = f"Creating task{s}", f"Created task{s}", f"TaskCreate{s}"
+    elif tool == "TaskUpdate":
+        task, change = _field(inp, "taskId"), _field(inp, "status", "subject")
+        t = f" #{_line(task, red, 40)}" if task else ""
+        s = f": {_line(change, red, 80, first_line=True)}" if change else ""
+        c.present, c.past = f"Updating task{t}{s}", f"Updated task{t}{s}"
+        c.label = f"TaskUpdate{t}{s}"
     elif tool.startswith("mcp__"):
         display, c.operation, c.risk = _mcp(tool)
         if c.risk != LOW:
@@ -725,6 +735,10 @@ def _remote_answer(e: events.RemoteAnswer, red: bool) -> events.Enrichment:
     return _said(f"No answer from the viewer ({why}) for {tool}: asked in the terminal")
 
 
+def _permission_answered(e: events.PermissionAnswered, red: bool) -> events.Enrichment:
+    return _said(f"Answered no in the terminal: {_t(e.tool_name, red, 60) or 'tool'}")
+
+
 # One handler per concrete event type: a dict lookup, where a match statement tried up to 30
 # isinstance checks per event (FileChanged cost 4.5 us, Stop 1 us, for no other reason).
 _HANDLERS: dict[type, Any] = {
@@ -766,6 +780,7 @@ _HANDLERS: dict[type, Any] = {
     events.Elicitation: _elicitation,
     events.ElicitationResult: _elicitation_result,
     events.RemoteAnswer: _remote_answer,
+    events.PermissionAnswered: _permission_answered,
 }
 
 

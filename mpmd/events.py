@@ -220,6 +220,19 @@ class RemoteAnswer(HookEvent, tag="RemoteAnswer"):
     added_rule: str | None = None  # the allow rule "Always allow" wrote
 
 
+class PermissionAnswered(HookEvent, tag="PermissionAnswered"):
+    """mpmd's own event, not Claude Code's: a permission prompt the person answered no to
+    (or cancelled) in the terminal, for which Claude Code fires no hook; read off the
+    session's transcript (mpmd.prompt_watch; stored with source "daemon")."""
+
+    tool_name: str | None = None
+    tool_use_id: str | None = None
+    answer_to: int | None = None  # the seq of the event that opened the wait
+    behavior: str | None = None  # deny
+    answered_by: str | None = None  # terminal
+    message: str | None = None  # what Claude Code told the model
+
+
 class UnknownEvent(CommonFields, kw_only=True):
     """An event type this version does not know (Claude Code adds them often), or a known
     one whose fields did not have the expected types. Only the common fields are read;
@@ -234,7 +247,7 @@ KnownEvent = (
     | Notification | MessageDisplay | SubagentStart | SubagentStop | TaskCreated
     | TaskCompleted | TeammateIdle | Stop | StopFailure | InstructionsLoaded | ConfigChange
     | CwdChanged | DirectoryAdded | FileChanged | WorktreeCreate | WorktreeRemove | PreCompact
-    | PostCompact | Elicitation | ElicitationResult | RemoteAnswer
+    | PostCompact | Elicitation | ElicitationResult | RemoteAnswer | PermissionAnswered
 )
 
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
@@ -242,7 +255,7 @@ KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
 )
 
 # mpmd's own events (never registered as hooks with Claude Code).
-MPMD_EVENT_TYPES: frozenset[str] = frozenset({"RemoteAnswer"})
+MPMD_EVENT_TYPES: frozenset[str] = frozenset({"RemoteAnswer", "PermissionAnswered"})
 CLAUDE_EVENT_TYPES: frozenset[str] = KNOWN_EVENT_TYPES - MPMD_EVENT_TYPES
 
 _known_decoder = msgspec.json.Decoder(KnownEvent)
@@ -255,7 +268,8 @@ NAMESPACE_OF: dict[str, str] = {
                      "UserPromptExpansion", "Stop", "StopFailure", "MessageDisplay",
                      "PreCompact", "PostCompact"), "session"),
     **dict.fromkeys(("PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-                     "PermissionRequest", "PermissionDenied", "RemoteAnswer"), "tool"),
+                     "PermissionRequest", "PermissionDenied", "RemoteAnswer",
+                     "PermissionAnswered"), "tool"),
     **dict.fromkeys(("SubagentStart", "SubagentStop", "TaskCreated", "TaskCompleted",
                      "TeammateIdle"), "agent"),
     **dict.fromkeys(("Notification", "Elicitation", "ElicitationResult"), "notification"),

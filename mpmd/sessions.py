@@ -1,9 +1,19 @@
 """Pure: the table of recent sessions the viewer lists, folded from stored events.
 
 Each stored event updates its session's row: project and model, when it started and was last
-active, how many events and tool calls it had, which permissions it is waiting for, which
-subagents it ran. The page works out health (active, idle, stale...) from these and its own
-clock, so the rules of time live in one place (docs/viewer.md).
+active, how many events and tool calls it had, which tool calls are running, what it needs the
+person for, which subagents it ran. The page works out health (needs you, active, idle,
+stale...) from these and its own clock, so the rules of time live in one place
+(docs/viewer.md).
+
+"Needs you", as Claude Code 2.1.328 signals it (checked with the real client, docs/viewer.md):
+a permission prompt fires PermissionRequest as it appears, naming the tool and its input
+(without the tool_use_id, which the PreToolUse just before it carries); a
+``permission_prompt`` Notification follows some seconds later with no tool named; dialogs
+send a Notification (``agent_needs_input``, ``elicitation_dialog``, ``idle_prompt``...) as
+they open. Answering yes runs the tool (PostToolUse). Answering no, or Esc, fires no hook at
+all: only the transcript records it, and mpmd.prompt_watch turns that into a
+PermissionAnswered event of mpmd's own.
 """
 
 from __future__ import annotations
@@ -14,20 +24,39 @@ from collections import OrderedDict
 
 import msgspec
 
+try:  # TODO(catalogue): the catalogue lands in mpmd.events
+    from mpmd.events import NEEDS_YOU_NOTIFICATIONS  # type: ignore[attr-defined]
+except ImportError:
+    NEEDS_YOU_NOTIFICATIONS = frozenset({"permission_prompt", "worker_permission_prompt",
+                                         "agent_needs_input", "elicitation_dialog",
+                                         "elicitation_url_dialog", "idle_prompt"})
+
 MAX_SESSIONS = 500
 MAX_AGENTS = 50
 MAX_DETAIL = 200
+MAX_RUNNING = 20  # open tool calls kept per session (a session runs a handful at once)
+MAX_PENDING = 20  # waits kept per session
+
+PERMISSION = "permission"  # a tool call waits for the person's approval
+INPUT = "input"  # a dialog, a question or the prompt waits for the person
 
 # Events that end whatever the session was waiting for: the user is back at the prompt.
 _CLEARS_ALL_PENDING = frozenset({"UserPromptSubmit", "Stop", "StopFailure", "SessionEnd"})
-# Events that end the wait for their own tool: it ran, failed or was denied.
-_CLEARS_TOOL_PENDING = frozenset({"PostToolUse", "PostToolUseFailure", "PermissionDenied"})
+# Events that end the wait for their own tool: it ran, failed or was denied (by a hook, or by
+# the person in the terminal).
+_CLEARS_TOOL_PENDING = frozenset({"PostToolUse", "PostToolUseFailure", "PermissionDenied",
+                                  "PermissionAnswered"})
 _TOOL_CALLS = frozenset({"PostToolUse", "PostToolUseFailure"})
+# Events that show the session moving again after a dialog: the person answered it.
+_MOVES_ON = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
+                       "PermissionRequest", "PermissionDenied", "ElicitationResult",
+                       "SubagentStart", "PreCompact", "MessageDisplay"})
 # Only these need their payload decoded; every other event is folded from its envelope.
 _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
 })
 _PERMISSION_TOOL = re.compile(r"permission to use (\S+)")
+_PERMISSION_NOTES = frozenset({"permission_prompt", "worker_permission_prompt"})
 
 
 class EventView(msgspec.Struct, kw_only=True):
@@ -40,15 +69,32 @@ class EventView(msgspec.Struct, kw_only=True):
     cwd: str | None = None
     agent_id: str | None = None
     tool_name: str | None = None
+    tool_use_id: str | None = None
     summary: str = ""
     payload: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class Pending(msgspec.Struct):
+class Running(msgspec.Struct):
+    """A tool call that started (PreToolUse) and has not ended yet."""
+
+    tool_use_id: str | None
     tool_name: str | None
-    detail: str
+    summary: str
     since: str
     seq: int
+
+
+class Pending(msgspec.Struct):
+    """What the session waits for the person for."""
+
+    tool_name: str | None
+    detail: str  # what a person approves: the command, the path, the URL; or the dialog's text
+    since: str
+    seq: int
+    kind: str = PERMISSION  # PERMISSION or INPUT
+    message: str = ""  # what Claude Code said of it (a Notification's text)
+    notification_type: str | None = None
+    tool_use_id: str | None = None  # of the tool call waiting, when known
 
 
 class Agent(msgspec.Struct):
@@ -73,6 +119,8 @@ class Session(msgspec.Struct):
     failure_count: int = 0
     last_seq: int = 0
     last_summary: str = ""
+    transcript_path: str | None = None
+    running: list[Running] = msgspec.field(default_factory=list)
     pending: list[Pending] = msgspec.field(default_factory=list)
     agents: list[Agent] = msgspec.field(default_factory=list)
 
@@ -87,6 +135,7 @@ class _Payload(msgspec.Struct):
     message: str | None = None
     agent_type: str | None = None
     tool_input: dict[str, object] | None = None
+    transcript_path: str | None = None
 
 
 _payload_decoder = msgspec.json.Decoder(_Payload)
@@ -162,10 +211,14 @@ class Sessions:
         p = _payload(ev) if kind in _PAYLOAD_NEEDED else None
         if p is not None and p.permission_mode:
             row.permission_mode = p.permission_mode
+        if p is not None and p.transcript_path:
+            row.transcript_path = p.transcript_path[:4096]
         if kind in _TOOL_CALLS:
             row.tool_count += 1
             if kind == "PostToolUseFailure":
                 row.failure_count += 1
+        if kind in _MOVES_ON or kind in _CLEARS_ALL_PENDING:
+            row.pending[:] = [w for w in row.pending if w.kind != INPUT]
         if kind == "SessionStart" and p is not None:
             row.model = p.model or row.model
             row.ended_at = None  # a resumed session is live again
@@ -175,12 +228,22 @@ class Sessions:
             row.end_reason = p.reason if p is not None else None
         elif kind == "StopFailure":
             row.failure_count += 1
+        elif kind == "PreToolUse":
+            row.running.append(Running(ev.tool_use_id, ev.tool_name, ev.summary, ev.timestamp,
+                                       ev.seq))
+            del row.running[:-MAX_RUNNING]
         elif kind == "PermissionRequest" and p is not None:
-            self._wait(row, ev, ev.tool_name, detail_of(p.tool_input))
-        elif kind == "Notification" and p is not None and p.notification_type == \
-                "permission_prompt":
-            match = _PERMISSION_TOOL.search(p.message or "")
-            self._wait(row, ev, match.group(1) if match else None, (p.message or "")[:MAX_DETAIL])
+            self._wait_for_tool(row, ev, ev.tool_name, detail_of(p.tool_input), "", None)
+        elif kind == "Notification" and p is not None and \
+                p.notification_type in NEEDS_YOU_NOTIFICATIONS:
+            message = (p.message or "")[:MAX_DETAIL]
+            if p.notification_type in _PERMISSION_NOTES:
+                match = _PERMISSION_TOOL.search(p.message or "")
+                self._wait_for_tool(row, ev, match.group(1) if match else None, "", message,
+                                    p.notification_type)
+            else:
+                self._add(row, Pending(None, message, ev.timestamp, ev.seq, INPUT, message,
+                                       p.notification_type))
         elif kind == "SubagentStart" and ev.agent_id:
             row.agents.append(Agent(ev.agent_id, p.agent_type if p else None, ev.timestamp))
             del row.agents[:-MAX_AGENTS]
@@ -190,17 +253,59 @@ class Sessions:
                     agent.stopped_at = ev.timestamp
         if kind in _CLEARS_ALL_PENDING:
             row.pending.clear()
-        elif kind in _CLEARS_TOOL_PENDING and row.pending:
-            row.pending[:] = [w for w in row.pending if w.tool_name != ev.tool_name]
+            if kind != "UserPromptSubmit":
+                row.running.clear()  # the turn is over: nothing runs on (interrupted or not)
+        elif kind in _CLEARS_TOOL_PENDING:
+            self._ended(row, ev)
 
     @staticmethod
-    def _wait(row: Session, ev: EventView, tool: str | None, detail: str) -> None:
-        """A permission prompt is showing. PermissionRequest and the permission_prompt
-        Notification usually both announce the same prompt: keep one entry per tool, the
-        one with the command in it."""
+    def _ended(row: Session, ev: EventView) -> None:
+        """A tool call ended (or was refused): it no longer runs, nor waits for anyone."""
+        if ev.tool_use_id and any(r.tool_use_id == ev.tool_use_id for r in row.running):
+            row.running[:] = [r for r in row.running if r.tool_use_id != ev.tool_use_id]
+        else:  # no id to go by: the oldest call of that tool
+            for r in row.running:
+                if r.tool_name == ev.tool_name:
+                    row.running.remove(r)
+                    break
+        if ev.tool_use_id and any(w.tool_use_id == ev.tool_use_id for w in row.pending):
+            row.pending[:] = [w for w in row.pending if w.tool_use_id != ev.tool_use_id]
+        elif row.pending:
+            row.pending[:] = [w for w in row.pending
+                              if w.kind != PERMISSION or w.tool_name != ev.tool_name]
+
+    def _wait_for_tool(self, row: Session, ev: EventView, tool: str | None, detail: str,
+                       message: str, notification_type: str | None) -> None:
+        """A permission prompt is showing. PermissionRequest (which names the tool and its
+        input) and the permission_prompt Notification (which names nothing, and comes some
+        seconds later) both announce one prompt: one entry per tool call. The call waiting
+        is the latest running one of that tool; a notification that names no tool is taken
+        for the latest running call of any tool."""
+        call = next((r for r in reversed(row.running)
+                     if tool is None or r.tool_name == tool), None)
+        if call is not None:
+            tool = call.tool_name
         for wait in row.pending:
-            if wait.tool_name == tool:
-                if ev.event_type == "PermissionRequest":
+            if wait.kind == PERMISSION and (tool is None or wait.tool_name in (tool, None)):
+                wait.tool_name = wait.tool_name or tool
+                wait.tool_use_id = wait.tool_use_id or (call.tool_use_id if call else None)
+                if detail:
                     wait.detail = detail
+                wait.message = message or wait.message
+                wait.notification_type = notification_type or wait.notification_type
                 return
-        row.pending.append(Pending(tool, detail, ev.timestamp, ev.seq))
+        if not detail:
+            detail = _detail_of_summary(call.summary) if call is not None else message
+        self._add(row, Pending(tool, detail, ev.timestamp, ev.seq, PERMISSION, message,
+                               notification_type, call.tool_use_id if call else None))
+
+    @staticmethod
+    def _add(row: Session, wait: Pending) -> None:
+        row.pending.append(wait)
+        del row.pending[:-MAX_PENDING]
+
+
+def _detail_of_summary(summary: str) -> str:
+    """ "Running: npm test" -> "npm test": the summary of a PreToolUse, less its verb."""
+    verb, sep, rest = summary.partition(": ")
+    return (rest if sep and " " not in verb else summary)[:MAX_DETAIL]

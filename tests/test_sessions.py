@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mpmd import record
 from mpmd.framing import EventFrame
-from mpmd.sessions import MAX_AGENTS, EventView, Sessions
+from mpmd.sessions import MAX_AGENTS, MAX_PENDING, MAX_RUNNING, EventView, Sessions
 from tests.utils import fixture_payloads
 
 _view = msgspec.json.Decoder(EventView)
@@ -95,11 +95,75 @@ def test_a_failure_a_denial_a_prompt_or_the_end_clear_the_wait():
         assert row.pending == [], event["hook_event_name"]
 
 
-def test_idle_prompt_notification_is_not_a_permission_wait():
-    table = Sessions()
+def test_a_dialog_notification_needs_you_until_the_session_moves_on():
     idle = next(n for n in FIX["Notification"] if n["notification_type"] == "idle_prompt")
-    row = table.apply(stored(idle))
-    assert row is not None and row.pending == []
+    for mover in (FIX["UserPromptSubmit"][0], FIX["PreToolUse"][0], FIX["SessionEnd"][0]):
+        table = Sessions()
+        row = table.apply(stored(idle))
+        assert row is not None
+        (wait,) = row.pending
+        assert (wait.kind, wait.tool_name, wait.notification_type) == ("input", None,
+                                                                      "idle_prompt")
+        assert wait.message == wait.detail == idle["message"]
+        table.apply(stored(FIX["InstructionsLoaded"][0]))  # not the person answering
+        assert row.pending
+        table.apply(stored(mover))
+        assert row.pending == [], mover["hook_event_name"]
+
+
+def test_an_informational_or_unknown_notification_needs_nothing():
+    note = FIX["Notification"][0]
+    for kind in ("auth_success", "agent_completed", "brand_new_type", None):
+        table = Sessions()
+        row = table.apply(stored({**note, "notification_type": kind}))
+        assert row is not None and row.pending == [], kind
+
+
+def tool(kind: str, name: str, tid: str | None, **fields: object) -> dict:
+    base = {"session_id": SID, "cwd": "/home/dev/shop", "hook_event_name": kind,
+            "tool_name": name, **fields}
+    return {**base, "tool_use_id": tid} if tid else base
+
+
+def test_the_prompt_is_pinned_to_the_call_that_waits():
+    table = Sessions()
+    table.apply(stored(tool("PreToolUse", "Read", "t1", tool_input={"file_path": "a.py"})))
+    table.apply(stored(tool("PreToolUse", "Bash", "t2", tool_input={"command": "npm test"})))
+    row = table.apply(stored(tool("PermissionRequest", "Bash", None,
+                                  tool_input={"command": "npm test"})))
+    assert row is not None
+    assert [r.tool_use_id for r in row.running] == ["t1", "t2"]
+    (wait,) = row.pending
+    assert (wait.tool_name, wait.detail, wait.tool_use_id) == ("Bash", "npm test", "t2")
+    # The notification that follows names no tool: it joins the same wait.
+    table.apply(stored({**FIX["Notification"][0], "message": "Claude needs your permission"}))
+    (wait,) = row.pending
+    assert wait.notification_type == "permission_prompt" and wait.tool_use_id == "t2"
+    table.apply(stored(tool("PostToolUse", "Read", "t1")))
+    assert [r.tool_use_id for r in row.running] == ["t2"] and row.pending
+    table.apply(stored(tool("PermissionAnswered", "Bash", "t2")))  # "no" in the terminal
+    assert row.pending == [] and row.running == []
+
+
+def test_a_permission_notification_alone_names_the_running_call():
+    table = Sessions()
+    table.apply(stored(tool("PreToolUse", "Bash", "t9", tool_input={"command": "make deploy"})))
+    row = table.apply(stored({**FIX["Notification"][0],
+                              "message": "Claude needs your permission"}))
+    assert row is not None
+    (wait,) = row.pending
+    assert (wait.kind, wait.tool_name, wait.detail, wait.tool_use_id) == (
+        "permission", "Bash", "make deploy", "t9")
+
+
+def test_running_calls_and_waits_are_bounded():
+    table = Sessions()
+    for n in range(MAX_RUNNING + 10):
+        row = table.apply(stored(tool("PreToolUse", f"mcp__s__t{n}", f"t{n}")))
+        table.apply(stored(tool("PermissionRequest", f"mcp__s__t{n}", None)))
+    assert row is not None
+    assert len(row.running) == MAX_RUNNING and len(row.pending) == MAX_PENDING
+    assert row.running[-1].tool_use_id == f"t{MAX_RUNNING + 9}"
 
 
 def test_events_without_a_session_change_nothing():

@@ -172,7 +172,7 @@ def test_permission_badge_toast_and_notifications(daemon, home, page):
     feed(home, FIX[PERMISSION], FIX[PERMISSION_NOTE])
     expect(badge).to_contain_text("Bash")
     expect(badge).to_contain_text("rm -rf node_modules")
-    expect(row).to_have_attribute("data-health", "needs-permission")
+    expect(row).to_have_attribute("data-health", "needs-you")
     expect(notes).to_have_count(1)  # PermissionRequest and its Notification: one prompt
     expect(notes).to_have_attribute("data-title", "Permission needed · shop")
     expect(notes).to_have_text("Bash rm -rf node_modules")

@@ -311,7 +311,7 @@ function rowInner(s, h, now) {
   const last = s.last_summary || "";
   return `<div class="l1"><span class="hdot" aria-hidden="true"></span><span class="project">${esc(project)}</span><span class="hbadge">${HEALTH_LABEL[h]}</span><span class="grow"></span><span class="start" title="started ${esc(s.started_at || "")}">${esc(fmtStart(start, now))}</span><span class="duration" title="duration">${formatDuration(sessionDuration(s, now))}</span></div>
       <div class="l2"><span class="model">${esc(s.model || "—")}</span><span class="grow"></span><span class="stat"><span class="event-count">${Number(s.event_count) || 0}</span> ev</span><span class="stat"><span class="tool-count">${Number(s.tool_count) || 0}</span> tools</span>${s.failure_count ? `<span class="stat bad"><span class="failure-count">${Number(s.failure_count)}</span> failed</span>` : ""}</div>
-      ${pend ? `<div class="pbadge" data-testid="permission-badge" title="${esc(pend)}">needs permission: <span class="mono">${esc(pend)}</span></div>` : ""}
+      ${pend ? `<div class="pbadge" data-testid="permission-badge" data-kind="${esc((s.pending[0] || {}).kind || "permission")}" title="${esc(pend)}">needs you: <span class="mono">${esc(pend)}</span></div>` : ""}
       ${last ? `<div class="l3 muted mono" title="${esc(last)}">${esc(last)}</div>` : ""}`;
 }
 
@@ -378,8 +378,8 @@ function renderSessions(now) {
     empty.remove();
   }
   if (ui.scope === "live") $("#session-total").textContent = list.length ? String(list.length) : "";
-  const waiting = list.filter((x) => health(x, now) === "needs-permission").length;
-  document.title = waiting ? `(${waiting}) mpmd — permission needed` : "mpmd";
+  const waiting = list.filter((x) => health(x, now) === "needs-you").length;
+  document.title = waiting ? `(${waiting}) mpmd — needs you` : "mpmd";
 }
 
 /** A request held for an answer from the viewer: what it is, and the three answers. */
@@ -581,7 +581,7 @@ function renderHeader() {
   $("#lag-notice").hidden = !ui.lagged;
   const now = Date.now();
   const sessions = [...live.sessions.values()];
-  const counts = { active: 0, "needs-permission": 0 };
+  const counts = { active: 0, "needs-you": 0 };
   for (const s of sessions) {
     const h = health(s, now);
     if (h in counts) counts[h]++;
@@ -590,7 +590,7 @@ function renderHeader() {
     `<span><b>${sessions.length}</b> sessions</span>`,
     `<span class="c-active"><b>${counts.active}</b> active</span>`,
   ];
-  if (counts["needs-permission"]) parts.push(`<span class="c-wait"><b>${counts["needs-permission"]}</b> waiting</span>`);
+  if (counts["needs-you"]) parts.push(`<span class="c-wait"><b>${counts["needs-you"]}</b> need you</span>`);
   parts.push(`<span><b>${live.size.toLocaleString()}</b> events</span>`);
   if (live.maxSeq) parts.push(`<span class="muted mono">seq ${live.maxSeq}</span>`);
   $("#counts").innerHTML = parts.join("");
@@ -793,7 +793,8 @@ function desktopNotify(title, body, sessionId, tag) {
 
 function notifyPermission(session) {
   const project = session.project || live.projectOf(session.session_id);
-  desktopNotify(`Permission needed · ${project}`, pendingText(session.pending), session.session_id,
+  const what = (session.pending[0] || {}).kind === "input" ? "Input needed" : "Permission needed";
+  desktopNotify(`${what} · ${project}`, pendingText(session.pending), session.session_id,
     `perm-${session.session_id}`);
 }
 

@@ -14,7 +14,7 @@ export const MAX_BYTES = 100 * 1024 * 1024; // of event JSON held, roughly (a fe
 
 export const HEALTH_LABEL = {
   active: "active",
-  "needs-permission": "needs permission",
+  "needs-you": "needs you",
   idle: "idle",
   stale: "stale",
   ended: "ended",
@@ -31,11 +31,11 @@ export function parseTime(iso) {
   return Date.parse(m[1] + frac + (m[3] || "Z"));
 }
 
-/** A session's health: ended, needs-permission, stale, idle or active (docs/viewer.md). */
+/** A session's health: ended, needs-you, stale, idle or active (docs/viewer.md). */
 export function health(session, now) {
   if (!session) return "active";
   if (session.ended_at) return "ended";
-  if (Array.isArray(session.pending) && session.pending.length) return "needs-permission";
+  if (Array.isArray(session.pending) && session.pending.length) return "needs-you";
   const last = parseTime(session.last_event_at || session.started_at);
   if (!Number.isFinite(last)) return "active";
   const quiet = now - last;
@@ -467,19 +467,21 @@ export function exportFileName(now) {
   return `mpmd-export-${new Date(now).toISOString().replace(/:/g, "-")}.json`;
 }
 
-/** Pending permissions as one short line: "Bash rm -rf node_modules (+1 more)". */
+/** What a session needs the person for, as one short line: "Bash rm -rf node_modules (+1 more)"
+ * for a permission, the dialog's text ("Claude is waiting for your input") for the rest. */
 export function pendingText(pending) {
   if (!Array.isArray(pending) || !pending.length) return "";
   const first = pending[0] || {};
   const tool = first.tool_name || "";
-  const detail = first.detail || "";
-  // A permission_prompt Notification's detail is its message, which names the tool already.
-  const text = (tool && detail.includes(tool) ? detail : [tool, detail].filter(Boolean).join(" "))
-    || "a tool";
+  const detail = first.detail || first.message || "";
+  // A detail taken from a notification's message may name the tool already.
+  const text = first.kind === "input" ? detail || "your input"
+    : (tool && detail.includes(tool) ? detail : [tool, detail].filter(Boolean).join(" "))
+      || "a permission";
   return pending.length > 1 ? `${text} (+${pending.length - 1} more)` : text;
 }
 
-/** True when a session went from waiting for nothing to waiting for a permission. */
+/** True when a session went from needing nothing to needing the person. */
 export function startedWaiting(before, after) {
   const was = before && Array.isArray(before.pending) && before.pending.length > 0;
   const is = after && Array.isArray(after.pending) && after.pending.length > 0;

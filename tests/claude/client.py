@@ -244,6 +244,25 @@ class Terminal:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
+    def wait_gone(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text in self.screen():
+            assert time.monotonic() < deadline, f"{text!r} stayed on the screen:\n{self.screen()}"
+            time.sleep(0.05)
+
+    def press_until(self, key: str, done: Callable[[str], bool], timeout: float = 30) -> str:
+        """Press ``key`` until the screen satisfies ``done``: a dialog ignores keys for a
+        moment after it opens (so a stray key does not answer it), which no screen shows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.keys(key)
+            for _ in range(10):
+                screen = self.screen()
+                if done(screen):
+                    return screen
+                time.sleep(0.05)
+            assert time.monotonic() < deadline, f"{key} did nothing; the screen was:\n{screen}"
+
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
 
