@@ -52,8 +52,10 @@ _MOVES_ON = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PostT
                        "PermissionRequest", "PermissionDenied", "ElicitationResult",
                        "SubagentStart", "PreCompact", "MessageDisplay"})
 # Only these need their payload decoded; every other event is folded from its envelope.
+# (UserPromptSubmit for its permission_mode: a headless SessionStart carries none.)
 _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
+    "UserPromptSubmit",
 })
 _PERMISSION_TOOL = re.compile(r"permission to use (\S+)")
 _PERMISSION_NOTES = frozenset({"permission_prompt", "worker_permission_prompt"})
