@@ -55,7 +55,7 @@ _MOVES_ON = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PostT
 # (UserPromptSubmit for its permission_mode: a headless SessionStart carries none.)
 _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
-    "UserPromptSubmit",
+    "UserPromptSubmit", "PostModelSwitch",
 })
 _PERMISSION_TOOL = re.compile(r"permission to use (\S+)")
 _PERMISSION_NOTES = frozenset({"permission_prompt", "worker_permission_prompt"})
@@ -131,6 +131,7 @@ class _Payload(msgspec.Struct):
     """The few payload fields the table uses; anything else (or any other shape) is ignored."""
 
     model: str | None = None
+    to_model: str | None = None
     reason: str | None = None
     permission_mode: str | None = None
     notification_type: str | None = None
@@ -225,6 +226,8 @@ class Sessions:
             row.model = p.model or row.model
             row.ended_at = None  # a resumed session is live again
             row.end_reason = None
+        elif kind == "PostModelSwitch" and p is not None:
+            row.model = p.to_model or row.model
         elif kind == "SessionEnd":
             row.ended_at = ev.timestamp
             row.end_reason = p.reason if p is not None else None

@@ -212,3 +212,12 @@ def test_any_mix_of_events_and_junk_folds_without_error(payloads, junk):
         assert row.event_count >= 1
         assert row.tool_count >= row.failure_count - row.event_count  # counts stay sane
         assert all(p.tool_name != "Read" for p in row.pending)
+
+
+def test_a_model_switch_changes_the_row_s_model():
+    table = Sessions()
+    table.apply(stored({**FIX["SessionStart"][0], "model": "claude-opus-5-5"}))
+    row = table.apply(stored({"session_id": SID, "hook_event_name": "PostModelSwitch",
+                              "from_model": "claude-opus-5-5", "to_model": "claude-sonnet-5",
+                              "requested_model": "sonnet", "source": "command"}))
+    assert row is not None and row.model == "claude-sonnet-5"

@@ -15,7 +15,9 @@ counts, summaries, requests without tools) never derail a script:
   one of the ``agents`` keys (the subagent's prompt says which);
 * its position is the number of assistant messages it already holds (a retry carries the
   same conversation, so it gets the same answer);
-* a request without tools is a side request: it gets a short text.
+* a request without tools is a side request: it gets a short text;
+* a request that asks for a summary and no tool calls (``/compact``: Claude Code sends it with
+  the conversation's tools) gets a summary in the ``<summary>`` tags Claude Code looks for.
 """
 
 from __future__ import annotations
@@ -81,11 +83,20 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+# What the last user message of a compaction request says (Claude Code 2.1.328).
+_COMPACTION_ASKS = ("Do NOT call any tools", "<summary>")
+COMPACT_SUMMARY = "Scripted summary of the conversation."
+
+
 def choose(script: Script, request: dict[str, Any]) -> Turn:
     """The turn that answers ``request`` (pure: the same conversation, the same turn)."""
     messages = request.get("messages") or []
     if not request.get("tools"):
         return say("Scripted side answer.")
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if last.get("role") == "user" and all(
+            ask in _text_of(last.get("content")) for ask in _COMPACTION_ASKS):
+        return say(f"<analysis>Scripted.</analysis>\n<summary>{COMPACT_SUMMARY}</summary>")
     first_user = next((_text_of(m.get("content")) for m in messages
                        if isinstance(m, dict) and m.get("role") == "user"), "")
     turns = script.turns
@@ -217,8 +228,8 @@ class ScriptedAPI:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def __enter__(self) -> ScriptedAPI:
         self._thread.start()
