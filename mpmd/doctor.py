@@ -573,7 +573,8 @@ def check_event_names(files: Sequence[SettingsFile],
     fixes: list[str] = []
     odd_own = sorted(set(registered) - documented)
     if odd_own or set(known) != documented:
-        warns.append("mpmd's own list of event names differs from the 31 documented ones "
+        warns.append(f"mpmd's own list of event names differs from the {len(documented)} "
+                     "documented ones "
                      f"({', '.join(sorted(set(known) ^ documented)) or ', '.join(odd_own)})")
     for f in files:
         for event in _ours(f):
@@ -584,8 +585,8 @@ def check_event_names(files: Sequence[SettingsFile],
                              "replaces Claude Code's own git worktree handling")
             elif event not in documented:
                 warns.append(f"{f.display} has an mpmd entry under {event}, which is not one "
-                             "of the 31 documented event types (Claude Code may warn about "
-                             "it every session)")
+                             f"of the {len(documented)} documented event types (Claude Code "
+                             "may warn about it every session)")
             else:
                 warns.append(f"{f.display} has an mpmd entry under {event}, which mpmd no "
                              "longer registers")
@@ -593,7 +594,7 @@ def check_event_names(files: Sequence[SettingsFile],
     if fails or warns:
         return Check(name, FAIL if fails else WARN, "; ".join(fails + warns),
                      "; ".join(dict.fromkeys(fixes)) or "report it: this is mpmd's mistake")
-    skipped = [e for e in sorted(documented) if e not in registered]
+    skipped = [e for e in _ordered(sorted(documented)) if e not in registered]
     return Check(name, OK, f"mpmd registers {len(registered)} of the {len(documented)} "
                  f"documented event types (not {', '.join(skipped)}) and nothing else")
 

@@ -715,6 +715,16 @@ def _worktree_removed(e: events.WorktreeRemove, red: bool) -> events.Enrichment:
     return _said(f"Worktree removed: {shown or '?'}", file_path=path)
 
 
+def _model_switch(e: events.PreModelSwitch | events.PostModelSwitch,
+                  red: bool) -> events.Enrichment:
+    # Before the switch it is asked for; after, it happened (for any cause).
+    what = "Model switch" if isinstance(e, events.PreModelSwitch) else "Model switched"
+    to = _t(e.to_model, red, 60) or _t(e.requested_model, red, 60) or "?"
+    start = _t(e.from_model, red, 60)
+    source = _opt(e.source, red, 40)
+    return _said(f"{what}: {start} -> {to}{source}" if start else f"{what} to {to}{source}")
+
+
 def _elicitation(e: events.Elicitation, red: bool) -> events.Enrichment:
     server = _t(e.mcp_server_name, red, 60) or "MCP server"
     message = _t(e.message, red, 150, True)
@@ -777,6 +787,8 @@ _HANDLERS: dict[type, Any] = {
     events.WorktreeRemove: _worktree_removed,
     events.PreCompact: lambda e, red: _said(f"Compacting{_opt(e.trigger, red, 40)}"),
     events.PostCompact: lambda e, red: _said(f"Compacted{_opt(e.trigger, red, 40)}"),
+    events.PreModelSwitch: _model_switch,
+    events.PostModelSwitch: _model_switch,
     events.Elicitation: _elicitation,
     events.ElicitationResult: _elicitation_result,
     events.RemoteAnswer: _remote_answer,

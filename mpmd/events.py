@@ -5,13 +5,17 @@ built once. Every field is optional and loosely typed where Claude Code is loose
 view exists to read fields for enrichment, never to reject an event. What is *kept* is the
 original payload (redacted), so unknown fields and unknown event types are never dropped.
 
+The catalogue below the Structs is the one list of event types (Claude Code's 33 and mpmd's
+own) and what mpmd knows about each; every other list of event names derives from it.
+
 The stored event is one JSON object per line in the journal (docs/events.md). ``seq`` is its
 first field on purpose: readers find it by looking at the line's first bytes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 import msgspec
 
@@ -192,6 +196,23 @@ class PostCompact(HookEvent, tag="PostCompact"):
     compact_summary: Any = None
 
 
+class _ModelSwitch(HookEvent, kw_only=True):
+    from_model: Any = None
+    to_model: Any = None
+    requested_model: Any = None  # what was asked for (/model, the model picker, set_model)
+    source: Any = None
+    context_tokens: Any = None  # 2.1.328 adds these two and an estimated re-cache cost
+    prompt_cache_warm: Any = None
+
+
+class PreModelSwitch(_ModelSwitch, tag="PreModelSwitch"):
+    """Before a requested switch; a hook could block it (mpmd's never does)."""
+
+
+class PostModelSwitch(_ModelSwitch, tag="PostModelSwitch"):
+    """After the session's model changed, for any cause."""
+
+
 class Elicitation(HookEvent, tag="Elicitation"):
     mcp_server_name: str | None = None
     message: Any = None
@@ -241,48 +262,154 @@ class UnknownEvent(CommonFields, kw_only=True):
     hook_event_name: str = "unknown"
 
 
-KnownEvent = (
-    SessionStart | Setup | SessionEnd | UserPromptSubmit | UserPromptExpansion | PreToolUse
-    | PermissionRequest | PermissionDenied | PostToolUse | PostToolUseFailure | PostToolBatch
-    | Notification | MessageDisplay | SubagentStart | SubagentStop | TaskCreated
-    | TaskCompleted | TeammateIdle | Stop | StopFailure | InstructionsLoaded | ConfigChange
-    | CwdChanged | DirectoryAdded | FileChanged | WorktreeCreate | WorktreeRemove | PreCompact
-    | PostCompact | Elicitation | ElicitationResult | RemoteAnswer | PermissionAnswered
+# --- the catalogue -------------------------------------------------------------------------------
+# Every event type mpmd knows, defined once: the Struct above gives the name (its tag) and the
+# fields mpmd reads, the row below the facts mpmd needs about it. Everything else derives from
+# this table: the decoder, the lists install-hooks and doctor use (mpmd.hooks_settings), the
+# viewer's namespaces and its `hello`, and the table in docs/events.md (tests/test_catalogue.py
+# fails when any of them disagrees, or when the installed Claude Code knows an event this
+# table does not).
+
+CLAUDE_CODE = "claude-code"
+MPMD = "mpmd"
+
+# The viewer's coarse grouping of event types (docs/viewer.md); unknown types and payloads
+# that are not events are "system".
+NAMESPACES = ("session", "tool", "agent", "notification", "system")
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One row of the catalogue."""
+
+    struct: type[HookEvent]
+    namespace: str  # one of NAMESPACES
+    tool_matcher: bool = False  # its hook groups take a tool-name matcher (ours is "*")
+    installed: bool = True  # `mpmd install-hooks` registers a hook for it
+    command_hooks_only: bool = False  # Claude Code runs only command (and mcp_tool) hooks
+    origin: str = CLAUDE_CODE  # or MPMD: mpmd's own events, stored with source "daemon"
+    name: str = field(init=False)  # the Struct's tag: the `hook_event_name`
+
+    def __post_init__(self) -> None:
+        tag = self.struct.__struct_config__.tag
+        if not isinstance(tag, str) or self.namespace not in NAMESPACES:
+            raise ValueError(f"bad catalogue row for {self.struct.__name__}")
+        object.__setattr__(self, "name", tag)
+
+
+# Claude Code's own order (its list of hook events, 2.1.328). A WorktreeCreate/WorktreeRemove
+# hook does not observe, it REPLACES Claude Code's own git worktree creation/removal (the
+# hook must make the worktree and print its path): an observer there would break
+# `claude --worktree`, so install-hooks never registers them and removes entries of ours there.
+CLAUDE_CODE_EVENTS: tuple[EventType, ...] = (
+    #         struct              namespace       tool_matcher installed command_hooks_only
+    EventType(PreToolUse,         "tool",         True),
+    EventType(PostToolUse,        "tool",         True),
+    EventType(PostToolUseFailure, "tool",         True),
+    EventType(PostToolBatch,      "tool"),
+    EventType(Notification,       "notification"),
+    EventType(UserPromptSubmit,   "session"),
+    EventType(UserPromptExpansion, "session"),
+    EventType(SessionStart,       "session",      False,       True,     True),
+    EventType(SessionEnd,         "session"),
+    EventType(Stop,               "session"),
+    EventType(StopFailure,        "session"),
+    EventType(SubagentStart,      "agent"),
+    EventType(SubagentStop,       "agent"),
+    EventType(PreCompact,         "session"),
+    EventType(PostCompact,        "session"),
+    EventType(PreModelSwitch,     "session"),
+    EventType(PostModelSwitch,    "session"),
+    EventType(PermissionRequest,  "tool",         True),
+    EventType(PermissionDenied,   "tool",         True),
+    EventType(Setup,              "session",      False,       True,     True),
+    EventType(TeammateIdle,       "agent"),
+    EventType(TaskCreated,        "agent"),
+    EventType(TaskCompleted,      "agent"),
+    EventType(Elicitation,        "notification"),
+    EventType(ElicitationResult,  "notification"),
+    EventType(ConfigChange,       "system"),
+    EventType(WorktreeCreate,     "system",       False,       False),
+    EventType(WorktreeRemove,     "system",       False,       False),
+    EventType(InstructionsLoaded, "system"),
+    EventType(CwdChanged,         "system"),
+    EventType(FileChanged,        "system"),
+    EventType(DirectoryAdded,     "system"),
+    EventType(MessageDisplay,     "session"),
+)  # fmt: skip
+
+# mpmd's own events: stored by the daemon, never registered as hooks with Claude Code.
+MPMD_EVENTS: tuple[EventType, ...] = (
+    EventType(RemoteAnswer, "tool", installed=False, origin=MPMD),
+    EventType(PermissionAnswered, "tool", installed=False, origin=MPMD),
 )
 
-KNOWN_EVENT_TYPES: frozenset[str] = frozenset(
-    cls.__struct_config__.tag for cls in KnownEvent.__args__  # type: ignore[union-attr]
-)
+CATALOGUE: tuple[EventType, ...] = CLAUDE_CODE_EVENTS + MPMD_EVENTS
+EVENT_TYPES: dict[str, EventType] = {e.name: e for e in CATALOGUE}
 
-# mpmd's own events (never registered as hooks with Claude Code).
-MPMD_EVENT_TYPES: frozenset[str] = frozenset({"RemoteAnswer", "PermissionAnswered"})
-CLAUDE_EVENT_TYPES: frozenset[str] = KNOWN_EVENT_TYPES - MPMD_EVENT_TYPES
+# The tagged union the decoder reads (tag: hook_event_name).
+KnownEvent: Any = Union[tuple(e.struct for e in CATALOGUE)]  # noqa: UP007 (built, not written)
+
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
+MPMD_EVENT_TYPES: frozenset[str] = frozenset(e.name for e in MPMD_EVENTS)
+CLAUDE_EVENT_TYPES: frozenset[str] = frozenset(e.name for e in CLAUDE_CODE_EVENTS)
 
 _known_decoder = msgspec.json.Decoder(KnownEvent)
 
-# The viewer's coarse grouping of event types (docs/viewer.md); everything not listed,
-# unknown types and payloads that are not events included, is "system".
-NAMESPACES = ("session", "tool", "agent", "notification", "system")
-NAMESPACE_OF: dict[str, str] = {
-    **dict.fromkeys(("SessionStart", "SessionEnd", "Setup", "UserPromptSubmit",
-                     "UserPromptExpansion", "Stop", "StopFailure", "MessageDisplay",
-                     "PreCompact", "PostCompact"), "session"),
-    **dict.fromkeys(("PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-                     "PermissionRequest", "PermissionDenied", "RemoteAnswer",
-                     "PermissionAnswered"), "tool"),
-    **dict.fromkeys(("SubagentStart", "SubagentStop", "TaskCreated", "TaskCompleted",
-                     "TeammateIdle"), "agent"),
-    **dict.fromkeys(("Notification", "Elicitation", "ElicitationResult"), "notification"),
-    **dict.fromkeys(("InstructionsLoaded", "ConfigChange", "CwdChanged", "DirectoryAdded",
-                     "FileChanged", "WorktreeCreate", "WorktreeRemove"), "system"),
+NAMESPACE_OF: dict[str, str] = {e.name: e.namespace for e in CATALOGUE}
+
+
+def catalogue_json() -> list[dict[str, str]]:
+    """The catalogue as the viewer's `hello` sends it: every known event type in order."""
+    return [{"event_type": e.name, "namespace": e.namespace, "origin": e.origin}
+            for e in CATALOGUE]
+
+
+# --- notification types ---------------------------------------------------------------------------
+# What a Notification's `notification_type` means (2.1.328's list, and the text Claude Code
+# sends with each). A type not listed is kept and shown as it comes; its meaning is UNKNOWN.
+
+NEEDS_YOU = "needs you"  # a person must answer or act before the session goes on
+INFORMATIONAL = "informational"
+UNKNOWN_MEANING = "unknown"
+
+NOTIFICATION_TYPES: dict[str, str] = {
+    "permission_prompt": NEEDS_YOU,  # "Claude needs your permission" (a prompt is open)
+    "idle_prompt": NEEDS_YOU,  # "Claude is waiting for your input"
+    "auth_success": INFORMATIONAL,  # "Claude Code login successful"
+    "elicitation_dialog": NEEDS_YOU,  # an MCP server asks for input
+    "agent_needs_input": NEEDS_YOU,  # "... needs your choice" (a dialog is open)
+    "agent_completed": INFORMATIONAL,  # "<agent> finished" / "<agent> failed"
+    "elicitation_url_dialog": NEEDS_YOU,  # an MCP server asks you to open a URL
+    "worker_permission_prompt": NEEDS_YOU,  # "<worker> needs permission for <tool>"
+    "push_notification": INFORMATIONAL,  # a message Claude chose to push to you
+    "computer_use_enter": INFORMATIONAL,  # Claude starts using your computer
+    "computer_use_exit": INFORMATIONAL,  # "Claude is done using your computer"
+    "quota_auto_resume_fired": INFORMATIONAL,  # "Usage limit available: Claude is continuing"
+    "quota_auto_resume_stale": NEEDS_YOU,  # "Usage limit reset: press enter to continue"
+    "quota_auto_resume_disabled": INFORMATIONAL,  # "the task will not resume on its own"
+    "model_refusal_fallback": INFORMATIONAL,  # the model refused; another model took over
+    "auth_storage_failure": INFORMATIONAL,  # "login needs attention: credentials not saved"
+    "plugin_notification": INFORMATIONAL,  # a plugin's own message
 }
+
+NEEDS_YOU_NOTIFICATIONS: frozenset[str] = frozenset(
+    t for t, meaning in NOTIFICATION_TYPES.items() if meaning == NEEDS_YOU
+)
+
+
+def notification_meaning(notification_type: object) -> str:
+    """NEEDS_YOU, INFORMATIONAL, or UNKNOWN_MEANING (a type this version does not know, or
+    none): the notification is kept and shown as it came all the same."""
+    if not isinstance(notification_type, str):
+        return UNKNOWN_MEANING
+    return NOTIFICATION_TYPES.get(notification_type, UNKNOWN_MEANING)
+
 
 _common_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
-_TAG_OF: dict[type, str] = {
-    cls: cls.__struct_config__.tag for cls in KnownEvent.__args__  # type: ignore[union-attr]
-}
+_TAG_OF: dict[type, str] = {e.struct: e.name for e in CATALOGUE}
 
 
 def event_type_of(event: CommonFields) -> str:

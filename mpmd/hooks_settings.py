@@ -41,55 +41,22 @@ from pathlib import Path
 from typing import Any
 
 from mpmd.durable import fsync_dir, make_owner_only_folders
+from mpmd.events import CLAUDE_CODE_EVENTS
 
-# Every hook event Claude Code knows. Registering a name the running Claude Code does not know
-# can make it reject the whole settings file, so the CLI may pass a subset to install().
-KNOWN_EVENTS: tuple[str, ...] = (
-    "SessionStart",
-    "Setup",
-    "SessionEnd",
-    "UserPromptSubmit",
-    "UserPromptExpansion",
-    "PreToolUse",
-    "PermissionRequest",
-    "PermissionDenied",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PostToolBatch",
-    "Notification",
-    "MessageDisplay",
-    "SubagentStart",
-    "SubagentStop",
-    "TaskCreated",
-    "TaskCompleted",
-    "TeammateIdle",
-    "Stop",
-    "StopFailure",
-    "InstructionsLoaded",
-    "ConfigChange",
-    "CwdChanged",
-    "DirectoryAdded",
-    "FileChanged",
-    "WorktreeCreate",
-    "WorktreeRemove",
-    "PreCompact",
-    "PostCompact",
-    "Elicitation",
-    "ElicitationResult",
-)
+# Every hook event Claude Code knows, in its own order, from the one catalogue (mpmd.events).
+# Registering a name the running Claude Code does not know can make it warn about the settings
+# file every session, so the CLI may pass a subset to install().
+KNOWN_EVENTS: tuple[str, ...] = tuple(e.name for e in CLAUDE_CODE_EVENTS)
 
-# Never registered: a WorktreeCreate / WorktreeRemove hook does not observe, it REPLACES
-# Claude Code's own git worktree creation/removal (the hook must create the worktree and
-# print its path). An observer there would break `claude --worktree`, so install() refuses
-# them and removes any entry of ours found under them.
-NEVER_INSTALLED: frozenset[str] = frozenset({"WorktreeCreate", "WorktreeRemove"})
+# Never registered (the catalogue says why: WorktreeCreate / WorktreeRemove hooks replace
+# Claude Code's own git worktree handling): install() refuses them and removes any entry of
+# ours found under them.
+NEVER_INSTALLED: frozenset[str] = frozenset(e.name for e in CLAUDE_CODE_EVENTS if not e.installed)
 
-INSTALLED_EVENTS: tuple[str, ...] = tuple(e for e in KNOWN_EVENTS if e not in NEVER_INSTALLED)
+INSTALLED_EVENTS: tuple[str, ...] = tuple(e.name for e in CLAUDE_CODE_EVENTS if e.installed)
 
 # Events whose groups take a tool-name matcher; ours matches every tool.
-TOOL_EVENTS: frozenset[str] = frozenset(
-    {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied"}
-)
+TOOL_EVENTS: frozenset[str] = frozenset(e.name for e in CLAUDE_CODE_EVENTS if e.tool_matcher)
 
 # Our command always runs ``... python -I -S <dir>/mpm_hook --runtime ... --state ...`` or the
 # ``mpm-hook`` console script; either name in a command marks the entry as ours.
@@ -136,8 +103,18 @@ def is_ours(hook_entry: Any) -> bool:
     return isinstance(command, str) and (MARKER in command or CONSOLE_MARKER in command)
 
 
+# Events whose hook may hold the call for a person's answer in the viewer (a policy `remote`
+# rule waits up to 590 s, mpm_hook.policy_compile.MAX_TIMEOUT_S, and the hook 5 s more):
+# Claude Code kills a hook at its timeout (checked with 2.1.328: cancelled at 10.0 s), which
+# would cut every wait to the observer's timeout. The hook bounds its own waits.
+HOLDING_EVENTS: frozenset[str] = frozenset({"PreToolUse", "PermissionRequest"})
+HOLD_TIMEOUT_S = 600
+
+
 def our_group(event: str, command: str, timeout_s: int = 10) -> dict[str, Any]:
     """The one group install() puts under ``event``."""
+    if event in HOLDING_EVENTS:
+        timeout_s = max(timeout_s, HOLD_TIMEOUT_S)
     entry = {"type": "command", "command": command, "timeout": timeout_s}
     if event in TOOL_EVENTS:
         return {"matcher": "*", "hooks": [entry]}

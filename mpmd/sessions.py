@@ -24,12 +24,7 @@ from collections import OrderedDict
 
 import msgspec
 
-try:  # TODO(catalogue): the catalogue lands in mpmd.events
-    from mpmd.events import NEEDS_YOU_NOTIFICATIONS  # type: ignore[attr-defined]
-except ImportError:
-    NEEDS_YOU_NOTIFICATIONS = frozenset({"permission_prompt", "worker_permission_prompt",
-                                         "agent_needs_input", "elicitation_dialog",
-                                         "elicitation_url_dialog", "idle_prompt"})
+from mpmd.events import NEEDS_YOU_NOTIFICATIONS
 
 MAX_SESSIONS = 500
 MAX_AGENTS = 50

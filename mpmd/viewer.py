@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 
 from mpmd import __version__, access, history_api
 from mpmd.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
-from mpmd.events import NAMESPACE_OF, NAMESPACES, deeper_than
+from mpmd.events import NAMESPACE_OF, NAMESPACES, NOTIFICATION_TYPES, catalogue_json, deeper_than
 from mpmd.metrics import CONTENT_TYPE
 
 log = logging.getLogger("mpmd.viewer")
@@ -316,7 +316,8 @@ class Viewer:
         feeder.add_done_callback(lambda task: self._feeder_done(task, ws))
         try:
             await send(message("hello", version=__version__, server_time=_now_iso(),
-                               last_seq=broadcaster.last_seq, namespaces=NAMESPACE_OF))
+                               last_seq=broadcaster.last_seq, namespaces=NAMESPACE_OF,
+                               catalogue=catalogue_json(), notification_types=NOTIFICATION_TYPES))
             async for data in ws:
                 error = self._on_message(client, data)
                 if error is not None:

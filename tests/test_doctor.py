@@ -186,7 +186,7 @@ def test_check_permissions_warns_about_a_folder_others_can_only_enter():
 
 def test_hook_entries_ok():
     assert entries(user(installed()), project(None)) == [
-        Check("hook entries", OK, "~/.claude/settings.json: 29 events, current command")]
+        Check("hook entries", OK, "~/.claude/settings.json: 31 events, current command")]
 
 
 def test_hook_entries_missing_interpreter_is_the_brief_line():
@@ -201,9 +201,9 @@ def test_hook_entries_stale_install_after_an_upgrade():
     data = installed(OLD, {"hooks": {"PreToolUse": [USER_HOOK]}})
     c = one(entries(user(data), paths={OLD_PY: "missing", OLD_SCRIPT: "missing"}))
     assert c.level == FAIL and c.fix == "mpmd install-hooks"
-    assert c.message == ("~/.claude/settings.json: 29 events (SessionStart, Setup, SessionEnd, "
-                         "...) run ~/.venvs/old/bin/python and ~/old-state/hook/mpm_hook/"
-                         "__main__.py, which do not exist")
+    assert c.message == ("~/.claude/settings.json: 31 events (PreToolUse, PostToolUse, "
+                         "PostToolUseFailure, ...) run ~/.venvs/old/bin/python and "
+                         "~/old-state/hook/mpm_hook/__main__.py, which do not exist")
 
 
 def test_hook_entries_missing_script_or_not_executable():
@@ -315,7 +315,8 @@ def test_duplicates_with_different_commands_fail():
 def test_duplicates_across_files():
     c = dr.check_duplicates([user(installed()), project(installed())])
     assert c.level == WARN
-    assert c.message.startswith("29 events (SessionStart, Setup, SessionEnd, ...) have 2 mpmd "
+    assert c.message.startswith("31 events (PreToolUse, PostToolUse, PostToolUseFailure, ...) "
+                                "have 2 mpmd "
                                 "entries (~/.claude/settings.json and .claude/settings.json; "
                                 "the same command)")
     assert c.fix == "mpmd uninstall-hooks --settings .claude/settings.json"
@@ -323,7 +324,7 @@ def test_duplicates_across_files():
 
 def test_event_names_ok():
     c = dr.check_event_names([user(installed())])
-    assert c.line() == ("OK   event names: mpmd registers 29 of the 31 documented event types "
+    assert c.line() == ("OK   event names: mpmd registers 31 of the 33 documented event types "
                         "(not WorktreeCreate, WorktreeRemove) and nothing else")
 
 
@@ -332,7 +333,7 @@ def test_event_names_unknown_name_warns():
     data["hooks"]["PreToolCall"] = [{"hooks": [{"type": "command", "command": CMD}]}]
     c = dr.check_event_names([user(data)])
     assert c.level == WARN and c.fix == "mpmd install-hooks"
-    assert "under PreToolCall, which is not one of the 31 documented event types" in c.message
+    assert "under PreToolCall, which is not one of the 33 documented event types" in c.message
 
 
 def test_event_names_worktree_entry_fails():
@@ -346,7 +347,7 @@ def test_event_names_worktree_entry_fails():
 def test_event_names_mpmd_registering_an_undocumented_name_warns():
     c = dr.check_event_names([user(installed())],
                              registered=(*INSTALLED_EVENTS, "Brandnew"))
-    assert c.level == WARN and "differs from the 31 documented ones" in c.message
+    assert c.level == WARN and "differs from the 33 documented ones" in c.message
 
 
 # ---- hook copy, spool, ring, disk, retention, index, viewer -----------------------------------
@@ -597,7 +598,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
         checks = by_name(lines)
         assert checks["daemon"][0].startswith(f"OK   daemon: reachable (pid {daemon.pid}, up ")
         assert checks["hook entries"] == [
-            "OK   hook entries: ~/.claude/settings.json: 29 events, current command"]
+            "OK   hook entries: ~/.claude/settings.json: 31 events, current command"]
         report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
         assert report["ok"] is True and len(report["checks"]) == 16
 
@@ -673,8 +674,8 @@ def test_install_hooks_repairs_a_stale_install_after_an_upgrade(home: Path, user
         assert code == 1
         checks = by_name(lines)
         assert checks["hook entries"] == [
-            "FAIL hook entries: ~/.claude/settings.json: 30 events (SessionStart, Setup, "
-            "SessionEnd, ...) run ~/old/venv/bin/python and ~/old/state/hook/mpm_hook/"
+            "FAIL hook entries: ~/.claude/settings.json: 32 events (PreToolUse, PostToolUse, "
+            "PostToolUseFailure, ...) run ~/old/venv/bin/python and ~/old/state/hook/mpm_hook/"
             "__main__.py, which do not exist — fix: mpmd install-hooks"]
         assert checks["event names"][0].startswith(
             "FAIL event names: ~/.claude/settings.json has an mpmd entry under WorktreeRemove")
@@ -700,9 +701,9 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 0  # identical commands: Claude Code runs them once
         assert by_name(lines)["duplicate entries"] == [
-            "WARN duplicate entries: 29 events (SessionStart, Setup, SessionEnd, ...) have 2 mpmd "
-            "entries (~/.claude/settings.json and .claude/settings.json; the same command) "
-            "— fix: mpmd uninstall-hooks --settings .claude/settings.json"]
+            "WARN duplicate entries: 31 events (PreToolUse, PostToolUse, PostToolUseFailure, ...) "
+            "have 2 mpmd entries (~/.claude/settings.json and .claude/settings.json; the same "
+            "command) — fix: mpmd uninstall-hooks --settings .claude/settings.json"]
         project_file = user_home / "project" / ".claude" / "settings.json"
         data = json.loads(project_file.read_text())
         stop = data["hooks"]["Stop"][0]["hooks"][0]
@@ -711,7 +712,7 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 1
         assert by_name(lines)["hook entries"] == [
-            "OK   hook entries: ~/.claude/settings.json: 29 events, current command",
+            "OK   hook entries: ~/.claude/settings.json: 31 events, current command",
             f"FAIL hook entries: .claude/settings.json: Stop sends events to {home} + "
             f"/elsewhere, not to this mpmd's {home} — fix: mpmd uninstall-hooks --settings "
             ".claude/settings.json"]
