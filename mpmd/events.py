@@ -373,7 +373,9 @@ NEEDS_YOU = "needs you"  # a person must answer or act before the session goes o
 INFORMATIONAL = "informational"
 UNKNOWN_MEANING = "unknown"
 
-NOTIFICATION_TYPES: dict[str, str] = {
+# Claude Code's own list of types, in its order (tests/test_catalogue.py reads it out of the
+# CLI), then the types it sends from elsewhere (seen with 2.1.328).
+LISTED_NOTIFICATION_TYPES: dict[str, str] = {
     "permission_prompt": NEEDS_YOU,  # "Claude needs your permission" (a prompt is open)
     "idle_prompt": NEEDS_YOU,  # "Claude is waiting for your input"
     "auth_success": INFORMATIONAL,  # "Claude Code login successful"
@@ -391,6 +393,11 @@ NOTIFICATION_TYPES: dict[str, str] = {
     "model_refusal_fallback": INFORMATIONAL,  # the model refused; another model took over
     "auth_storage_failure": INFORMATIONAL,  # "login needs attention: credentials not saved"
     "plugin_notification": INFORMATIONAL,  # a plugin's own message
+}
+NOTIFICATION_TYPES: dict[str, str] = {
+    **LISTED_NOTIFICATION_TYPES,
+    "elicitation_response": INFORMATIONAL,  # 'Elicitation response for server "x": accept'
+    "elicitation_complete": INFORMATIONAL,  # an MCP server's URL elicitation finished
 }
 
 NEEDS_YOU_NOTIFICATIONS: frozenset[str] = frozenset(

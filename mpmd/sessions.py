@@ -44,13 +44,13 @@ _CLEARS_TOOL_PENDING = frozenset({"PostToolUse", "PostToolUseFailure", "Permissi
 _TOOL_CALLS = frozenset({"PostToolUse", "PostToolUseFailure"})
 # Events that show the session moving again after a dialog: the person answered it.
 _MOVES_ON = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch",
-                       "PermissionRequest", "PermissionDenied", "ElicitationResult",
-                       "SubagentStart", "PreCompact", "MessageDisplay"})
+                       "PermissionRequest", "PermissionDenied", "PermissionAnswered",
+                       "ElicitationResult", "SubagentStart", "PreCompact", "MessageDisplay"})
 # Only these need their payload decoded; every other event is folded from its envelope.
 # (UserPromptSubmit for its permission_mode: a headless SessionStart carries none.)
 _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
-    "UserPromptSubmit", "PostModelSwitch",
+    "UserPromptSubmit", "PostModelSwitch", "Elicitation",
 })
 _PERMISSION_TOOL = re.compile(r"permission to use (\S+)")
 _PERMISSION_NOTES = frozenset({"permission_prompt", "worker_permission_prompt"})
@@ -241,9 +241,16 @@ class Sessions:
                 match = _PERMISSION_TOOL.search(p.message or "")
                 self._wait_for_tool(row, ev, match.group(1) if match else None, "", message,
                                     p.notification_type)
-            else:
+            elif not any(w.kind == INPUT and w.notification_type == p.notification_type
+                         for w in row.pending):  # the Elicitation event opened it already
                 self._add(row, Pending(None, message, ev.timestamp, ev.seq, INPUT, message,
                                        p.notification_type))
+        elif kind == "Elicitation" and p is not None:
+            # An MCP server asks the person, at once (its Notification follows 6 s later
+            # and joins this wait).
+            message = (p.message or "")[:MAX_DETAIL] or "An MCP server needs your input"
+            self._add(row, Pending(None, message, ev.timestamp, ev.seq, INPUT, message,
+                                   "elicitation_dialog"))
         elif kind == "SubagentStart" and ev.agent_id:
             row.agents.append(Agent(ev.agent_id, p.agent_type if p else None, ev.timestamp))
             del row.agents[:-MAX_AGENTS]

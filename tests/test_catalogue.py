@@ -129,7 +129,9 @@ def test_a_model_switch_as_claude_code_sends_it() -> None:
 
 
 def test_notification_types_have_a_meaning() -> None:
-    assert list(events.NOTIFICATION_TYPES) == NOTIFICATION_TYPES_2_1_328
+    assert list(events.LISTED_NOTIFICATION_TYPES) == NOTIFICATION_TYPES_2_1_328
+    assert set(events.NOTIFICATION_TYPES) - set(NOTIFICATION_TYPES_2_1_328) == {
+        "elicitation_response", "elicitation_complete"}  # sent, not in the list
     assert set(events.NOTIFICATION_TYPES.values()) == {events.NEEDS_YOU, events.INFORMATIONAL}
     needs_you = events.NEEDS_YOU_NOTIFICATIONS
     assert needs_you == {
@@ -228,4 +230,4 @@ def test_every_notification_type_of_the_real_client_has_a_meaning() -> None:
             rb'\[(?:"[a-z_]+",)*"permission_prompt"(?:,"[a-z_]+")*\]', data)
             if b'"idle_prompt"' in m)
     assert len(lists) == 1, f"Claude Code's list of notification types not found in {binary}"
-    assert json.loads(lists.pop()) == list(events.NOTIFICATION_TYPES)
+    assert json.loads(lists.pop()) == list(events.LISTED_NOTIFICATION_TYPES)

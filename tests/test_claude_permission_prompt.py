@@ -74,8 +74,12 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
                 term.press_until("Enter", gone)  # on 1. Yes
                 wait_until(lambda: (sb.project / "made-by-bash.txt").exists(), "the command")
             elif answer == "no":
-                term.press_until("4", lambda screen: "\u276f 4. No" in screen)
-                term.press_until("Enter", gone)
+                # A digit picks its answer; early on, while the prompt still ignores
+                # answers, it only moves the selection, and Enter confirms it.
+                screen = term.press_until("4", lambda screen: "\u276f 4. No" in screen
+                                          or gone(screen))
+                if not gone(screen):
+                    term.press_until("Enter", gone)
             elif answer == "esc":
                 term.press_until("Escape", gone)
             else:  # the terminal closes with the prompt open

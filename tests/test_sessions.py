@@ -221,3 +221,16 @@ def test_a_model_switch_changes_the_row_s_model():
                               "from_model": "claude-opus-5-5", "to_model": "claude-sonnet-5",
                               "requested_model": "sonnet", "source": "command"}))
     assert row is not None and row.model == "claude-sonnet-5"
+
+
+def test_an_elicitation_needs_you_at_once_and_its_notification_joins_it():
+    table = Sessions()
+    asked = {**FIX["Elicitation"][0], "message": "Which name?"}
+    row = table.apply(stored(asked))
+    assert row is not None
+    assert [(w.kind, w.message) for w in row.pending] == [("input", "Which name?")]
+    table.apply(stored({**FIX["Notification"][0], "notification_type": "elicitation_dialog",
+                        "message": "Claude Code needs your input"}))
+    assert [(w.kind, w.message) for w in row.pending] == [("input", "Which name?")]
+    table.apply(stored(FIX["ElicitationResult"][0]))
+    assert row.pending == []
