@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/redact.py
 	$(BIN)/python benchmarks/claude_session.py
+	$(BIN)/python benchmarks/needs_you.py
 
 # Only the platform package's native binary is used, so npm's install scripts are skipped.
 claude-code: $(CLAUDE_CODE_DIR)/.installed-$(CLAUDE_CODE_VERSION)
