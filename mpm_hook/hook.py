@@ -16,6 +16,11 @@ imports only what a ``python -I -S`` interpreter has already loaded (``sys``, ``
 
 Worst case, documented in docs/protocol.md: STDIN_TIMEOUT_S to read a stdin that never
 closes, plus SOCKET_TIMEOUT_S for connect + send + ack, plus one spool write with fsync.
+
+With ``--start-daemon`` (install-hooks gives it to the SessionStart command when Claude
+Code's other hooks are http ones, which cannot spool), a SessionStart that finds no daemon
+starts one, detached, and waits (START_WAIT_S at most) until it accepts events, so that the
+session's http hooks find it. Only after the delivery failed: the usual run pays nothing.
 """
 
 import _signal
@@ -31,6 +36,9 @@ SOCKET_TIMEOUT_S = 1.0
 # "no answer" (sent at timeout_s) before it gives up by itself.
 REMOTE_GRACE_S = 5.0
 _READ_CHUNK = 1 << 16
+START_FLAG = "--start-daemon"
+# How long a SessionStart that started the daemon waits for it to accept events.
+START_WAIT_S = 5.0
 
 
 class _StdinTimeout(Exception):
@@ -235,7 +243,7 @@ def remote_decision(sock, event_id: bytes, decision):
     return None
 
 
-def run(runtime_dir: str, state_dir: str) -> None:
+def run(runtime_dir: str, state_dir: str, start: bool = False) -> None:
     ts_ns = time.time_ns()
     payload, original_size = read_stdin()
     if len(payload) > wire.MIN_PAYLOAD_BYTES:  # shorter fits any daemon's limit
@@ -254,6 +262,8 @@ def run(runtime_dir: str, state_dir: str) -> None:
     try:
         if not deliver(paths.socket_path(runtime_dir), frame, event_id, hold=hold):
             spool(paths.spool_dir(state_dir), frame, event_id, ts_ns)
+            if start and b'"SessionStart"' in payload:
+                start_daemon(runtime_dir, state_dir)
     finally:  # a decision holds even when the event could not be kept (logged by main)
         if decision is not None:
             _print(decision.output(verdict[0] if verdict else None))
@@ -282,6 +292,143 @@ def _decided_frame(state_dir, event_id, ts_ns, payload, original_size, decision)
     return frame, hold, verdict
 
 
+# ---- starting the daemon (SessionStart with --start-daemon, the daemon down) ---------------
+def service_files(environ=None):
+    """The service files of `mpmd service install` found for this user: a service manager
+    owns the daemon (its socket unit starts it; a stopped unit is the user's choice)."""
+    env = posix.environ if environ is None else environ
+    home = (env.get(b"HOME") or b"").decode()
+    config = (env.get(b"XDG_CONFIG_HOME") or b"").decode() or (home + "/.config")
+    found = []
+    for path in (config + "/systemd/user/mpmd.socket", config + "/systemd/user/mpmd-http.socket",
+                 home + "/Library/LaunchAgents/local.mpmd.daemon.plist"):
+        try:
+            posix.stat(path)
+        except OSError:
+            continue
+        found.append(path)
+    return found
+
+
+def daemon_running(runtime_dir: str) -> bool:
+    """Whether a daemon holds the folder's lock (running, or starting: it takes the lock
+    first). The daemon's own lock is what keeps a second one from starting; this only
+    spares the start of a process that would stop at once."""
+    import fcntl
+
+    try:
+        fd = posix.open(paths.join(runtime_dir, "mpmd.lock"), posix.O_RDONLY)
+    except OSError:
+        return False  # never started here (or the runtime folder is gone): not running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        posix.close(fd)  # closing drops a lock we took
+    return False
+
+
+def _listens(socket_path: str) -> bool:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(0.2)
+        sock.connect(socket_path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def start_daemon(runtime_dir: str, state_dir: str, wait_s: float = START_WAIT_S) -> str:
+    """Start the daemon, detached, unless one runs or a service manager owns it; wait
+    until it accepts events (``wait_s`` at most). What happened, in a word (logged unless
+    it started). Never raises."""
+    try:
+        owned = service_files()
+        if owned:
+            _log(state_dir, f"daemon down, not started: a service manager owns it ({owned[0]})")
+            return "service"
+        if daemon_running(runtime_dir) or _listens(paths.socket_path(runtime_dir)):
+            return "running"  # another hook started it, or it is slow: not ours to start
+        started = time.monotonic()
+        outcome = _spawn(runtime_dir, state_dir, wait_s)
+        _log(state_dir, f"SessionStart found no daemon and started one: {outcome} after "
+                        f"{time.monotonic() - started:.2f} s")
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - the hook must not fail Claude Code
+        _log(state_dir, f"could not start the daemon: {exc!r}")
+        return "failed"
+
+
+def _spawn(runtime_dir: str, state_dir: str, wait_s: float) -> str:
+    """Double fork and setsid: the daemon belongs to no session of Claude Code's and holds
+    none of its pipes (stdin from /dev/null, output to the daemon's log). It tells us on a
+    pipe when it accepts events (MPMD_READY_FD, as `mpmd start` does)."""
+    env = dict(posix.environ)
+    env[b"MPMD_READY_FD"] = b"3"
+    if runtime_dir == state_dir and paths.HOME_ENV.encode() not in env:
+        env[paths.HOME_ENV.encode()] = runtime_dir.encode()  # the hook's one folder
+    log_dir = paths.join(state_dir, paths.LOG_NAME)
+    _makedirs(log_dir)
+    # mpm_hook.start checks the folders, then runs `mpmd start --foreground --log-file`.
+    argv = [sys.executable, "-P", "-m", "mpm_hook.start", runtime_dir, state_dir]
+    read_end, write_end = posix.pipe()
+    pid = posix.fork()
+    if pid == 0:  # pragma: no cover - the child's side (it execs or exits)
+        try:
+            posix.setsid()
+            if posix.fork():
+                posix._exit(0)
+            null = posix.open("/dev/null", posix.O_RDWR)
+            out = posix.open(paths.join(log_dir, "mpmd.log"),
+                             posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o600)
+            posix.dup2(null, 0)
+            posix.dup2(out, 1)
+            posix.dup2(out, 2)
+            if write_end == 3:
+                posix.set_inheritable(3, True)
+            else:
+                posix.dup2(write_end, 3)  # inheritable: the daemon's ready pipe
+            posix.closerange(4, 1 << 16)
+            posix.chdir("/")
+            posix.umask(0o077)
+            posix.execve(argv[0], argv, env)
+        finally:
+            posix._exit(127)
+    posix.close(write_end)
+    try:
+        posix.waitpid(pid, 0)  # the first child, which exits at once
+        return _await_ready(read_end, runtime_dir, wait_s)
+    finally:
+        posix.close(read_end)
+
+
+def _await_ready(read_end: int, runtime_dir: str, wait_s: float) -> str:
+    import select
+
+    deadline = time.monotonic() + wait_s
+    got = b""
+    while b"\n" not in got:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+            return "slow"  # it goes on starting; the hooks that come first may miss it
+        chunk = posix.read(read_end, 64)
+        if not chunk:
+            break  # it exited: another hook's daemon took the lock first, or it failed
+        got += chunk
+    if b"ready" in got:
+        return "started"
+    while time.monotonic() < deadline:  # the other daemon's start, if one is starting
+        if _listens(paths.socket_path(runtime_dir)):
+            return "running"
+        time.sleep(0.05)
+    return "exited"
+
+
 def _print(data) -> None:
     """The decision on stdout, whole, for Claude Code (nothing when ``data`` is None)."""
     if not data:
@@ -296,10 +443,11 @@ def main(argv=None) -> int:
     an observer must never change what Claude Code does."""
     state_dir = None
     try:
-        runtime_dir, state_dir = parse_args(sys.argv[1:] if argv is None else argv)
+        args = sys.argv[1:] if argv is None else argv
+        runtime_dir, state_dir = parse_args(args)
         if not runtime_dir or not state_dir:
             raise ValueError("no MPMD_HOME and no --runtime/--state: cannot place the event")
-        run(runtime_dir, state_dir)
+        run(runtime_dir, state_dir, START_FLAG in args)
     except BaseException as exc:  # noqa: BLE001 - swallow everything, after one log line
         if state_dir:
             _log(state_dir, f"error: {exc!r}")

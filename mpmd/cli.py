@@ -174,6 +174,7 @@ def status(as_json: bool) -> None:
             f"  spool pending              {info['spool_pending']}\n"
             f"  hook to ring               {_latency_line(info)}\n"
             f"  socket                     {info['socket']}\n"
+            f"  http hooks                 {_http_line(info)}\n"
             f"  journal                    {info['journal_dir']}\n"
             f"  search index               {_index_line(info)}\n"
             f"  policy                     {_policy_line(info)}\n"
@@ -229,6 +230,17 @@ def _index_line(info: dict[str, Any]) -> str:
         restarts = info.get("counters", {}).get("index_worker_restarts", 0)
         return f"{where}; its worker is not running (restarted {restarts} times; see the log)"
     return f"{where} (worker pid {info['index_worker_pid']})"
+
+
+def _http_line(info: dict[str, Any]) -> str:
+    """The endpoint Claude Code's http hooks post to (docs/protocol.md), and what it
+    refused (the reasons: mpmd status --json, docs/security.md)."""
+    url = info.get("http_url")
+    if not url:
+        return f"not available: {info.get('http_error') or 'not started'}"
+    refused = sum(n for n in (info.get("http_refused") or {}).values() if isinstance(n, int))
+    return f"{url}" + (f"  ({refused} requests refused: mpmd status --json)" if refused
+                       else "")
 
 
 def _viewer_line(info: dict[str, Any]) -> str:
@@ -429,8 +441,14 @@ def hook_command(settings: config.Settings, script: Path) -> str:
 @click.option("--settings", "settings_file", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_SETTINGS_FILE, show_default=True,
               help="Claude Code settings file to add the hooks to.")
-def install_hooks(settings_file: Path) -> None:
-    """Register mpm-hook for every event type in a Claude Code settings file."""
+@click.option("--transport", type=click.Choice(hooks_settings.TRANSPORTS), default="auto",
+              show_default=True,
+              help="http: Claude Code posts events to the daemon (SessionStart and Setup stay "
+                   "command hooks); command: a hook process per event, which spools while "
+                   "the daemon is down; auto: http when the installed Claude Code takes it "
+                   "and the daemon's endpoint answers, else command.")
+def install_hooks(settings_file: Path, transport: str) -> None:
+    """Register mpmd's hook for every event type in a Claude Code settings file."""
     settings = _settings()
     path = settings_file.expanduser()
     from mpmd.doctor import repair_modes, tilde  # what `mpmd doctor` flags, this repairs
@@ -443,10 +461,48 @@ def install_hooks(settings_file: Path) -> None:
     home = os.path.expanduser("~")
     for change in [tilde(c, home) for c in copy_changes] + repair_modes(settings):
         click.echo(f"owner-only again: {change}")
+    choice = choose_transport(settings, transport, path, home)
+    if choice.error:
+        raise click.ClickException(f"not installing http hooks: {choice.error} (--transport "
+                                   "command works with every Claude Code)")
+    http = None
+    if choice.transport == hooks_settings.HTTP:
+        from mpmd.http_ingest import load_or_create_token
+
+        assert choice.port is not None and choice.endpoint is not None
+        # The running daemon's token (choose_transport made sure there is one); with none
+        # running, the one it will load at its start, made now if there is none yet (it
+        # keeps a token it finds, and replaces one others could read, as this does).
+        token = choice.endpoint.token if choice.endpoint.running \
+            else load_or_create_token(settings.http_token_path)
+        assert token is not None
+        http = hooks_settings.HttpHook(choice.port, token)
     try:
-        changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command))
+        changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command,
+                                                                              http=http))
     except hooks_settings.SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    shown = tilde(path, home)
+    if transport == "auto":
+        click.echo(f"transport: {choice.transport} (auto), because {choice.why}")
+    else:
+        click.echo(f"transport: {choice.transport}, as asked (--transport {transport})")
+    if http is not None:
+        plain = [e for e in hooks_settings.INSTALLED_EVENTS
+                 if e in hooks_settings.COMMAND_ONLY_EVENTS]
+        n = len(hooks_settings.INSTALLED_EVENTS) - len(plain)
+        click.echo(f"  {n} events post to {http.url}; {' and '.join(plain)} stay command "
+                   "hooks (Claude Code runs only command hooks for them), and the "
+                   f"{hooks_settings.STARTING_EVENT} one starts mpmd when it finds none "
+                   "running")
+        click.echo("  the token is written in the file (Authorization header); "
+                   "it must stay yours alone (docs/security.md)")
+    for note in choice.notes:
+        click.echo(f"  note: {note}")
+    if changes.made_private is not None:
+        now = changes.made_private & ~0o077
+        click.echo(f"{shown}: made {now:04o} (it was {changes.made_private:04o}): it holds "
+                   "the http hooks' token")
     if not changes.changed:
         click.echo(f"{path}: hooks already installed, nothing changed")
         return
@@ -455,6 +511,26 @@ def install_hooks(settings_file: Path) -> None:
     if changes.backup:
         click.echo(f"  backup of the previous file: {changes.backup}")
     click.echo(f"  command: {command}")
+
+
+def choose_transport(settings: config.Settings, requested: str, path: Path,
+                     home: str) -> hooks_settings.Choice:
+    """What install-hooks writes into ``path``: asks the daemon and the installed Claude
+    Code (only when they matter), then hooks_settings.choose_transport decides."""
+    from mpmd.doctor import tilde
+
+    if requested == hooks_settings.COMMAND:
+        return hooks_settings.choose_transport(requested, hooks_settings.ClaudeCode(),
+                                               hooks_settings.Endpoint(settings.http_port))
+    try:
+        status = control.request(settings, {"cmd": "status"})
+    except (control.NotRunning, OSError, ValueError):
+        status = None
+    endpoint = hooks_settings.read_endpoint(settings, status if isinstance(status, dict)
+                                            else None)
+    shared = tilde(path, home) if hooks_settings.shared_project_file(path, home) else None
+    return hooks_settings.choose_transport(requested, hooks_settings.find_claude(home=home),
+                                           endpoint, shared_file=shared, home=home)
 
 
 @main.command("uninstall-hooks")

@@ -139,8 +139,9 @@ def _install_systemd(settings: config.Settings, files: list[UnitFile],
                      dry_run: bool) -> None:
     from mpmd import service as svc
 
+    http = any(unit.path.name == svc.HTTP_SOCKET_UNIT for unit in files)
     if dry_run:
-        _show(files, svc.systemd_install_commands(restart=False))
+        _show(files, svc.systemd_install_commands(restart=False, http=http))
         return
     usable, why = svc.systemctl_usable()
     was_active = usable and svc.run(svc.systemctl("is-active", svc.SOCKET_UNIT)).ok
@@ -150,10 +151,10 @@ def _install_systemd(settings: config.Settings, files: list[UnitFile],
     if not usable:
         click.echo(f"systemctl --user is not usable here ({why}); to load and enable the "
                    "units, run this as the same user in a login session:")
-        for argv in svc.systemd_install_commands(restart=False):
+        for argv in svc.systemd_install_commands(restart=False, http=http):
             click.echo(f"  {svc.shell_line(argv)}")
         return
-    *setup, start = svc.systemd_install_commands(restart=changed and was_active)
+    *setup, start = svc.systemd_install_commands(restart=changed and was_active, http=http)
     _run_all(setup)
     # Started now rather than at the first hook event: it says at once whether the sandbox
     # works here, and the viewer is up. From the next login on, the socket starts it.
@@ -165,9 +166,11 @@ def _install_systemd(settings: config.Settings, files: list[UnitFile],
             "does not start\" in docs/service.md. Hooks spool their events meanwhile; "
             "nothing is lost. Logs: journalctl --user -u mpmd")
     click.echo(f"ran {svc.shell_line(start)}")
-    click.echo(f"{svc.SOCKET_UNIT} listens on {settings.socket_path}; from the next login on, "
-               f"the first hook event starts {svc.SERVICE_UNIT} (logs: journalctl --user -u "
-               "mpmd)")
+    held = (f" and {svc.HTTP_SOCKET_UNIT} on 127.0.0.1:{settings.http_port}" if http else
+            " (http_port is not a fixed port: nothing holds the http endpoint's)")
+    click.echo(f"{svc.SOCKET_UNIT} listens on {settings.socket_path}{held}; from the next "
+               f"login on, the first hook event starts {svc.SERVICE_UNIT} (logs: journalctl "
+               "--user -u mpmd)")
 
 
 def _install_launchd(settings: config.Settings, files: list[UnitFile],
@@ -257,7 +260,8 @@ def _uninstall_systemd(files: list[UnitFile], dry_run: bool) -> None:
     _remove_all(files)
     if usable:
         _run_all([svc.systemctl("daemon-reload")])
-        svc.run(svc.systemctl("reset-failed", svc.SERVICE_UNIT, svc.SOCKET_UNIT))
+        svc.run(svc.systemctl("reset-failed", svc.SERVICE_UNIT, svc.SOCKET_UNIT,
+                              svc.HTTP_SOCKET_UNIT))
     else:
         click.echo(f"systemctl --user is not usable here ({why}); if a user service manager "
                    "runs these units in another session, run there:")

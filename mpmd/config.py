@@ -30,6 +30,11 @@ log = logging.getLogger("mpmd.config")
 MiB = 1024 * 1024
 
 CONFIG_FILE_NAME = "config.toml"
+# In the state folder: the port the http endpoint listens on (the decimal number and a
+# newline, written once it listens), and the credential hooks send it (docs/security.md).
+HTTP_PORT_NAME = "http.port"
+HTTP_TOKEN_NAME = "http.token"
+HTTP_OFF = -1  # http_port = -1: no http endpoint
 
 
 class ConfigError(ValueError):
@@ -207,6 +212,9 @@ class Settings:
     viewer_port: int = 7710  # 0: any free port; taken: the next free of the nine after it
     viewer_queue_bytes: int = 2 * MiB  # per viewer client; past it the client lags
     viewer_send_timeout_s: float = 30.0  # a viewer socket taking nothing this long is dropped
+    # Claude Code's `http` hooks post here, on 127.0.0.1 only (docs/security.md); 0: any
+    # free port, -1: off. Not the viewer's 7710 and the nine after it.
+    http_port: int = 7720
     log_level: str = "INFO"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -259,6 +267,14 @@ class Settings:
         return self.state_dir / paths.HOOK_COPY_NAME
 
     @property
+    def http_port_path(self) -> Path:
+        return self.state_dir / HTTP_PORT_NAME
+
+    @property
+    def http_token_path(self) -> Path:
+        return self.state_dir / HTTP_TOKEN_NAME
+
+    @property
     def config_path(self) -> Path:
         return self.config_dir / CONFIG_FILE_NAME
 
@@ -295,11 +311,14 @@ _TUNABLES = {
 # Numbers must be positive, except those with their own range here.
 _RANGES: dict[str, tuple[int, int, str]] = {
     "viewer_port": (0, 65535, "a TCP port, or 0 for any free one"),
+    "http_port": (HTTP_OFF, 65535, "a TCP port, 0 for any free one, or -1 (or off) for none"),
 }
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     kind = _TUNABLES[name]
+    if name == "http_port" and str(value).strip().lower() == "off":
+        value = HTTP_OFF
     try:
         if kind == "int":
             result: Any = int(value)
@@ -368,6 +387,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"max_frame_bytes may not exceed {wire.MAX_FRAME_BYTES}")
     if settings.max_frame_bytes < wire.MIN_FRAME_BYTES:
         raise ConfigError(f"max_frame_bytes must be at least {wire.MIN_FRAME_BYTES}")
+    if settings.http_port > 0 and settings.http_port == settings.viewer_port:
+        raise ConfigError(f"http_port and viewer_port are both {settings.http_port}: the "
+                          "hooks' endpoint and the viewer need a port each")
     if len(os.fsencode(settings.socket_path)) > 100:
         raise ConfigError(
             f"socket path {settings.socket_path} is too long for a Unix socket "

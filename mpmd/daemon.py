@@ -39,17 +39,19 @@ from mpm_hook import hook, wire
 from mpmd import __version__, access, activation, control, metrics, policy
 from mpmd.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.broadcast import Broadcaster
-from mpmd.config import Settings, owner_only_dir
+from mpmd.config import HTTP_OFF, Settings, owner_only_dir
 from mpmd.dedup import RecentIds
 from mpmd.events import StoredEventView
 from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.framing import EventFrame
+from mpmd.http_ingest import HttpIngest, load_or_create_token, publish_port
 from mpmd.indexer import Indexer
 from mpmd.ingest import IngestServer, Rejects
 from mpmd.journal import Journal, line_seq
 from mpmd.policy import describe as describe_policy
 from mpmd.prompt_watch import PromptWatch
 from mpmd.ring import PageReleaser, open_ring_file
+from mpmd.service import http_loss_risk
 from mpmd.spool import SpoolDrainer
 from mpmd.spool import pending as spool_pending
 from mpmd.store import Store
@@ -109,6 +111,11 @@ class Daemon:
         self.viewer: Viewer | None = None
         self._metrics_registry: CollectorRegistry | None = None
         self.viewer_error: str | None = None  # why there is no viewer, when there is none
+        self.http: HttpIngest | None = None  # Claude Code's http hooks (mpmd.http_ingest)
+        self.http_error: str | None = None  # why there is no http endpoint
+        # The endpoint's listening socket a service manager passed (mpmd-http.socket), until
+        # _start_http serves on it.
+        self.http_passed: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Background tasks that failed (and were started again): name -> failures, last
         # error, when. In status, doctor and /metrics: a task never dies silently.
@@ -182,7 +189,10 @@ class Daemon:
         path = self.settings.socket_path
         # Socket activation (mpmd.socket, LISTEN_FDS): serve on the socket systemd holds.
         # Its file belongs to the .socket unit, so it is not unlinked at shutdown either.
-        inherited = activation.take_listener(path)
+        # mpmd-http.socket's, when passed too, is kept for the http endpoint (_start_http).
+        passed = activation.take_listeners(path, self.settings.http_port)
+        self.http_passed = passed.http
+        inherited = passed.hook
         if inherited is not None:
             self.socket_inherited = True
             return inherited
@@ -409,6 +419,7 @@ class Daemon:
             "index_last_seq": self.indexer.last_seq,
             "index_worker_pid": self.indexer.pid,
             "connections_open": len(self.ingest.connections),
+            **self._http_status(),
             "remote_waiting": len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
             "forward": self.forwarders.status(),
             "policy": describe_policy(s),  # file, state (none, active, invalid), rules, error
@@ -426,6 +437,51 @@ class Daemon:
                 "viewer_port": viewer.port, "viewer_clients": len(self.broadcaster.clients),
                 "viewer_lagging_clients": sum(
                     not c.live for c in self.broadcaster.clients if c.subscribed)}
+
+    def _http_status(self) -> dict[str, object]:
+        held = self.http is not None and self.http.passed
+        risk = http_loss_risk(self.settings, running=True, held=held)
+        loss = {"http_port_held": held, "http_loss_risk": risk}
+        if self.http is None:
+            return {"http_url": None, "http_error": self.http_error, **loss}
+        return {**self.http.status(), "http_error": None, **loss}
+
+    async def _start_http(self) -> None:
+        """Claude Code's http hooks, on 127.0.0.1:http_port (mpmd.http_ingest). Like the
+        viewer, the daemon runs without it when it cannot listen, and says why."""
+        s = self.settings
+        if s.http_port == HTTP_OFF:
+            self.http_error = "off (http_port = -1)"
+            publish_port(s.http_port_path, None)
+            return
+        try:
+            token = load_or_create_token(s.http_token_path)
+        except OSError as exc:
+            self._http_unavailable(f"cannot make its token {s.http_token_path}: {exc}")
+            return
+        http = HttpIngest(
+            self.store, self.counters, port=s.http_port, token=token,
+            max_frame_bytes=s.max_frame_bytes, idle_timeout_s=s.idle_timeout_s,
+            max_connections=s.max_connections, state_dir=s.state_dir, spool_dir=s.spool_dir,
+            spool_wakeup=self._spool_wakeup.set, holder=self.ingest.holder)
+        # The port a service manager holds for us (mpmd-http.socket, or launchd's Sockets):
+        # requests that come while we are down wait in its backlog (docs/service.md).
+        passed = self.http_passed or activation.take_launchd_http(s.http_port)
+        self.http_passed = None
+        try:
+            await http.start(sock=passed)
+        except OSError as exc:
+            self._http_unavailable(
+                f"cannot listen on 127.0.0.1:{s.http_port}: {exc.strerror or exc}")
+            return
+        self.http = http
+        publish_port(s.http_port_path, http.port)
+        log.info("http hooks on %s", http.url)
+
+    def _http_unavailable(self, why: str) -> None:
+        self.http_error = why
+        log.error("http hooks endpoint not started: %s", why)
+        publish_port(self.settings.http_port_path, None)
 
     async def _start_viewer(self) -> None:
         """The viewer is a window on the events, not the keeper of them: if it cannot
@@ -481,6 +537,7 @@ class Daemon:
             # After _listen: it takes (and unsets) LISTEN_FDS, which the worker must not see.
             await self.indexer.start()
             self.forwarders.start()
+            await self._start_http()
             listening = True
             control_server = await control.serve(s.control_path, self)
             await self._start_viewer()
@@ -523,13 +580,20 @@ class Daemon:
                         control_server: asyncio.AbstractServer | None) -> None:
         if hasattr(self, "approvals"):
             self.approvals.close_all()  # the hooks waiting ask in the terminal
+        http = self.http
         if listening:
             self.ingest.stop_listening()
+            if http is not None:
+                http.stop_listening()
             self.store.accepting = True  # frames already sent by connected hooks still count
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.ingest.idle.wait(), SHUTDOWN_GRACE_S)
+                await asyncio.wait_for(asyncio.gather(
+                    self.ingest.idle.wait(), *(() if http is None else (http.idle.wait(),))),
+                    SHUTDOWN_GRACE_S)
             self.store.accepting = False
             self.ingest.abort_all()
+        if http is not None:
+            http.abort_all()
         if control_server is not None:
             control_server.close()
         if self.viewer is not None:

@@ -9,7 +9,9 @@ the level SKIP instead of guessing; only FAIL makes ``mpmd doctor`` exit non-zer
 
 What install-hooks repairs: everything the hook checks flag in the file it is pointed at
 (stale interpreter or script, other folders, duplicates within the file, entries under
-events mpmd does not register, outdated entries). An mpmd entry in a second settings file is
+events mpmd does not register, outdated entries; http entries with another port or token,
+or in a file others can read; http entries where they cannot work, replaced by command
+ones). An mpmd entry in a second settings file is
 removed with uninstall-hooks on that file; the fixes say which.
 """
 
@@ -78,6 +80,7 @@ class SettingsFile:
     display: str  # as shown to the user (~/..., or relative to the current folder)
     data: dict[str, Any] | None = None
     error: str | None = None
+    mode: int | None = None  # its permission bits (through a symlink), when it exists
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class Facts:
     port_probe: PortProbe | None = None
     policy: Mapping[str, Any] | None = None  # mpmd.policy.describe()
     forward_problems: tuple[str, ...] = ()  # mpmd.forward.problems(): config.toml's [[forward]]
+    claude: hooks_settings.ClaudeCode | None = None  # the Claude Code found; None: not looked
+    endpoint: hooks_settings.Endpoint | None = None  # the daemon's http endpoint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +321,7 @@ def command_problems(command: str, target: HookTarget, paths: Mapping[str, str],
         theirs = _folders(parsed.runtime_dir, parsed.state_dir, home)
         ours = _folders(target.runtime_dir, target.state_dir, home)
         return FAIL, f"send{s} events to {theirs}, not to this mpmd's {ours}"
-    if command != target.command:
+    if hooks_settings.base_command(command) != target.command:  # SessionStart's flag: ok
         try:
             now = parse_command(target.command)
         except ValueError:
@@ -441,7 +446,13 @@ def check_permissions(modes: Sequence[PathMode], uid: int) -> Check:
 
 
 def _ours(f: SettingsFile) -> dict[str, list[str]]:
+    """Event -> the keys of mpmd's entries in the file (commands, or urls of http entries)."""
     return hooks_settings.find_ours(f.data) if f.data is not None else {}
+
+
+def _entries(f: SettingsFile) -> dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]]:
+    """Event -> (group, entry) of mpmd's entries in the file."""
+    return hooks_settings.find_our_entries(f.data) if f.data is not None else {}
 
 
 def _who(bits: int) -> str:
@@ -462,9 +473,12 @@ def _fix_for(f: SettingsFile, files: Sequence[SettingsFile]) -> str:
 
 
 def check_hook_entries(files: Sequence[SettingsFile], target: HookTarget,
-                       paths: Mapping[str, str], home: str) -> list[Check]:
+                       paths: Mapping[str, str], home: str,
+                       endpoint: hooks_settings.Endpoint | None = None) -> list[Check]:
     """One Check per settings file that holds mpmd entries (or cannot be read), plus one
-    when an event mpmd registers has no entry in any file."""
+    when an event mpmd registers has no entry in any file. Command entries: the command
+    (:func:`command_problems`); http entries: the port against the daemon's (``endpoint``),
+    the token against its http.token, and the file's mode (it holds the token)."""
     name = "hook entries"
     checks: list[Check] = []
     any_ours = False
@@ -475,41 +489,57 @@ def check_hook_entries(files: Sequence[SettingsFile], target: HookTarget,
                                 "correct the file by hand (install-hooks does not rewrite a "
                                 "file it cannot read)"))
             continue
-        ours = _ours(f)
-        if not ours:
+        found = _entries(f)
+        if not found:
             continue
         any_ours = True
-        covered.update(ours)
-        by_command: dict[str, list[str]] = {}
-        for event, commands in ours.items():
-            for command in dict.fromkeys(commands):
-                by_command.setdefault(command, []).append(event)
+        covered.update(found)
+        by_key: dict[str, list[str]] = {}
+        for event, pairs in found.items():
+            for key in dict.fromkeys(hooks_settings.entry_key(h) for _g, h in pairs):
+                by_key.setdefault(key, []).append(event)
         levels, parts = [], []
-        for command, events in by_command.items():
-            level, predicate = command_problems(command, target, paths, home,
-                                                single=len(events) == 1)
+        for key, events in by_key.items():
+            single = len(events) == 1
+            port = hooks_settings.url_port(key)
+            if port is None:
+                level, predicate = command_problems(key, target, paths, home, single)
+            else:
+                level, predicate = _port_problems(port, endpoint, single)
             if level != OK:
                 levels.append(level)
                 parts.append(f"{_names(_ordered(events))} {predicate}")
+        level, predicate = _token_problems(found, endpoint)
+        if level != OK:
+            levels.append(level)
+            parts.append(predicate)
+        if f.mode is not None and f.mode & 0o077 and f.data is not None \
+                and hooks_settings.holds_token(f.data):
+            levels.append(FAIL)
+            parts.append(f"it holds the http hooks' token and is {f.mode:04o}: "
+                         f"{_who(f.mode & 0o077)} can read it")
         try:
-            _, changes = hooks_settings.install(f.data or {}, target.command)
+            hooks_settings.install(f.data or {}, target.command)
         except hooks_settings.SettingsError as exc:
             checks.append(Check(name, FAIL, f"{f.display}: {exc} (install-hooks refuses it too)",
                                 "correct the file by hand"))
             continue
-        current = {e for e, cmds in ours.items() if set(cmds) == {target.command}}
-        odd = _ordered(e for e in changes.updated if e in current and len(ours[e]) == 1)
+        odd = _ordered(_unlike_install(found, target, endpoint))
         if odd:
             levels.append(WARN)
             parts.append(f"{_names(odd)} {'has an entry' if len(odd) == 1 else 'have entries'}"
-                         " unlike the one install-hooks writes (timeout, matcher, or a group "
-                         "shared with your own hooks)")
+                         " unlike the one install-hooks writes (timeout, matcher, headers, or a "
+                         "group shared with your own hooks)")
         if not levels:
-            count = len([e for e in ours if e in hooks_settings.INSTALLED_EVENTS])
-            checks.append(Check(name, OK, f"{f.display}: {count} events, current command"))
+            count = len([e for e in found if e in hooks_settings.INSTALLED_EVENTS])
+            checks.append(Check(name, OK, f"{f.display}: {count} events, "
+                                f"{_current(found, endpoint)}"))
             continue
-        checks.append(Check(name, _worst(levels), f"{f.display}: " + "; ".join(parts),
-                            _fix_for(f, files)))
+        fix = _fix_for(f, files)
+        if fix.startswith("mpmd install-hooks") and _has_http(found):
+            # the file has http entries: keep them (install-hooks' auto may choose command)
+            fix = fix.replace("mpmd install-hooks", "mpmd install-hooks --transport http", 1)
+        checks.append(Check(name, _worst(levels), f"{f.display}: " + "; ".join(parts), fix))
     if not any_ours:
         where = ", ".join(f.display for f in files)
         checks.append(Check(name, FAIL, f"mpmd's hook is in none of {where}: Claude Code "
@@ -523,17 +553,168 @@ def check_hook_entries(files: Sequence[SettingsFile], target: HookTarget,
     return checks
 
 
+def _has_http(found: Mapping[str, Sequence[tuple[Any, Mapping[str, Any]]]]) -> bool:
+    return any(hooks_settings.entry_kind(h) == hooks_settings.HTTP
+               for pairs in found.values() for _g, h in pairs)
+
+
+def _current(found: Mapping[str, Sequence[tuple[Any, Mapping[str, Any]]]],
+             endpoint: hooks_settings.Endpoint | None) -> str:
+    """'current command', or for a file with http entries, how many of each."""
+    http = {e for e, pairs in found.items()
+            if any(hooks_settings.entry_kind(h) == hooks_settings.HTTP for _g, h in pairs)}
+    if not http:
+        return "current command"
+    ports = {hooks_settings.url_port(h.get("url")) for e in http for _g, h in found[e]
+             if hooks_settings.entry_kind(h) == hooks_settings.HTTP}
+    where = ", ".join(f"127.0.0.1:{p}" for p in sorted(p for p in ports if p))
+    return (f"{len(http)} over http to {where}, {len(set(found) - http)} by the current "
+            "command")
+
+
+def _port_problems(port: int, endpoint: hooks_settings.Endpoint | None,
+                   single: bool) -> tuple[str, str]:
+    """(level, predicate) for http entries posting to ``port``. An endpoint that is off or
+    not listening is the transport check's."""
+    s = "s" if single else ""
+    expected = endpoint.expected_port if endpoint is not None else None
+    if endpoint is None or expected is None or port == expected:
+        return OK, ""
+    if endpoint.running:
+        return FAIL, (f"post{s} to 127.0.0.1:{port}, but mpmd listens on {expected} "
+                      "(http.port): Claude Code's http hooks reach something else, or nothing")
+    return FAIL, (f"post{s} to 127.0.0.1:{port}, but mpmd's http_port is {expected} "
+                  "(mpmd is not running)")
+
+
+def _token_problems(found: Mapping[str, Sequence[tuple[Any, Mapping[str, Any]]]],
+                    endpoint: hooks_settings.Endpoint | None) -> tuple[str, str]:
+    """(level, text) for the tokens the http entries send, against the daemon's."""
+    none, wrong = [], []
+    for event, pairs in found.items():
+        for _g, h in pairs:
+            if hooks_settings.entry_kind(h) != hooks_settings.HTTP:
+                continue
+            token = hooks_settings.entry_token(h)
+            if token is None:
+                none.append(event)
+            elif "$" not in token and endpoint is not None and endpoint.token is not None \
+                    and token != endpoint.token:
+                wrong.append(event)
+    texts = []
+    for events, what in ((none, "no token (Authorization: Bearer ...)"),
+                         (wrong, "a token that is not the daemon's (http.token)")):
+        if events:
+            events = list(dict.fromkeys(_ordered(events)))
+            texts.append(f"{_names(events)} send{'s' if len(events) == 1 else ''} {what}")
+    if not texts:
+        return OK, ""
+    return FAIL, "; ".join(texts) + ": the daemon refuses them (401) and nothing is recorded"
+
+
+def _unlike_install(found: Mapping[str, Sequence[tuple[Any, Mapping[str, Any]]]],
+                    target: HookTarget, endpoint: hooks_settings.Endpoint | None) -> list[str]:
+    """Events whose one entry of ours is current (this command; this endpoint's port and
+    token) but sits in a group other than the one install-hooks writes (for SessionStart
+    in a file with http entries, the command that starts the daemon)."""
+    odd = []
+    with_http = _has_http(found)
+    for event, pairs in found.items():
+        if len(pairs) != 1 or event not in hooks_settings.INSTALLED_EVENTS:
+            continue
+        group, entry = pairs[0]
+        http = None
+        if hooks_settings.entry_kind(entry) == hooks_settings.HTTP:
+            if event in hooks_settings.COMMAND_ONLY_EVENTS:
+                continue  # the transport check says it never runs
+            port = hooks_settings.url_port(entry.get("url"))
+            expected = endpoint.expected_port if endpoint is not None else None
+            token = hooks_settings.entry_token(entry)
+            if port is None or (expected is not None and port != expected) or token is None:
+                continue  # said already
+            own = endpoint.token if endpoint is not None and endpoint.token else None
+            if own is not None and "$" not in token and token != own:
+                continue  # said already
+            try:
+                http = hooks_settings.HttpHook(port, own or token)
+            except ValueError:  # a $VAR token: not what install-hooks writes
+                odd.append(event)
+                continue
+        elif hooks_settings.base_command(hooks_settings.entry_key(entry)) != target.command:
+            continue  # said already
+        command = hooks_settings.event_command(event, target.command, with_http)
+        if group != hooks_settings.our_group(event, command, http=http):
+            odd.append(event)
+    return odd
+
+
+def check_transport(files: Sequence[SettingsFile], claude: hooks_settings.ClaudeCode | None,
+                    endpoint: hooks_settings.Endpoint | None,
+                    status: Mapping[str, Any] | None = None, home: str = "") -> Check:
+    """The kind of mpmd's entries (command or http) against what works: the installed Claude
+    Code's version, the daemon's endpoint, the events Claude Code runs http hooks for."""
+    name = "hook transport"
+    http: set[str] = set()
+    command: set[str] = set()
+    for f in files:
+        for event, pairs in _entries(f).items():
+            for _g, h in pairs:
+                is_http = hooks_settings.entry_kind(h) == hooks_settings.HTTP
+                (http if is_http else command).add(event)
+    if not http and not command:
+        return Check(name, SKIP, "no mpmd entries to check")
+    about = claude.describe(home) if claude is not None else "Claude Code was not looked for"
+    if not http:
+        text = f"command hooks for {len(command)} events"
+        if claude is not None and claude.takes_http and endpoint is not None \
+                and not endpoint.unavailable:
+            text += (f"; {about} takes http hooks as well, which spare it a process per "
+                     "event (mpmd install-hooks --transport http)")
+        return Check(name, OK, text)
+    fails: list[str] = []
+    warns: list[str] = []
+    shown = _names(_ordered(http))
+    verb = "has" if len(http) == 1 else "have"
+    if claude is not None and claude.takes_http is False:
+        fails.append(f"{shown} {verb} http entries, but {about} predates http hooks "
+                     f"({hooks_settings.HTTP_HOOKS_SINCE_TEXT}): not recorded")
+    if endpoint is not None and endpoint.unavailable:
+        fails.append(f"{shown} {verb} http entries, but {endpoint.unavailable}: not recorded")
+    never = _ordered(http & hooks_settings.COMMAND_ONLY_EVENTS)
+    if never:
+        which = "has an http entry" if len(never) == 1 else "have http entries"
+        fails.append(f"{_names(never)} {which}, which Claude Code never runs (it runs command "
+                     "hooks only there): not recorded")
+    risk = (status or {}).get("http_loss_risk") if status and status.get("running") else None
+    if isinstance(risk, str) and risk:
+        warns.append(risk)
+    if fails:
+        return Check(name, FAIL, "; ".join(fails + warns),
+                     "mpmd install-hooks (it chooses command hooks where http ones cannot work)")
+    if warns:
+        return Check(name, WARN, "; ".join(warns), "mpmd service install")
+    text = f"http hooks for {len(http)} events"
+    if command:
+        text += f", command hooks for {_names(_ordered(command))}"
+    if claude is not None and claude.takes_http:
+        text += f" ({about} takes http hooks)"
+    elif claude is not None:
+        text += f" (could not check that Claude Code takes http hooks: {claude.error})"
+    return Check(name, OK, text)
+
+
 def check_duplicates(files: Sequence[SettingsFile]) -> Check:
     """More than one mpmd entry for an event, in one file or across files. Different commands
-    all run (each event stored once per working entry): FAIL. Identical commands: WARN
-    (Claude Code's hooks reference says identical commands run once, but the copies drift
-    apart at the next upgrade of one of them)."""
+    or urls, or a command and an http entry, all run (each event stored once per working
+    entry): FAIL. Identical commands, or http entries with the same url: WARN (Claude Code's
+    hooks reference says identical commands run once, and 2.1.328 posts once per url, but
+    the copies drift apart at the next upgrade of one of them)."""
     name = "duplicate entries"
     per_event: dict[str, list[tuple[SettingsFile, str]]] = {}
     for f in files:
         for event, commands in _ours(f).items():
             per_event.setdefault(event, []).extend((f, c) for c in commands)
-    groups: dict[tuple[str, bool], list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     fixes: list[str] = []
     level = OK
     for event, found in per_event.items():
@@ -544,7 +725,7 @@ def check_duplicates(files: Sequence[SettingsFile]) -> Check:
             counts[f.display] = counts.get(f.display, 0) + 1
         where = " and ".join(d if n == 1 else f"{d} ×{n}" for d, n in counts.items())
         differ = len({c for _, c in found}) > 1
-        groups.setdefault((where, differ), []).append(event)
+        groups.setdefault((where, _duplicate_kind(found, differ)), []).append(event)
         level = _worst((level, FAIL if differ else WARN))
         by_display = {f.display: f for f, _ in found}
         for display, n in counts.items():
@@ -553,13 +734,20 @@ def check_duplicates(files: Sequence[SettingsFile]) -> Check:
     if level == OK:
         return Check(name, OK, "none (one mpmd entry per event)")
     parts = []
-    for (where, differ), events in groups.items():
+    for (where, kind), events in groups.items():
         n = len(per_event[events[0]])
         verb = "has" if len(events) == 1 else "have"
-        kind = "different commands: each event is stored once per working one" if differ \
-            else "the same command"
         parts.append(f"{_names(_ordered(events))} {verb} {n} mpmd entries ({where}; {kind})")
     return Check(name, level, "; ".join(parts), "; ".join(dict.fromkeys(fixes)))
+
+
+def _duplicate_kind(found: Sequence[tuple[SettingsFile, str]], differ: bool) -> str:
+    kinds = {"http" if hooks_settings.url_port(c) is not None else "command" for _, c in found}
+    if not differ:  # Claude Code runs them once (2.1.328 posts once per url)
+        return "the same endpoint" if kinds == {"http"} else "the same command"
+    what = "different commands" if kinds == {"command"} else "different endpoints" \
+        if kinds == {"http"} else "a command and an http entry"
+    return f"{what}: each event is stored once per working one"
 
 
 def check_event_names(files: Sequence[SettingsFile],
@@ -814,9 +1002,12 @@ def run_checks(facts: Facts) -> list[Check]:
         check_permissions(facts.modes, facts.uid),
     ]
     if facts.target is not None:
-        checks += check_hook_entries(facts.settings_files, facts.target, facts.paths, home)
+        checks += check_hook_entries(facts.settings_files, facts.target, facts.paths, home,
+                                     facts.endpoint)
         checks.append(check_duplicates(facts.settings_files))
         checks.append(check_event_names(facts.settings_files))
+        checks.append(check_transport(facts.settings_files, facts.claude, facts.endpoint,
+                                      status, home))
     checks.append(check_hook_copy(facts.hook_copy, tilde(s.hook_copy_dir / "mpm_hook", home)))
     errors = int((status or {}).get("counters", {}).get("journal_errors", 0) or 0)
     journal_bytes = status.get("journal_bytes") if running and status else None
@@ -864,6 +1055,7 @@ def read_settings_file(scope: str, path: Path, display: str) -> SettingsFile:
         if not path.exists():
             return SettingsFile(scope, str(path), display)
         data = hooks_settings.load_settings(path)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
     except hooks_settings.SettingsError as exc:
         text = str(exc)
         if text.startswith(str(path)):
@@ -871,7 +1063,7 @@ def read_settings_file(scope: str, path: Path, display: str) -> SettingsFile:
         return SettingsFile(scope, str(path), display, error=f"cannot read it: {text}")
     except OSError as exc:
         return SettingsFile(scope, str(path), display, error=f"cannot read it: {exc}")
-    return SettingsFile(scope, str(path), display, data=data)
+    return SettingsFile(scope, str(path), display, data=data, mode=mode)
 
 
 def _mode(path: Path, display: str, rule: str, follow: bool = True) -> PathMode | None:
@@ -1096,7 +1288,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
         for scope, path in settings_files(user_file, project_dir.absolute())
     )
     wanted = {p for f in files for cmds in _ours(f).values() for c in cmds
-              for p in command_paths(c)}
+              if hooks_settings.url_port(c) is None for p in command_paths(c)}
     running = status is not None
     probe = None
     if s.viewer_port and not (running and status and status.get("viewer_port") == s.viewer_port):
@@ -1122,6 +1314,8 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
         port_probe=probe,
         policy=_policy(s),
         forward_problems=tuple(_forward_problems(s)),
+        claude=hooks_settings.find_claude(home=home),
+        endpoint=hooks_settings.read_endpoint(s, status),
     )
 
 

@@ -74,6 +74,10 @@ _COUNTERS = {
     "duplicates": ("mpmd_events_duplicate_total", "Events sent again and recognised."),
     "busy": ("mpmd_events_busy_total", "Events answered BUSY (the hook spooled them)."),
     "connections_total": ("mpmd_connections_total", "Hook connections accepted."),
+    "http_requests": ("mpmd_http_requests_total",
+                      "Requests to the http hooks endpoint (refused ones included)."),
+    "http_connections_total": ("mpmd_http_connections_total",
+                               "Connections to the http hooks endpoint."),
     "journal_errors": ("mpmd_journal_errors_total", "Failed journal writes."),
     "index_errors": ("mpmd_index_errors_total", "Failed index batches or rebuilds."),
     "index_worker_restarts": ("mpmd_index_worker_restarts_total",
@@ -114,6 +118,12 @@ class DaemonCollector(Collector):
             if key.startswith("rejected_"):
                 rejected.add_metric([key.removeprefix("rejected_")], n)
         yield rejected
+        refused = CounterMetricFamily("mpmd_http_refused",
+                                      "Requests to the http hooks endpoint refused, by reason.",
+                                      labels=["reason"])
+        for reason, n in sorted((st.get("http_refused") or {}).items()):
+            refused.add_metric([reason], n)
+        yield refused
         yield from _forwarder_families(st.get("forward") or {})
         for name, doc, value in (
             ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
@@ -134,6 +144,8 @@ class DaemonCollector(Collector):
             ("mpmd_remote_requests_waiting", "Permission requests held for the viewer.",
              st.get("remote_waiting", 0)),
             ("mpmd_connections_open", "Hook connections open.", st.get("connections_open")),
+            ("mpmd_http_connections_open", "Connections to the http hooks endpoint open.",
+             st.get("http_connections_open")),
             ("mpmd_uptime_seconds", "Seconds since the daemon started.", st.get("uptime_s")),
         ):
             if value is not None:

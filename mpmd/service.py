@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpm_hook import paths
-from mpmd.config import Settings
+from mpmd.activation import HTTP_FD_NAME, HTTP_HOST
+from mpmd.config import HTTP_OFF, Settings
 
 SERVICE_UNIT = "mpmd.service"
 SOCKET_UNIT = "mpmd.socket"
+HTTP_SOCKET_UNIT = "mpmd-http.socket"  # the http endpoint's port (http_port), for the same service
 LAUNCHD_LABEL = "local.mpmd.daemon"
 RUNTIME_SPECIFIER = "%t/mpmd"  # the user's runtime folder, as systemd spells it
 SYSTEMCTL = "systemctl"
@@ -54,17 +56,37 @@ RemoveOnStop=yes
 WantedBy=sockets.target
 """
 
+HTTP_SOCKET_TEMPLATE = """\
+# The loopback port of mpmd's http endpoint, for socket activation: systemd holds it from
+# login on, so a Claude Code http hook that comes while the daemon is stopped, crashed or
+# restarting waits in the queue and starts mpmd.service. Written by `mpmd service install`
+# (docs/service.md); local changes go in a drop-in (`systemctl --user edit mpmd-http.socket`).
+[Unit]
+Description=mpmd http hook endpoint (Claude Code http hooks)
+
+[Socket]
+ListenStream=127.0.0.1:@HTTP_PORT@
+FileDescriptorName=mpmd-http
+Service=mpmd.service
+Backlog=1024
+NoDelay=yes
+
+[Install]
+WantedBy=sockets.target
+"""
+
 SERVICE_TEMPLATE = """\
-# mpmd, the Claude Code hook daemon, as a systemd user service; mpmd.socket starts it on
-# the first hook event. Written by `mpmd service install` (docs/service.md); local changes
-# go in a drop-in (`systemctl --user edit mpmd.service`).
+# mpmd, the Claude Code hook daemon, as a systemd user service; mpmd.socket (and
+# mpmd-http.socket) start it on the first hook event. Written by `mpmd service install`
+# (docs/service.md); local changes go in a drop-in (`systemctl --user edit mpmd.service`).
 [Unit]
 Description=mpmd: keeps every Claude Code hook event
-Requires=mpmd.socket
-After=mpmd.socket
+Requires=@SOCKET_UNITS@
+After=@SOCKET_UNITS@
 
 [Service]
 Type=exec
+Sockets=@SOCKET_UNITS@
 # The folders must exist before the sandbox below is set up ("+": outside the sandbox).
 ExecStartPre=+mkdir -p @EXEC_FOLDERS@
 ExecStart=@PYTHON@ -P -m mpmd start --foreground
@@ -101,7 +123,7 @@ SystemCallFilter=@system-service
 
 [Install]
 WantedBy=default.target
-Also=mpmd.socket
+Also=@SOCKET_UNITS@
 """
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -125,10 +147,22 @@ class Layout:
     # same, so the daemon resolves the folders the hooks were told (`mpmd install-hooks`).
     xdg: tuple[tuple[str, str], ...] = ()
     code: tuple[str, ...] = ()  # where the interpreter and mpmd live (PrivateTmp check)
+    # The http endpoint's port, which mpmd-http.socket (launchd: Sockets) holds; 0 (any
+    # free port) and -1 (off) cannot be held: no http socket unit then.
+    http_port: int = 7720
 
     @property
     def socket_path(self) -> str:
         return paths.socket_path(self.runtime_dir)
+
+    @property
+    def holds_http(self) -> bool:
+        """Whether the service manager holds the http port (a fixed port to hold)."""
+        return self.http_port > 0
+
+    @property
+    def socket_units(self) -> tuple[str, ...]:
+        return (SOCKET_UNIT, HTTP_SOCKET_UNIT) if self.holds_http else (SOCKET_UNIT,)
 
 
 def current_layout(settings: Settings, environ: Mapping[str, str] | None = None,
@@ -150,6 +184,7 @@ def current_layout(settings: Settings, environ: Mapping[str, str] | None = None,
         mpmd_home=home,
         xdg=xdg,
         code=(python, sys.prefix, str(Path(mpmd.__file__).parent)),
+        http_port=settings.http_port,
     )
 
 
@@ -246,10 +281,17 @@ def render_socket(layout: Layout) -> str:
     return _fill(SOCKET_TEMPLATE, {"SOCKET_PATH": listen}, {})
 
 
+def render_http_socket(layout: Layout) -> str:
+    if layout == placeholder_layout():
+        return HTTP_SOCKET_TEMPLATE
+    return _fill(HTTP_SOCKET_TEMPLATE, {"HTTP_PORT": str(layout.http_port)}, {})
+
+
 def render_service(layout: Layout) -> str:
     if layout == placeholder_layout():
         return SERVICE_TEMPLATE
     fields = {
+        "SOCKET_UNITS": " ".join(layout.socket_units),
         "PYTHON": exec_arg(layout.python),
         "EXEC_FOLDERS": " ".join(f if f == RUNTIME_SPECIFIER else exec_arg(f)
                                  for f in folders(layout)),
@@ -263,8 +305,10 @@ def render_service(layout: Layout) -> str:
 
 def plist_data(layout: Layout) -> dict[str, object]:
     """The LaunchAgent: started at login, started again when it fails (not after `mpmd
-    stop`, which exits 0), logging to the state folder. No launchd socket activation:
-    see docs/service.md."""
+    stop`, which exits 0), logging to the state folder. launchd holds the http endpoint's
+    port (``Sockets``: a connection starts the daemon when it is not running; the daemon
+    takes the socket with launch_activate_socket(3)); the hook socket stays the daemon's
+    own: see docs/service.md."""
     log_file = paths.join(layout.state_dir, paths.LOG_NAME, "launchd.log")
     data: dict[str, object] = {
         "Label": LAUNCHD_LABEL,
@@ -277,6 +321,14 @@ def plist_data(layout: Layout) -> dict[str, object]:
         "StandardOutPath": log_file,
         "StandardErrorPath": log_file,
     }
+    if layout.holds_http:
+        data["Sockets"] = {HTTP_FD_NAME: {
+            "SockNodeName": "127.0.0.1",
+            "SockServiceName": "@HTTP_PORT@" if layout == placeholder_layout()
+            else str(layout.http_port),
+            "SockType": "stream",
+            "SockFamily": "IPv4",
+        }}
     if layout.mpmd_home is not None:
         data["EnvironmentVariables"] = {paths.HOME_ENV: layout.mpmd_home}
     return data
@@ -305,8 +357,11 @@ def launch_agents_dir(home: Path) -> Path:
 
 
 def systemd_files(layout: Layout, unit_dir: Path) -> list[UnitFile]:
-    return [UnitFile(unit_dir / SERVICE_UNIT, render_service(layout).encode()),
-            UnitFile(unit_dir / SOCKET_UNIT, render_socket(layout).encode())]
+    files = [UnitFile(unit_dir / SERVICE_UNIT, render_service(layout).encode()),
+             UnitFile(unit_dir / SOCKET_UNIT, render_socket(layout).encode())]
+    if layout.holds_http:
+        files.append(UnitFile(unit_dir / HTTP_SOCKET_UNIT, render_http_socket(layout).encode()))
+    return files
 
 
 def launchd_files(layout: Layout, agents_dir: Path) -> list[UnitFile]:
@@ -319,23 +374,88 @@ def repository_files(root: Path) -> list[UnitFile]:
     return [*systemd_files(layout, root / "systemd"), *launchd_files(layout, root / "launchd")]
 
 
+# ---- what is lost while the daemon is down ----------------------------------------------
+def installed_units(environ: Mapping[str, str] | None = None,
+                    home: Path | None = None) -> list[Path]:
+    """The service files of ours found in the places `mpmd service install` writes them
+    (systemd's socket units, launchd's plist): a service manager owns the daemon."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("HOME") or Path.home()) if home is None else home
+    unit_dir = systemd_unit_dir(env, home)
+    candidates = [unit_dir / SOCKET_UNIT, unit_dir / HTTP_SOCKET_UNIT,
+                  launch_agents_dir(home) / f"{LAUNCHD_LABEL}.plist"]
+    return [path for path in candidates if path.exists()]
+
+
+def port_listens(port: int, timeout_s: float = 0.5) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` (a service manager
+    holding it while the daemon is down)."""
+    import socket
+
+    try:
+        with socket.create_connection((HTTP_HOST, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def http_loss_risk(settings: Settings, *, running: bool, held: bool | None = None,
+                   environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Claude Code's http hooks would lose events while the daemon is down, or None
+    when nothing would be lost (a service manager holds the port, or there is no http
+    endpoint). ``running``: asked by the daemon itself, ``held`` then says whether it serves
+    a socket a service manager passed; asked while it is down, whether something accepts
+    on the port is tried (a held port queues the hooks and starts the daemon)."""
+    port = settings.http_port
+    if port == HTTP_OFF:
+        return None
+    if port == 0:
+        return ("http_port is 0 (any free port): no service manager can hold it, so while "
+                "the daemon is down Claude Code's http hooks fail and their events are lost "
+                "(set a fixed http_port)")
+    if not running:
+        held = port_listens(port)
+        if held:
+            return None
+        return (f"mpmd is not running and nothing holds 127.0.0.1:{port}: Claude Code's http "
+                "hooks fail now (connection refused) and their events are lost until the "
+                "daemon runs again (the SessionStart hook starts it when the next session "
+                "starts; `mpmd service install` makes the service manager hold the port)")
+    if held:
+        return None
+    units = installed_units(environ)
+    if units:
+        return (f"a service is installed ({', '.join(p.name for p in units)}) but this daemon "
+                f"was not passed 127.0.0.1:{port} (started by hand, or the service files "
+                "predate the http socket: run `mpmd service install` again): while it is "
+                "down, Claude Code's http hooks fail and their events are lost")
+    return (f"no service manager holds 127.0.0.1:{port}: while the daemon is down (`mpmd "
+            "stop`, a crash, a restart), Claude Code's http hooks fail at once (connection "
+            "refused) and their events are lost; the SessionStart hook starts the daemon "
+            "again only when the next session starts. `mpmd service install` makes the "
+            "service manager hold the port")
+
+
 # ---- the service managers' commands (pure: argv lists) -----------------------------------
 def systemctl(*args: str) -> list[str]:
     return [SYSTEMCTL, "--user", *args]
 
 
-def systemd_install_commands(restart: bool) -> list[list[str]]:
+def systemd_install_commands(restart: bool, http: bool = True) -> list[list[str]]:
     """Load the units, enable the socket and start it (from then on, and at every login,
     the first hook event starts the daemon), then start the daemon; ``restart`` when units
     that were running changed (restarting the socket restarts the service with it)."""
-    commands = [systemctl("daemon-reload"), systemctl("enable", "--now", SOCKET_UNIT)]
+    sockets = (SOCKET_UNIT, HTTP_SOCKET_UNIT) if http else (SOCKET_UNIT,)
+    commands = [systemctl("daemon-reload"), systemctl("enable", "--now", *sockets)]
     if restart:
-        commands.append(systemctl("restart", SOCKET_UNIT))
+        commands.append(systemctl("restart", *sockets))
     return [*commands, systemctl("start", SERVICE_UNIT)]
 
 
 def systemd_uninstall_commands() -> list[list[str]]:
-    return [systemctl("disable", "--now", SOCKET_UNIT, SERVICE_UNIT)]
+    """Every unit of ours, the http socket's included (one not installed is no error for
+    `disable`: it says so and goes on)."""
+    return [systemctl("disable", "--now", SOCKET_UNIT, HTTP_SOCKET_UNIT, SERVICE_UNIT)]
 
 
 def launchd_domain(uid: int) -> str:
@@ -403,7 +523,7 @@ def enablement_links(unit_dir: Path) -> list[Path]:
     links: list[Path] = []
     with contextlib.suppress(OSError):
         for wants in unit_dir.glob("*.wants"):
-            for name in (SERVICE_UNIT, SOCKET_UNIT):
+            for name in (SERVICE_UNIT, SOCKET_UNIT, HTTP_SOCKET_UNIT):
                 link = wants / name
                 if link.is_symlink():
                     links.append(link)
@@ -444,7 +564,7 @@ def systemd_states() -> dict[str, tuple[str, str]]:
     """unit -> (is-enabled, is-active), as systemctl --user says them ("not-found" for a
     unit it does not know)."""
     states: dict[str, tuple[str, str]] = {}
-    for unit in (SOCKET_UNIT, SERVICE_UNIT):
+    for unit in (SOCKET_UNIT, HTTP_SOCKET_UNIT, SERVICE_UNIT):
         words = []
         for verb in ("is-enabled", "is-active"):
             ran = run(systemctl(verb, unit), timeout=15)

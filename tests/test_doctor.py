@@ -18,7 +18,7 @@ import pytest
 from mpmd import config
 from mpmd import doctor as dr
 from mpmd.doctor import FAIL, OK, SKIP, WARN, Check, HookTarget, PathMode, SettingsFile
-from mpmd.hooks_settings import INSTALLED_EVENTS, install
+from mpmd.hooks_settings import INSTALLED_EVENTS, ClaudeCode, Endpoint, HttpHook, install
 from tests.utils import Daemon, env_for, run_hook, short_tempdir
 
 HOME = "/home/you"
@@ -35,13 +35,21 @@ OLD = f"{OLD_PY} -I -S {OLD_SCRIPT} --runtime {RUN} --state {STATE}"
 USER_HOOK = {"matcher": "Bash", "hooks": [{"type": "command", "command": "~/bin/guard.sh"}]}
 
 
-def installed(command: str = CMD, base: dict | None = None) -> dict:
-    return install(base or {}, command)[0]
+TOKEN = "f" * 64
+UP = Endpoint(7720, running=True, port=7720, token=TOKEN)
+CLAUDE = ClaudeCode("/usr/local/bin/claude", "2.1.328")
 
 
-def user(data: dict | None) -> SettingsFile:
+def installed(command: str = CMD, base: dict | None = None, port: int | None = None,
+              token: str = TOKEN) -> dict:
+    """What install-hooks writes: command entries, or with ``port``, http entries."""
+    http = HttpHook(port, token) if port is not None else None
+    return install(base or {}, command, http=http)[0]
+
+
+def user(data: dict | None, mode: int = 0o600) -> SettingsFile:
     return SettingsFile("user", f"{HOME}/.claude/settings.json", "~/.claude/settings.json",
-                        data=data)
+                        data=data, mode=mode)
 
 
 def project(data: dict | None, scope: str = "project") -> SettingsFile:
@@ -49,8 +57,10 @@ def project(data: dict | None, scope: str = "project") -> SettingsFile:
     return SettingsFile(scope, f"/home/you/app/.claude/{name}", f".claude/{name}", data=data)
 
 
-def entries(*files: SettingsFile, paths: dict | None = None) -> list[Check]:
-    return dr.check_hook_entries(files, TARGET, PATHS if paths is None else paths, HOME)
+def entries(*files: SettingsFile, paths: dict | None = None,
+            endpoint: Endpoint | None = UP) -> list[Check]:
+    return dr.check_hook_entries(files, TARGET, PATHS if paths is None else paths, HOME,
+                                 endpoint)
 
 
 def one(checks: list[Check]) -> Check:
@@ -290,6 +300,178 @@ def test_hook_entries_in_a_project_file_say_which_command_repairs_them():
     assert one(checks).fix == "mpmd install-hooks --settings .claude/settings.local.json"
 
 
+# ---- http entries and the transport -----------------------------------------------------------
+
+URL = "http://127.0.0.1:7720/hook"
+
+
+def test_hook_entries_http_ok():
+    assert entries(user(installed(port=7720)), project(None)) == [
+        Check("hook entries", OK, "~/.claude/settings.json: 31 events, 29 over http to "
+              "127.0.0.1:7720, 2 by the current command")]
+    # Without anything known of the endpoint, the entries themselves are still checked.
+    assert one(entries(user(installed(port=7799)), endpoint=None)).level == OK
+
+
+def test_hook_entries_http_port_is_not_the_daemons():
+    c = one(entries(user(installed(port=7721))))
+    assert c.level == FAIL and c.fix == "mpmd install-hooks --transport http"
+    assert c.message == ("~/.claude/settings.json: 29 events (PreToolUse, PostToolUse, "
+                         "PostToolUseFailure, ...) post to 127.0.0.1:7721, but mpmd listens on "
+                         "7720 (http.port): Claude Code's http hooks reach something else, or "
+                         "nothing")
+    down = Endpoint(7720, port=7721, token=TOKEN)  # not running: the configured port counts
+    c = one(entries(user(installed(port=7721)), endpoint=down))
+    assert c.level == FAIL and "but mpmd's http_port is 7720 (mpmd is not running)" in c.message
+    # One event left behind on an old port, in a file otherwise current.
+    data = installed(port=7720)
+    data["hooks"]["Stop"][0]["hooks"][0]["url"] = "http://127.0.0.1:7000/hook"
+    c = one(entries(user(data)))
+    assert c.message == ("~/.claude/settings.json: Stop posts to 127.0.0.1:7000, but mpmd "
+                         "listens on 7720 (http.port): Claude Code's http hooks reach something "
+                         "else, or nothing")
+
+
+def test_hook_entries_http_token_is_not_the_daemons():
+    c = one(entries(user(installed(port=7720, token="0" * 64))))
+    assert c.level == FAIL and c.fix == "mpmd install-hooks --transport http"
+    assert c.message.endswith("29 events (PreToolUse, PostToolUse, PostToolUseFailure, ...) "
+                              "send a token that is not the daemon's (http.token): the daemon "
+                              "refuses them (401) and nothing is recorded")
+    data = installed(port=7720)
+    del data["hooks"]["Stop"][0]["hooks"][0]["headers"]
+    c = one(entries(user(data)))
+    assert c.message == ("~/.claude/settings.json: Stop sends no token (Authorization: Bearer "
+                         "...): the daemon refuses them (401) and nothing is recorded")
+    # No http.token yet (the daemon never ran): nothing to compare with.
+    assert one(entries(user(installed(port=7720, token="0" * 64)),
+                       endpoint=Endpoint(7720))).level == OK
+
+
+def test_hook_entries_http_token_from_a_variable_is_not_what_install_writes():
+    data = installed(port=7720)
+    entry = data["hooks"]["Stop"][0]["hooks"][0]
+    entry["headers"] = {"Authorization": "Bearer $MPMD_HTTP_TOKEN"}
+    entry["allowedEnvVars"] = ["MPMD_HTTP_TOKEN"]
+    c = one(entries(user(data)))
+    assert c.level == WARN
+    assert c.message.startswith("~/.claude/settings.json: Stop has an entry unlike the one "
+                                "install-hooks writes")
+
+
+def test_hook_entries_session_start_starts_the_daemon_next_to_http_entries():
+    data = installed(port=7720)
+    start = data["hooks"]["SessionStart"][0]["hooks"][0]
+    assert start["command"] == f"{CMD} --start-daemon"
+    assert one(entries(user(data))).level == OK
+    start["command"] = CMD  # http entries, and a SessionStart that would not start it
+    c = one(entries(user(data)))
+    assert c.level == WARN and c.message.startswith(
+        "~/.claude/settings.json: SessionStart has an entry unlike the one install-hooks writes")
+    data = installed()
+    data["hooks"]["SessionStart"][0]["hooks"][0]["command"] = f"{CMD} --start-daemon"
+    assert one(entries(user(data))).level == WARN  # command hooks spool: no need
+
+
+def test_hook_entries_a_file_holding_the_token_must_be_owner_only():
+    c = one(entries(user(installed(port=7720), mode=0o644)))
+    assert c.line() == ("FAIL hook entries: ~/.claude/settings.json: it holds the http hooks' "
+                        "token and is 0644: group and others can read it — fix: mpmd "
+                        "install-hooks --transport http")
+    assert one(entries(user(installed(), mode=0o644))).level == OK  # no token in it
+
+
+def test_duplicates_of_both_kinds_fail():
+    data = installed()
+    data["hooks"]["Stop"].append({"hooks": [{"type": "http", "url": URL}]})
+    c = dr.check_duplicates([user(data)])
+    assert c.message == ("Stop has 2 mpmd entries (~/.claude/settings.json ×2; a command and "
+                         "an http entry: each event is stored once per working one)")
+    assert c.level == FAIL
+    data = installed(port=7720)
+    data["hooks"]["Stop"].append({"hooks": [{"type": "http", "url": URL, "timeout": 11}]})
+    c = dr.check_duplicates([user(data)])
+    assert c.line() == ("WARN duplicate entries: Stop has 2 mpmd entries (~/.claude/settings.json "
+                        "×2; the same endpoint) — fix: mpmd install-hooks")
+    data["hooks"]["Stop"][-1]["hooks"][0]["url"] = "http://127.0.0.1:7000/hook"
+    assert "different endpoints" in dr.check_duplicates([user(data)]).message
+    c = dr.check_duplicates([user(installed(port=7720)), project(installed())])
+    assert c.level == FAIL
+    assert c.message == (
+        "29 events (PreToolUse, PostToolUse, PostToolUseFailure, ...) have 2 mpmd entries "
+        "(~/.claude/settings.json and .claude/settings.json; a command and an http entry: each "
+        "event is stored once per working one); SessionStart has 2 mpmd entries "
+        "(~/.claude/settings.json and .claude/settings.json; different commands: each event is "
+        "stored once per working one); Setup has 2 mpmd entries (~/.claude/settings.json and "
+        ".claude/settings.json; the same command)")
+    assert c.fix == "mpmd uninstall-hooks --settings .claude/settings.json"
+
+
+def transport(*files: SettingsFile, claude: ClaudeCode | None = CLAUDE,
+              endpoint: Endpoint | None = UP, status: dict | None = None) -> Check:
+    return dr.check_transport(files, claude, endpoint, status, HOME)
+
+
+def test_transport_http_ok():
+    assert transport(user(installed(port=7720))).line() == (
+        "OK   hook transport: http hooks for 29 events, command hooks for SessionStart and "
+        "Setup (Claude Code 2.1.328 (/usr/local/bin/claude) takes http hooks)")
+    c = transport(user(installed(port=7720)), claude=ClaudeCode(error="claude is not on PATH"))
+    assert c.level == OK
+    assert c.message.endswith("(could not check that Claude Code takes http hooks: claude "
+                              "is not on PATH)")
+
+
+def test_transport_command_ok_says_when_http_would_work():
+    c = transport(user(installed()))
+    assert c.level == OK and c.message.startswith("command hooks for 31 events; Claude Code "
+                                                  "2.1.328 (/usr/local/bin/claude) takes http "
+                                                  "hooks as well")
+    assert transport(user(installed()), endpoint=Endpoint(-1)).message == \
+        "command hooks for 31 events"
+    assert transport(user({})).level == SKIP
+
+
+def test_transport_http_with_an_older_claude_code_fails():
+    c = transport(user(installed(port=7720)), claude=ClaudeCode("/opt/claude", "2.1.50"))
+    assert c.line() == (
+        "FAIL hook transport: 29 events (PreToolUse, PostToolUse, PostToolUseFailure, ...) "
+        "have http entries, but Claude Code 2.1.50 (/opt/claude) predates http hooks "
+        "(2.1.63): not recorded — fix: mpmd install-hooks (it chooses command hooks where "
+        "http ones cannot work)")
+
+
+def test_transport_http_without_the_endpoint_fails():
+    c = transport(user(installed(port=7720)), endpoint=Endpoint(-1))
+    assert c.level == FAIL
+    assert "have http entries, but the daemon's http endpoint is off (http_port = -1): not " \
+           "recorded" in c.message
+    busy = Endpoint(7720, running=True, error="cannot listen on 127.0.0.1:7720: Address "
+                    "already in use")
+    c = transport(user(installed(port=7720)), endpoint=busy)
+    assert c.level == FAIL and "the daemon runs without its http endpoint (cannot listen" \
+        in c.message
+
+
+def test_transport_http_under_command_only_events_fails():
+    data = installed(port=7720)
+    data["hooks"]["SessionStart"] = [{"hooks": [{"type": "http", "url": URL, "timeout": 10,
+                                                 "headers": {"Authorization": f"Bearer {TOKEN}"}}]}]
+    c = transport(user(data))
+    assert c.level == FAIL
+    assert c.message == ("SessionStart has an http entry, which Claude Code never runs (it "
+                         "runs command hooks only there): not recorded")
+    assert one(entries(user(data))).level == OK  # said once, here
+
+
+def test_transport_warns_when_the_daemon_reports_a_loss_risk():
+    risk = "no service manager holds 127.0.0.1:7720: while the daemon is down ..."
+    status = {"running": True, "http_loss_risk": risk}
+    c = transport(user(installed(port=7720)), status=status)
+    assert (c.level, c.message) == (WARN, risk)
+    assert transport(user(installed()), status=status).level == OK  # command hooks spool
+
+
 # ---- duplicates and event names ---------------------------------------------------------------
 
 
@@ -453,7 +635,8 @@ def test_run_checks_without_a_daemon_skips_what_needs_it(tmp_path):
                      paths=PATHS, disk=dr.DiskFacts(50 << 30, 100 << 30))
     levels = {c.name: c.level for c in dr.run_checks(facts)}
     assert levels == {"config": OK, "daemon": FAIL, "permissions": OK, "hook entries": OK,
-                      "duplicate entries": OK, "event names": OK, "hook copy": WARN,
+                      "duplicate entries": OK, "event names": OK, "hook transport": OK,
+                      "hook copy": WARN,
                       "spool backlog": OK, "ring usage": SKIP, "background tasks": SKIP,
                       "journal disk space": OK,
                       "retention": OK, "search index": SKIP, "viewer port": SKIP,
@@ -552,8 +735,10 @@ def user_home():
 
 # Small retention limits, so the disk check does not depend on this machine's free space
 # beyond NEARLY_FULL_BYTES; any free viewer port, as the test daemon uses.
+# No Claude Code to be found (whatever this machine has on PATH): install-hooks' auto then
+# writes command entries, and the tests of http entries ask for them.
 SMALL = {"MPMD_VIEWER_PORT": "0", "MPMD_RETENTION_BYTES": str(4 << 20),
-         "MPMD_SEGMENT_BYTES": str(1 << 20)}
+         "MPMD_SEGMENT_BYTES": str(1 << 20), "MPMD_CLAUDE": "/nonexistent/claude"}
 
 
 def cli_env(home: Path, user_home: Path) -> dict[str, str]:
@@ -583,6 +768,12 @@ def by_name(lines: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def daemon_status(home: Path) -> dict:
+    return json.loads(subprocess.run([sys.executable, "-m", "mpmd", "status", "--json"],
+                                     capture_output=True, text=True, env=env_for(home),
+                                     timeout=60).stdout)
+
+
 def settings_path(user_home: Path) -> Path:
     return user_home / ".claude" / "settings.json"
 
@@ -594,13 +785,13 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 0, lines
         assert all(line.startswith("OK   ") for line in lines[:-1]), lines
-        assert lines[-1] == "all 16 checks OK"
+        assert lines[-1] == "all 17 checks OK"
         checks = by_name(lines)
         assert checks["daemon"][0].startswith(f"OK   daemon: reachable (pid {daemon.pid}, up ")
         assert checks["hook entries"] == [
             "OK   hook entries: ~/.claude/settings.json: 31 events, current command"]
         report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
-        assert report["ok"] is True and len(report["checks"]) == 16
+        assert report["ok"] is True and len(report["checks"]) == 17
 
         # Break things: a folder others can read, an entry whose interpreter is gone (a
         # removed virtualenv), a duplicated entry, the daemon stopped with an event spooled.
@@ -634,7 +825,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     assert spool_line.endswith(" (taken in when mpmd starts) — fix: mpmd start")
     assert checks["ring usage"] == ["SKIP ring usage: mpmd is not running"]
     assert checks["search index"] == ["SKIP search index: mpmd is not running"]
-    assert lines[-1] == "3 FAIL, 2 WARN, 4 SKIP of 16 checks"
+    assert lines[-1] == "3 FAIL, 2 WARN, 4 SKIP of 17 checks"
     report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
     assert report["ok"] is False
     assert [c["name"] for c in report["checks"] if c["level"] == FAIL] == [
@@ -651,7 +842,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     try:
         code, lines = doctor(home, user_home)
         assert code == 0, lines
-        assert lines[-1] == "all 16 checks OK"
+        assert lines[-1] == "all 17 checks OK"
         assert by_name(lines)["spool backlog"] == ["OK   spool backlog: empty"]
     finally:
         daemon.stop()
@@ -719,12 +910,150 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         assert cli(home, user_home, "uninstall-hooks", "--settings",
                    ".claude/settings.json").returncode == 0
         code, lines = doctor(home, user_home)
-        assert code == 0 and lines[-1] == "all 16 checks OK", lines
+        assert code == 0 and lines[-1] == "all 17 checks OK", lines
         # --project elsewhere: the project's files are named by their full path.
         code, lines = doctor(home, user_home, "--project", str(user_home))
         assert code == 0
     finally:
         daemon.stop()
+
+
+def test_doctor_with_http_entries(home: Path, user_home: Path):
+    """`install-hooks --transport http` against a real daemon, then what doctor says when the
+    daemon comes back on another port with another token and the file was loosened, and
+    install-hooks repairing all of it."""
+    daemon = start_daemon(home, user_home)
+    try:
+        port = daemon_status(home)["http_port"]
+        shown = cli(home, user_home, "status").stdout.splitlines()
+        assert f"  http hooks                 http://127.0.0.1:{port}/hook" in shown
+        out = cli(home, user_home, "install-hooks", "--transport", "http")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("transport: http, as asked (--transport http)\n"
+                                     f"  29 events post to http://127.0.0.1:{port}/hook; "
+                                     "SessionStart and Setup stay command hooks")
+        assert (settings_path(user_home).stat().st_mode & 0o777) == 0o600
+        token = (home / "http.token").read_text().strip()
+        assert f"Bearer {token}" in settings_path(user_home).read_text()
+        code, lines = doctor(home, user_home)
+        assert code == 0, lines
+        checks = by_name(lines)
+        assert checks["hook entries"] == [
+            "OK   hook entries: ~/.claude/settings.json: 31 events, 29 over http to "
+            f"127.0.0.1:{port}, 2 by the current command"]
+        # No service manager holds the port: the daemon says what a stop would lose.
+        risk = daemon_status(home)["http_loss_risk"]
+        assert checks["hook transport"] == [f"WARN hook transport: {risk} — fix: mpmd service "
+                                            "install"]
+        assert [line[:4] for line in lines[:-1] if not line.startswith("OK")] == ["WARN"]
+    finally:
+        assert daemon.stop() == 0
+
+    # Another port (http_port = 0) and, its token file gone, another token; and a file
+    # others can read.
+    (home / "http.token").unlink()
+    settings_path(user_home).chmod(0o644)
+    daemon = start_daemon(home, user_home)
+    try:
+        moved = daemon_status(home)["http_port"]
+        assert moved != port
+        code, lines = doctor(home, user_home)
+        assert code == 1
+        (line,) = by_name(lines)["hook entries"]
+        assert line == (
+            "FAIL hook entries: ~/.claude/settings.json: 29 events (PreToolUse, PostToolUse, "
+            f"PostToolUseFailure, ...) post to 127.0.0.1:{port}, but mpmd listens on {moved} "
+            "(http.port): Claude Code's http hooks reach something else, or nothing; 29 events "
+            "(PreToolUse, PostToolUse, PostToolUseFailure, ...) send a token that is not the "
+            "daemon's (http.token): the daemon refuses them (401) and nothing is recorded; it "
+            "holds the http hooks' token and is 0644: group and others can read it "
+            "— fix: mpmd install-hooks --transport http")
+        out = cli(home, user_home, "install-hooks", "--transport", "http")
+        assert "updated 29" in out.stdout
+        assert "~/.claude/settings.json: made 0600 (it was 0644): it holds the http hooks' " \
+               "token" in out.stdout
+        code, lines = doctor(home, user_home)
+        assert code == 0 and by_name(lines)["hook entries"][0].startswith("OK"), lines
+        again = cli(home, user_home, "install-hooks", "--transport", "http")
+        assert again.stdout.endswith("hooks already installed, nothing changed\n")
+
+        # And back to command hooks: the same events, in place, no token left.
+        out = cli(home, user_home, "install-hooks", "--transport", "command")
+        assert out.stdout.startswith("transport: command, as asked (--transport command)\n")
+        assert "updated 30" in out.stdout  # and SessionStart no longer starts the daemon
+        assert "Bearer" not in settings_path(user_home).read_text()
+        code, lines = doctor(home, user_home)
+        assert code == 0 and lines[-1] == "all 17 checks OK", lines
+        assert by_name(lines)["hook transport"] == ["OK   hook transport: command hooks for 31 "
+                                                    "events"]
+        assert cli(home, user_home, "uninstall-hooks").returncode == 0
+        assert "hooks" not in json.loads(settings_path(user_home).read_text())
+    finally:
+        daemon.stop()
+
+
+def test_install_hooks_says_what_it_chose_and_refuses_http_where_it_cannot_work(
+        home: Path, user_home: Path):
+    out = cli(home, user_home, "install-hooks")  # no Claude Code to be found (SMALL)
+    assert out.returncode == 0
+    assert out.stdout.startswith(
+        "transport: command (auto), because Claude Code's version is unknown: "
+        "MPMD_CLAUDE=/nonexistent/claude is not an executable file; command hooks work with "
+        "every version, http hooks need 2.1.63 or later\n"
+        "  note: for http hooks: --transport http if the Claude Code you run is 2.1.63 or "
+        "later (or MPMD_CLAUDE=<its path>)\n")
+    written = settings_path(user_home).read_bytes()
+    off = subprocess.run([sys.executable, "-m", "mpmd", "install-hooks", "--transport", "http"],
+                         capture_output=True, text=True, cwd=user_home / "project",
+                         env={**cli_env(home, user_home), "MPMD_HTTP_PORT": "-1"}, timeout=60)
+    assert off.returncode == 1
+    assert off.stderr == ("Error: not installing http hooks: the daemon's http endpoint is off "
+                          "(http_port = -1) (--transport command works with every Claude "
+                          "Code)\n")
+    shared = cli(home, user_home, "install-hooks", "--transport", "http", "--settings",
+                 ".claude/settings.json")
+    assert shared.returncode == 1
+    assert ".claude/settings.json is a project's shared settings file (usually committed)" \
+        in shared.stderr
+    assert not (user_home / "project" / ".claude").exists()
+    assert settings_path(user_home).read_bytes() == written
+
+
+def test_install_hooks_http_before_the_daemon_ever_ran(home: Path, user_home: Path):
+    """The token is made by install-hooks, and the daemon then keeps it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    env = {**cli_env(home, user_home), "MPMD_HTTP_PORT": port}
+    out = subprocess.run([sys.executable, "-m", "mpmd", "install-hooks", "--transport", "http"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"  note: mpmd is not running: until it listens on 127.0.0.1:{port}, Claude Code " \
+           "reports each http hook as failed and the event is lost" in out.stdout
+    token_file = home / "http.token"
+    token = token_file.read_text().strip()
+    assert (token_file.stat().st_mode & 0o777) == 0o600
+    assert f"Bearer {token}" in settings_path(user_home).read_text()
+    with Daemon(home, HOME=str(user_home), MPMD_HTTP_PORT=port, **SMALL):
+        assert daemon_status(home)["http_port"] == int(port)
+        _code, lines = doctor(home, user_home)
+        assert by_name(lines)["hook entries"] == [
+            "OK   hook entries: ~/.claude/settings.json: 31 events, 29 over http to "
+            f"127.0.0.1:{port}, 2 by the current command"]
+    assert token_file.read_text().strip() == token
+
+
+def test_the_status_line_of_the_http_endpoint():
+    from mpmd.cli import _http_line
+
+    assert _http_line({"http_url": "http://127.0.0.1:7720/hook", "http_refused": {}}) == \
+        "http://127.0.0.1:7720/hook"
+    assert _http_line({"http_url": "http://127.0.0.1:7720/hook",
+                       "http_refused": {"token_wrong": 3, "host": 1}}) == \
+        "http://127.0.0.1:7720/hook  (4 requests refused: mpmd status --json)"
+    assert _http_line({"http_url": None, "http_error": "off (http_port = -1)"}) == \
+        "not available: off (http_port = -1)"
+    assert _http_line({}) == "not available: not started"
 
 
 def test_doctor_with_a_bad_config_still_checks_the_rest(home: Path, user_home: Path):

@@ -19,12 +19,17 @@ if str(ROOT) not in sys.path:  # the package is not necessarily installed in the
 
 from mpmd import hooks_settings as hs  # noqa: E402
 from mpmd.hooks_settings import (  # noqa: E402
+    COMMAND_ONLY_EVENTS,
     INSTALLED_EVENTS,
     KNOWN_EVENTS,
     TOOL_EVENTS,
     Changes,
+    ClaudeCode,
+    Endpoint,
+    HttpHook,
     SettingsError,
     apply,
+    choose_transport,
     find_ours,
     install,
     is_ours,
@@ -39,6 +44,18 @@ CMD = (
 )
 STALE = "/old/venv/bin/python -I -S /old/state/hook/mpm_hook --runtime /old/run --state /old/state"
 CONSOLE = "mpm-hook --runtime /old/run --state /old/state"
+
+TOKEN = "a" * 64
+HTTP = HttpHook(7720, TOKEN)
+URL = "http://127.0.0.1:7720/hook"
+# http entries of ours an older install (another port, another token) or a hand left behind
+OLD_HTTP = {"type": "http", "url": "http://127.0.0.1:7799/hook", "timeout": 10,
+            "headers": {"Authorization": "Bearer " + "b" * 64}}
+BARE_HTTP = {"type": "http", "url": URL}
+# Events that take http hooks: all the installed ones but SessionStart and Setup.
+HTTP_EVENTS = tuple(e for e in INSTALLED_EVENTS if e not in COMMAND_ONLY_EVENTS)
+# Next to http entries, SessionStart's command starts the daemon when it finds none.
+CMD_START = CMD + " --start-daemon"
 
 BASH_GUARD = {
     "matcher": "Bash",
@@ -116,6 +133,22 @@ def test_event_lists():
         ({"type": "prompt", "prompt": "mpm_hook"}, False),
         ({"type": "command", "command": ["mpm_hook"]}, False),
         ({"type": "command"}, False),
+        ({"type": "http", "url": URL}, True),
+        ({"type": "http", "url": "http://127.0.0.1:1/hook", "headers": {}}, True),
+        ({"type": "http", "url": "http://127.0.0.1:65535/hook", "timeout": 600}, True),
+        ({"type": "http", "url": "http://localhost:7720/hook"}, False),
+        ({"type": "http", "url": "https://127.0.0.1:7720/hook"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:7720/hooks"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:7720/hook/"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:7720/hook?x=1"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:0/hook"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:70000/hook"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:/hook"}, False),
+        ({"type": "http", "url": "http://127.0.0.12:7720/hook"}, False),
+        ({"type": "http", "url": "http://127.0.0.1:7720/hook", "command": "x"}, True),
+        ({"type": "http", "command": CMD}, False),  # an http entry is ours by its url
+        ({"type": "command", "url": URL}, False),
+        ({"type": "http", "url": ["http://127.0.0.1:7720/hook"]}, False),
         ("mpm_hook", False),
         (None, False),
     ],
@@ -315,6 +348,314 @@ def test_find_ours():
     assert find_ours({"hooks": {"Stop": "x", "PreToolUse": [1, {"hooks": None}]}}) == {}
 
 
+# --- http entries ------------------------------------------------------------------------------
+
+
+def http_entry(event: str, hook: HttpHook = HTTP, timeout: int = 10) -> dict:
+    return {"type": "http", "url": hook.url, "onFailure": "continue",
+            "timeout": 600 if event in ("PreToolUse", "PermissionRequest") else timeout,
+            "headers": {"Authorization": f"Bearer {hook.token}"}}
+
+
+def test_command_only_events_come_from_the_catalogue():
+    assert {"SessionStart", "Setup"} == COMMAND_ONLY_EVENTS
+    assert len(HTTP_EVENTS) == 29
+
+
+def test_install_http_on_a_fresh_file():
+    out, changes = install({}, CMD, http=HTTP)
+    assert list(out["hooks"]) == list(INSTALLED_EVENTS)
+    for event in INSTALLED_EVENTS:
+        (group,) = out["hooks"][event]
+        (entry,) = group["hooks"]
+        if event == "SessionStart":
+            assert entry == {"type": "command", "command": CMD_START, "timeout": 10}
+        elif event == "Setup":
+            assert entry == {"type": "command", "command": CMD, "timeout": 10}
+        else:
+            assert entry == http_entry(event)
+            assert list(entry) == ["type", "url", "onFailure", "timeout", "headers"]
+        assert ("matcher" in group) == (event in TOOL_EVENTS)
+    assert out["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"] == 600
+    assert changes.added == INSTALLED_EVENTS
+    assert find_ours(out) == expected_keys(INSTALLED_EVENTS, HTTP)
+    assert find_ours(out)["SessionStart"] == [CMD_START]
+    again, second = install(out, CMD, http=HTTP)
+    assert dump(again) == dump(out) and second == Changes()
+
+
+def test_install_upgrades_command_entries_to_http_in_place_and_back():
+    """The user's groups around ours stay where they are, and so does ours."""
+    s = user_settings()
+    s["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "echo after"}]})
+    commands, _ = install(s, CMD)
+    # The user adds a group after ours: ours stays in the middle of Stop and PreToolUse.
+    commands["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "echo last"}]})
+    commands["hooks"]["PreToolUse"].append({"matcher": "Edit", "hooks": [{"type": "command",
+                                                                          "command": "lint"}]})
+    http, changes = install(commands, CMD, http=HTTP)
+    assert set(changes.updated) == {*HTTP_EVENTS, "SessionStart"}
+    assert changes.added == () and changes.removed == ()
+    for event in INSTALLED_EVENTS:
+        before, after = commands["hooks"][event], http["hooks"][event]
+        assert len(before) == len(after)
+        for old, new in zip(before, after, strict=True):
+            if find_ours({"hooks": {event: [old]}}):
+                assert new == hs.our_group(event, CMD, http=HTTP)
+            else:
+                assert new == old
+    assert http["hooks"]["Stop"][-1]["hooks"][0]["command"] == "echo last"
+    assert http["hooks"]["PreToolUse"][1]["hooks"][0] == http_entry("PreToolUse")
+    # And back: the file is what the command install made, byte for byte.
+    back, changes = install(http, CMD)
+    assert set(changes.updated) == {*HTTP_EVENTS, "SessionStart"}
+    assert dump(back) == dump(commands)
+    assert dump(uninstall(back)[0]) == dump(uninstall(commands)[0])
+
+
+def test_install_replaces_http_entries_with_another_port_or_token():
+    s, _ = install(user_settings(), CMD, http=HTTP)
+    moved = HttpHook(7721, TOKEN)
+    out, changes = install(s, CMD, http=moved)
+    assert set(changes.updated) == set(HTTP_EVENTS)
+    assert {u for urls in find_ours(out).values() for u in urls} == {CMD, CMD_START, moved.url}
+    rotated = HttpHook(7721, "c" * 64)
+    out2, changes = install(out, CMD, http=rotated)
+    assert set(changes.updated) == set(HTTP_EVENTS)
+    assert out2["hooks"]["Stop"][-1]["hooks"][0]["headers"] == {
+        "Authorization": "Bearer " + "c" * 64}
+    assert TOKEN not in dump(out2)
+
+
+def test_a_shared_group_keeps_the_users_entry_and_ours_goes_right_after_it():
+    s = {"hooks": {"Stop": [
+        {"hooks": [{"type": "command", "command": "echo mine"}, dict(OLD_HTTP)]},
+        {"hooks": [{"type": "command", "command": "echo other"}]},
+    ]}}
+    out, changes = install(s, CMD, events=["Stop"], http=HTTP)
+    assert changes.updated == ("Stop",)
+    assert out["hooks"]["Stop"] == [
+        {"hooks": [{"type": "command", "command": "echo mine"}]},
+        hs.our_group("Stop", CMD, http=HTTP),
+        {"hooks": [{"type": "command", "command": "echo other"}]},
+    ]
+
+
+def test_http_entries_under_command_only_events_become_command_entries():
+    s = {"hooks": {"SessionStart": [{"hooks": [dict(BARE_HTTP)]}]}}
+    out, changes = install(s, CMD, http=HTTP)
+    assert changes.updated[0] == "SessionStart"
+    assert out["hooks"]["SessionStart"] == [hs.our_group("SessionStart", CMD, http=HTTP)]
+    assert out["hooks"]["SessionStart"][0]["hooks"][0]["command"] == CMD_START
+
+
+def test_session_start_starts_the_daemon_only_next_to_http_entries():
+    assert hs.event_command("SessionStart", CMD, True) == CMD_START
+    assert hs.event_command("SessionStart", CMD_START, True) == CMD_START
+    assert hs.event_command("SessionStart", CMD, False) == CMD
+    assert hs.event_command("Setup", CMD, True) == CMD
+    assert hs.base_command(CMD_START) == CMD
+    # Given the flagged command, install still writes the plain one where it belongs.
+    out, _ = install({}, CMD_START)
+    assert set(find_ours(out)["SessionStart"]) == {CMD}
+    assert install(out, CMD)[1] == Changes()
+
+
+def test_uninstall_removes_both_kinds_and_nothing_else():
+    s = user_settings()
+    s["hooks"]["Stop"][0]["hooks"].append(dict(OLD_HTTP))
+    s["hooks"]["PreToolUse"].append({"matcher": "*", "hooks": [dict(BARE_HTTP)]})
+    s["hooks"]["PreToolUse"].append({"hooks": [{"type": "command", "command": STALE}]})
+    # Not ours: another host, path or scheme, and a user's own http hook.
+    theirs = [{"type": "http", "url": "http://localhost:7720/hook"},
+              {"type": "http", "url": "http://127.0.0.1:7720/other"},
+              {"type": "http", "url": "https://hooks.example.com/hook",
+               "headers": {"Authorization": "Bearer $MY_TOKEN"}, "allowedEnvVars": ["MY_TOKEN"]}]
+    s["hooks"]["Notification"] = [{"hooks": copy.deepcopy(theirs)}]
+    out, changes = uninstall(s)
+    assert set(changes.removed) == {"Stop", "PreToolUse"}
+    assert out["hooks"]["Notification"] == [{"hooks": theirs}]
+    del out["hooks"]["Notification"]
+    assert dump(out) == dump(user_settings())
+
+
+def test_find_ours_and_tokens():
+    s, _ = install({}, CMD, http=HTTP)
+    s["hooks"]["Stop"].append({"hooks": [dict(OLD_HTTP), {"type": "http", "url": URL}]})
+    found = hs.find_our_entries(s)
+    assert [hs.entry_key(h) for _g, h in found["Stop"]] == [URL, OLD_HTTP["url"], URL]
+    assert [hs.entry_token(h) for _g, h in found["Stop"]] == [TOKEN, "b" * 64, None]
+    assert hs.entry_token({"headers": {"authorization": "Bearer $T"}}) == "$T"
+    assert hs.entry_token({"headers": {"Authorization": "Basic x"}}) is None
+    assert hs.entry_token({"headers": "Authorization: Bearer x"}) is None
+    assert hs.holds_token(s)
+    assert not hs.holds_token(install({}, CMD)[0])
+    assert not hs.holds_token({"hooks": {"Stop": [{"hooks": [
+        {"type": "http", "url": URL, "headers": {"Authorization": "Bearer $MPMD_TOKEN"}}]}]}})
+
+
+@pytest.mark.parametrize(("port", "token"), [
+    (0, TOKEN), (65536, TOKEN), (True, TOKEN), ("7720", TOKEN),
+    (7720, ""), (7720, "two words"), (7720, "line\nbreak"), (7720, "ünï"), (7720, None),
+])
+def test_http_hook_refuses_what_it_cannot_write(port, token):
+    with pytest.raises(ValueError):
+        HttpHook(port, token)
+
+
+def test_install_rejects_an_http_that_is_not_an_http_hook():
+    with pytest.raises(TypeError):
+        install({}, CMD, http={"port": 7720, "token": TOKEN})
+
+
+# --- choosing the transport --------------------------------------------------------------------
+
+NEW = ClaudeCode("/usr/local/bin/claude", "2.1.328")
+FIRST = ClaudeCode("/usr/local/bin/claude", "2.1.63")
+OLD_CLAUDE = ClaudeCode("/usr/local/bin/claude", "2.1.62")
+UNKNOWN = ClaudeCode(error="claude is not on PATH")
+UP = Endpoint(7720, running=True, port=7720, token=TOKEN)
+
+
+@pytest.mark.parametrize(("claude", "endpoint", "shared", "transport", "why"), [
+    (NEW, UP, None, "http", "Claude Code 2.1.328 (/usr/local/bin/claude) takes http hooks "
+                            "(2.1.63 and later), and mpmd's endpoint answers on "
+                            "http://127.0.0.1:7720/hook"),
+    (FIRST, UP, None, "http", "Claude Code 2.1.63"),
+    (OLD_CLAUDE, UP, None, "command", "Claude Code 2.1.62 (/usr/local/bin/claude) predates http "
+                                      "hooks (2.1.63)"),
+    (UNKNOWN, UP, None, "command", "Claude Code's version is unknown: claude is not on PATH; "
+                                   "command hooks work with every version"),
+    (NEW, Endpoint(-1), None, "command", "the daemon's http endpoint is off (http_port = -1)"),
+    (NEW, Endpoint(7720, running=True, error="off (http_port = -1)"), None, "command",
+     "the daemon runs without its http endpoint (off (http_port = -1))"),
+    (NEW, Endpoint(7720, running=True, error="cannot listen on 127.0.0.1:7720: Address "
+                   "already in use"), None, "command", "cannot listen on 127.0.0.1:7720"),
+    (NEW, Endpoint(7720, token=TOKEN), None, "command", "mpmd is not running"),
+    (NEW, Endpoint(0, running=True, port=41234, token=TOKEN), None, "command", "http_port = 0"),
+    (NEW, Endpoint(7720, running=True, port=7730, token=TOKEN), None, "command",
+     "the daemon listens on 7730, but http_port says 7720"),
+    (NEW, UP, ".claude/settings.json", "command", ".claude/settings.json is a project's shared"),
+    (NEW, Endpoint(7720, running=True, port=7720), None, "command", "cannot be read"),
+])
+def test_auto_takes_http_only_when_everything_says_it_works(claude, endpoint, shared,
+                                                            transport, why):
+    choice = choose_transport("auto", claude, endpoint, shared_file=shared)
+    assert choice.transport == transport and choice.error is None
+    assert why in choice.why, choice.why
+    assert (choice.port == 7720) if transport == "http" else choice.port is None
+
+
+def test_auto_says_what_would_give_http_hooks():
+    choice = choose_transport("auto", NEW, Endpoint(7720, token=TOKEN))
+    assert choice.notes == ("for http hooks: run install-hooks again once mpmd runs "
+                            "(mpmd start)",)
+    choice = choose_transport("auto", UNKNOWN, UP)
+    assert "--transport http if the Claude Code you run is 2.1.63 or later" in choice.notes[0]
+
+
+@pytest.mark.parametrize(("claude", "endpoint", "shared", "error"), [
+    (OLD_CLAUDE, UP, None, "predates http hooks"),
+    (NEW, Endpoint(-1), None, "off (http_port = -1)"),
+    (NEW, Endpoint(7720, running=True, error="cannot listen"), None, "cannot listen"),
+    (NEW, Endpoint(0), None, "no daemon has published its port yet"),
+    (NEW, UP, ".claude/settings.json", "shared settings file"),
+])
+def test_http_is_refused_where_it_cannot_work(claude, endpoint, shared, error):
+    choice = choose_transport("http", claude, endpoint, shared_file=shared)
+    assert choice.error is not None and error in choice.error
+
+
+def test_http_is_written_with_a_note_where_it_merely_may_not_work():
+    choice = choose_transport("http", UNKNOWN, Endpoint(7720))
+    assert (choice.transport, choice.port, choice.error) == ("http", 7720, None)
+    assert [n.split(":")[0] for n in choice.notes] == [
+        "mpmd is not running", "could not check Claude Code's version (claude is not on PATH)"]
+    choice = choose_transport("http", NEW, Endpoint(0, running=True, port=41234, token=TOKEN))
+    assert choice.port == 41234 and "changes each time the daemon starts" in choice.notes[0]
+    # Not running with port 0: the port it last published.
+    assert choose_transport("http", NEW, Endpoint(0, port=41234)).port == 41234
+    # A daemon started with another port than the configuration says: its own.
+    choice = choose_transport("http", NEW, Endpoint(7720, running=True, port=7730, token=TOKEN))
+    assert choice.port == 7730 and "http_port says 7720" in choice.notes[0]
+
+
+def test_command_is_always_possible():
+    for claude in (NEW, OLD_CLAUDE, UNKNOWN):
+        choice = choose_transport("command", claude, Endpoint(-1))
+        assert (choice.transport, choice.error) == ("command", None)
+    with pytest.raises(ValueError):
+        choose_transport("carrier-pigeon", NEW, UP)
+
+
+@pytest.mark.parametrize(("text", "version"), [
+    ("2.1.328 (Claude Code)\n", (2, 1, 328)), ("2.1.63", (2, 1, 63)),
+    ("3.0.0-beta.1 (Claude Code)", (3, 0, 0)), ("", None), ("Claude Code", None),
+    ("2.1", None), ("v2.1.3", None), (None, None),
+])
+def test_parse_version(text, version):
+    assert hs.parse_version(text) == version
+
+
+def test_shared_project_file(tmp_path):
+    home = str(tmp_path / "home")
+    assert hs.shared_project_file(tmp_path / "app" / ".claude" / "settings.json", home)
+    assert not hs.shared_project_file(tmp_path / "app" / ".claude" / "settings.local.json", home)
+    assert not hs.shared_project_file(tmp_path / "home" / ".claude" / "settings.json", home)
+    assert not hs.shared_project_file(tmp_path / "elsewhere.json", home)
+
+
+def fake_claude(folder: Path, output: str, code: int = 0) -> Path:
+    path = folder / "claude"
+    path.write_text(f"#!/bin/sh\nprintf '%s\\n' '{output}'\nexit {code}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_find_claude(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    home = tmp_path / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    found = hs.find_claude({"PATH": str(tmp_path / "nowhere")}, home=str(home))
+    assert found.version is None and "claude is not on PATH" in (found.error or "")
+    local = fake_claude(home / ".local" / "bin", "2.1.50 (Claude Code)")
+    assert hs.find_claude({"PATH": str(tmp_path / "nowhere")}, home=str(home)) == \
+        ClaudeCode(str(local), "2.1.50")
+    on_path = fake_claude(bin_dir, "2.1.328 (Claude Code)")
+    found = hs.find_claude({"PATH": str(bin_dir)}, home=str(home))
+    assert found == ClaudeCode(str(on_path), "2.1.328") and found.takes_http
+    assert found.describe(str(tmp_path)) == "Claude Code 2.1.328 (~/bin/claude)"
+    # MPMD_CLAUDE wins, and when it names nothing runnable, that is said.
+    assert hs.find_claude({"PATH": str(bin_dir), "MPMD_CLAUDE": str(local)},
+                          home=str(home)).version == "2.1.50"
+    bad = hs.find_claude({"PATH": str(bin_dir), "MPMD_CLAUDE": str(tmp_path / "x")})
+    assert bad.takes_http is None and "is not an executable file" in (bad.error or "")
+    broken = fake_claude(tmp_path, "segfault", code=3)
+    failed = hs.find_claude({"MPMD_CLAUDE": str(broken)})
+    assert failed.takes_http is None and "said 'segfault' (exit 3)" in (failed.error or "")
+
+
+def test_read_endpoint(tmp_path):
+    from mpmd import config
+
+    s = config.Settings(runtime_dir=tmp_path, state_dir=tmp_path, config_dir=tmp_path)
+    assert hs.read_endpoint(s, None) == Endpoint(7720)
+    (tmp_path / "http.port").write_text("7730\n")
+    (tmp_path / "http.token").write_text(TOKEN + "\n")
+    assert hs.read_endpoint(s, None) == Endpoint(7720, False, 7730, None, TOKEN)
+    assert hs.read_endpoint(s, None).expected_port == 7720  # the configured one, when down
+    running = {"running": True, "http_url": "http://127.0.0.1:7731/hook", "http_port": 7731}
+    assert hs.read_endpoint(s, running) == Endpoint(7720, True, 7731, None, TOKEN)
+    off = {"running": True, "http_url": None, "http_error": "off (http_port = -1)"}
+    assert hs.read_endpoint(s, off).unavailable == \
+        "the daemon runs without its http endpoint (off (http_port = -1))"
+    older = hs.read_endpoint(s, {"running": True})  # a daemon from before the endpoint
+    assert older.port is None and older.unavailable is not None
+    (tmp_path / "http.token").write_text("not a token\n")
+    assert hs.read_endpoint(s, running).token is None
+
+
 # --- file I/O ----------------------------------------------------------------------------------
 
 
@@ -498,13 +839,84 @@ def test_apply_names_the_file_on_shape_errors(tmp_path):
     assert p.read_bytes() == raw
 
 
+def test_apply_makes_a_file_holding_the_token_owner_only(tmp_path):
+    p = tmp_path / "settings.json"
+    write_json(p, user_settings())
+    p.chmod(0o644)
+    changes = apply(p, lambda s: install(s, CMD))
+    assert changes.made_private is None  # command entries hold no secret: the mode stays
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+    changes = apply(p, lambda s: install(s, CMD, http=HTTP))
+    assert changes.made_private == 0o644
+    assert set(changes.updated) == {*HTTP_EVENTS, "SessionStart"}
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert changes.backup is not None
+    assert stat.S_IMODE(changes.backup.stat().st_mode) == 0o600
+
+    # Someone loosens it again: a second install changes no byte, only the mode.
+    p.chmod(0o640)
+    changes.backup.chmod(0o644)
+    before = p.stat()
+    again = apply(p, lambda s: install(s, CMD, http=HTTP))
+    assert not again.changed and again.made_private == 0o640
+    assert p.stat().st_ino == before.st_ino and p.stat().st_mtime_ns == before.st_mtime_ns
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert stat.S_IMODE(changes.backup.stat().st_mode) == 0o600
+    assert apply(p, lambda s: install(s, CMD, http=HTTP)) == Changes()
+
+    # Back to command entries, and uninstalled: the file stays owner-only.
+    assert apply(p, lambda s: install(s, CMD)).made_private is None
+    assert TOKEN not in p.read_text()
+    apply(p, uninstall)
+    assert dump(load_settings(p)) == dump(user_settings())
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+def test_apply_makes_the_target_of_a_symlink_owner_only(tmp_path):
+    real = tmp_path / "dotfiles" / "claude-settings.json"
+    real.parent.mkdir()
+    write_json(real, {"model": "opus"})
+    real.chmod(0o664)
+    link = tmp_path / ".claude" / "settings.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    changes = apply(link, lambda s: install(s, CMD, http=HTTP))
+    assert changes.made_private == 0o664
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+    real.chmod(0o644)
+    assert apply(link, lambda s: install(s, CMD, http=HTTP)).made_private == 0o644
+    assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
+
+
+def test_apply_private_on_request(tmp_path):
+    p = tmp_path / "settings.json"
+    write_json(p, {"model": "opus"})
+    p.chmod(0o644)
+    assert apply(p, uninstall, private=True).made_private == 0o644
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
 # --- properties --------------------------------------------------------------------------------
 
 user_commands = st.text(min_size=1, max_size=30).filter(lambda c: not is_ours({"command": c}))
-user_entries = st.fixed_dictionaries(
+user_command_entries = st.fixed_dictionaries(
     {"type": st.just("command"), "command": user_commands},
     optional={"timeout": st.integers(1, 600), "async": st.booleans()},
 )
+# The user's own http hooks, some of them close to ours without being ours.
+user_urls = st.one_of(
+    st.sampled_from(["http://localhost:7720/hook", "https://127.0.0.1:7720/hook",
+                     "http://127.0.0.1:7720/hooks", "http://127.0.0.1:7720/hook/",
+                     "https://hooks.example.com/claude"]),
+    st.text(max_size=30),
+).filter(lambda u: hs.url_port(u) is None)
+user_http_entries = st.fixed_dictionaries(
+    {"type": st.just("http"), "url": user_urls},
+    optional={"timeout": st.integers(1, 600),
+              "headers": st.dictionaries(st.sampled_from(["Authorization", "X-Key"]),
+                                         st.text(max_size=10))},
+)
+user_entries = st.one_of(user_command_entries, user_http_entries)
 user_groups = st.fixed_dictionaries(
     {"hooks": st.lists(user_entries, min_size=1, max_size=3)},
     optional={"matcher": st.sampled_from(["*", "", "Bash", "Edit|Write", "mcp__.*"])},
@@ -526,11 +938,19 @@ user_files = st.fixed_dictionaries(
 )
 event_subsets = st.lists(st.sampled_from(INSTALLED_EVENTS), unique=True,
                          max_size=len(INSTALLED_EVENTS))
+# No http (command entries only), or an endpoint on some port with some token.
+transports = st.one_of(st.none(), st.builds(
+    HttpHook, st.integers(1, 65535),
+    st.text("0123456789abcdef", min_size=1, max_size=64)))
 
 STALE_ENTRIES = [
     {"type": "command", "command": STALE, "timeout": 10},
     {"type": "command", "command": CONSOLE},
     {"type": "command", "command": CMD, "timeout": 99},
+    OLD_HTTP,
+    BARE_HTTP,
+    {"type": "http", "url": URL, "timeout": 10, "headers": {"Authorization": "Bearer $T"}},
+    {"type": "command", "command": CMD_START, "timeout": 10},
 ]
 
 
@@ -548,15 +968,37 @@ def inject_stale(s: dict, data: st.DataObject) -> dict:
     return s
 
 
+def first_slot(groups: list) -> int:
+    """Where our group belongs among the groups kept: where the first group holding an entry
+    of ours was, or right after it when it also holds the user's; else at the end."""
+    kept = 0
+    for group in groups:
+        entries = group.get("hooks") if isinstance(group, dict) else None
+        if isinstance(entries, list) and any(is_ours(h) for h in entries):
+            return kept + (1 if any(not is_ours(h) for h in entries) else 0)
+        kept += 1
+    return kept
+
+
+def expected_keys(events, http: HttpHook | None) -> dict[str, list[str]]:
+    """Event -> the key of our one entry: the url, or the command (SessionStart's starting
+    the daemon next to http entries)."""
+    def key(event: str) -> str:
+        if http is None:
+            return CMD
+        return CMD_START if event == "SessionStart" else CMD if event == "Setup" else http.url
+    return {e: [key(e)] for e in events}
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(user_files, event_subsets)
-def test_property_install_uninstall_roundtrip(s, events):
+@given(user_files, event_subsets, transports)
+def test_property_install_uninstall_roundtrip(s, events, http):
     before = copy.deepcopy(s)
-    once, c1 = install(s, CMD, events=events)
+    once, c1 = install(s, CMD, events=events, http=http)
     assert s == before
     assert c1.changed == bool(events)
-    assert find_ours(once) == {e: [CMD] for e in events}
-    twice, c2 = install(once, CMD, events=events)
+    assert find_ours(once) == expected_keys(events, http)
+    twice, c2 = install(once, CMD, events=events, http=http)
     assert dump(twice) == dump(once)
     assert not c2.changed
     back, c3 = uninstall(once)
@@ -565,16 +1007,35 @@ def test_property_install_uninstall_roundtrip(s, events):
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(user_files, st.data())
-def test_property_stale_entries_are_replaced(s, data):
+@given(user_files, transports, transports)
+def test_property_switching_transports_in_place(s, first, second):
+    """Installing with one transport and then another gives what installing the second
+    alone gives, byte for byte: the switch happens in place, and nothing of the first is
+    left."""
+    one, _ = install(s, CMD, http=first)
+    switched, changes = install(one, CMD, http=second)
+    direct, _ = install(s, CMD, http=second)
+    assert dump(switched) == dump(direct)
+    assert changes.added == () and changes.removed == ()
+    assert changes.changed == (dump(one) != dump(direct))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(user_files, st.data(), transports)
+def test_property_stale_entries_are_replaced(s, data, http):
     dirty = inject_stale(s, data)
     assert find_ours(dirty)
     clean, c = uninstall(dirty)
     assert dump(clean) == dump(s)
     assert c.changed
-    fresh, _ = install(s, CMD)
-    repaired, c2 = install(dirty, CMD)
-    assert repaired == fresh
+    repaired, c2 = install(dirty, CMD, http=http)
     assert c2.changed
-    assert find_ours(repaired) == {e: [CMD] for e in INSTALLED_EVENTS}
+    assert find_ours(repaired) == expected_keys(INSTALLED_EVENTS, http)
+    # The user's part is untouched; ours is where the first stale entry of ours was.
     assert uninstall(repaired)[0] == s
+    for event, groups in repaired["hooks"].items():
+        if event not in INSTALLED_EVENTS:
+            continue
+        at = groups.index(hs.our_group(event, CMD, http=http))
+        assert at == first_slot(dirty["hooks"].get(event) or [])
+    assert dump(install(repaired, CMD, http=http)[0]) == dump(repaired)

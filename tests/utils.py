@@ -58,9 +58,9 @@ class Daemon:
 
     def start(self, timeout: float = 30) -> Daemon:
         read_fd, write_fd = os.pipe()
-        # Any free viewer port: tests must not depend on (or take) the default one.
+        # Any free viewer and http ports: tests must not depend on (or take) the defaults.
         env = env_for(self.home, MPMD_READY_FD=str(write_fd),
-                      **{"MPMD_VIEWER_PORT": "0", **self.env})
+                      **{"MPMD_VIEWER_PORT": "0", "MPMD_HTTP_PORT": "0", **self.env})
         self.log = open(self.home / "daemon-test.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
