@@ -92,7 +92,10 @@ class Daemon:
 
     def start(self, timeout: float = 60) -> Daemon:
         read_fd, write_fd = os.pipe()
-        env = env_for(self.home, MPMD_READY_FD=str(write_fd), **self.env)
+        # Any free http port (MPMD_HTTP_PORT=0, as tests/utils.py does): a benchmark must
+        # not take the default one, nor fail when something else holds it.
+        env = env_for(self.home, MPMD_READY_FD=str(write_fd),
+                      **{"MPMD_HTTP_PORT": "0", **self.env})
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*self.wrap, sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
@@ -321,6 +324,88 @@ def recv_exactly(sock: socket.socket, view: memoryview) -> None:
         if not n:
             raise ConnectionError("the daemon closed the connection")
         got += n
+
+
+# ---- Claude Code's http hooks ------------------------------------------------------------------
+# The request head Claude Code 2.1.328 (axios in Node) sends for a hook of `type: "http"`,
+# header for header, in its order (captured from the real CLI); only the token, the length
+# and the port vary.
+_AXIOS_HEAD = ("POST /hook HTTP/1.1\r\nAccept: application/json, text/plain, */*\r\n"
+               "Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
+               "User-Agent: axios/1.15.2\r\nContent-Length: {length}\r\n"
+               "Accept-Encoding: gzip, compress, deflate, br\r\nHost: 127.0.0.1:{port}\r\n"
+               "Connection: keep-alive\r\n\r\n")
+
+
+def http_hook_request(port: int, token: str, payload: bytes) -> bytes:
+    """One hook's POST as Claude Code sends it to the daemon's endpoint."""
+    return _AXIOS_HEAD.format(token=token, length=len(payload), port=port).encode() + payload
+
+
+def http_endpoint(home: Path, timeout: float = 10) -> tuple[int, str]:
+    """(port, token) of the http endpoint of the daemon in ``home`` (``http.port`` and
+    ``http.token`` in its state folder, which MPMD_HOME is); the port file appears once it
+    listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            port = int((home / "http.port").read_text())
+            return port, (home / "http.token").read_text().strip()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no http endpoint in {home} (http.port missing)")
+        time.sleep(0.05)  # written by another process
+
+
+class HttpResponses:
+    """The answers on one keep-alive connection, parsed as they come (the endpoint always
+    sends Content-Length): ``feed(data)`` returns the complete ones, (status, body)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buf = self.buf
+        buf += data
+        out: list[tuple[int, bytes]] = []
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return out
+            head = bytes(buf[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            length = 0 if at < 0 else int(head[at + 17:].split(b"\r\n", 1)[0])
+            if len(buf) < end + 4 + length:
+                return out
+            status = int(head[9:12])
+            if status == 100:  # 100 Continue: not the answer
+                del buf[:end + 4]
+                continue
+            out.append((status, bytes(buf[end + 4:end + 4 + length])))
+            del buf[:end + 4 + length]
+
+
+class HttpHookClient:
+    """One keep-alive connection to the endpoint, one request at a time, as Claude Code
+    posts one hook and waits for its answer."""
+
+    def __init__(self, port: int, timeout: float = 30) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Node does
+        self.responses = HttpResponses()
+
+    def post(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request, return its answer; ConnectionError if the endpoint closed."""
+        self.sock.sendall(request)
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the endpoint closed the connection")
+            got = self.responses.feed(data)
+            if got:
+                return got[0]
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def emit_json(obj: dict) -> None:

@@ -4,7 +4,7 @@ This is the number users feel: what a hook configuration adds to every tool call
 session. Each session is one `claude -p` process of the pinned CLI (``make claude-code``)
 against the scripted Messages API on loopback (tests/claude/api.py): K tool calls, one a
 turn, of mixed tools (Write, Read, Edit, Bash, Grep, Glob, ...) in the sandbox's project
-folder, allowed with ``--allowedTools`` so nothing prompts, then a text answer. Five
+folder, allowed with ``--allowedTools`` so nothing prompts, then a text answer. Six
 configurations, each in a Sandbox of its own (own HOME, settings.json and project folder):
 
     none   settings.json without hooks
@@ -15,7 +15,12 @@ configurations, each in a Sandbox of its own (own HOME, settings.json and projec
            keep their http entry, which Claude Code 2.1.328 never runs)
     python the interpreter install-hooks names, started bare (`<python> -I -S -c pass`) on
            the same events: the floor of any hook written in Python (info)
-    mpmd   the settings `mpmd install-hooks` writes, with a real daemon running
+    mpmd   the settings `mpmd install-hooks --transport command` writes, with a real
+           daemon running
+    mpmd-http  mpmd over Claude Code's http hooks, with a real daemon of its own: the
+           settings `mpmd install-hooks --transport http` writes once the daemon runs (http
+           entries to its endpoint with its token on the same events, and mpmd's command
+           hook for SessionStart and Setup, where Claude Code runs command hooks only)
 
 The event list of the floors is read from the settings file install-hooks produced, only
 the command replaced. Configurations alternate round by round (the first one rotates every
@@ -24,12 +29,14 @@ session process (start to exit, SessionEnd hooks included), overhead per tool ca
 `none`, and mpmd's overhead as a ratio of each floor's. Whole sessions vary by a few hundred
 ms, more than the floors add, so the run also reads Claude Code's stream as it comes and
 times each hook from its `hook_started` line to its `hook_response` line: how long Claude
-Code waited for one hook, a steadier figure to compare.
+Code waited for one hook, a steadier figure to compare; and what a tool call waited for its
+own hooks (PreToolUse, PostToolUse and PostToolBatch of a session, added up, over K).
+Target (issue 14): mpmd-http's overhead per tool call <= 1.2 x the http floor's.
 
 The run checks itself: every session ran its K tool calls without an error, every hook run
-Claude Code reported ended in success, the http receiver got every POST, and mpmd's journal
-holds every hook run Claude Code reported (plus one SessionEnd a session, which Claude Code
-runs after the stream ends and does not report).
+Claude Code reported ended in success, the http receiver got every POST, and each mpmd
+daemon's journal holds every hook run Claude Code reported (plus one SessionEnd a session,
+which Claude Code runs after the stream ends and does not report).
 
     .venv/bin/python benchmarks/claude_session.py [--calls 8] [--rounds 11] [--warmup 1]
 
@@ -71,7 +78,11 @@ from tests.claude.client import (  # noqa: E402
 )
 from tests.utils import Daemon, journal_events  # noqa: E402
 
-CONFIGS = ("none", "true", "http", "python", "mpmd")
+CONFIGS = ("none", "true", "http", "python", "mpmd", "mpmd-http")
+MPMDS = ("mpmd", "mpmd-http")  # the configurations with a daemon (and a journal to check)
+# Claude Code 2.1.328 runs command hooks only for these: mpmd-http keeps its command hook.
+COMMAND_ONLY = ("SessionStart", "Setup")
+TOOL_CALL_HOOKS = ("PreToolUse", "PostToolUse", "PostToolBatch")
 ALLOWED = ["Bash", "Read", "Write", "Edit", "Grep", "Glob"]
 PROMPT = "Tidy up the notes file and look around the project."
 NOTE = "notes.txt"
@@ -166,6 +177,35 @@ def hooks_with(settings: dict[str, Any], make: Callable[[dict[str, Any]], dict[s
     return out
 
 
+def install_hooks(sb: Sandbox, transport: str) -> str:
+    """`mpmd install-hooks --transport <transport>` as a user runs it; what it said."""
+    out = sb.mpmd("install-hooks", "--transport", transport)
+    if out.returncode != 0:
+        raise RuntimeError(f"install-hooks --transport {transport} failed: {out.stderr}")
+    return out.stdout
+
+
+def check_http_settings(settings: dict[str, Any], url: str) -> str:
+    """What install-hooks --transport http wrote, checked: an http entry posting to the
+    daemon's endpoint with a bearer token for every event but SessionStart and Setup, which
+    keep the command hook. The entries' other fields and the events of each, for the report."""
+    kinds: dict[str, list[str]] = {}
+    for event, groups in settings.get("hooks", {}).items():
+        for entry in (e for g in groups for e in g.get("hooks", [])):
+            want = "command" if event in COMMAND_ONLY else "http"
+            if entry.get("type") != want or (want == "http" and (
+                    entry.get("url") != url or not str(
+                        entry.get("headers", {}).get("Authorization", "")).startswith("Bearer "))):
+                raise RuntimeError(f"install-hooks --transport http wrote for {event}: {entry}")
+            if want == "http":
+                rest = {k: v for k, v in entry.items() if k not in ("type", "url", "headers")}
+                kinds.setdefault(json.dumps(rest, sort_keys=True), []).append(event)
+    if not kinds:
+        raise RuntimeError("install-hooks --transport http wrote no http entry")
+    return "; ".join(f"{kind} on {len(evs) if len(evs) > 3 else ', '.join(evs)}"
+                     + (" events" if len(evs) > 3 else "") for kind, evs in kinds.items())
+
+
 # ---- one configuration ---------------------------------------------------------------------
 class Config:
     """One hook configuration: a Sandbox of its own, its scripted API, its samples."""
@@ -185,6 +225,8 @@ class Config:
         self.hooks_failed = 0  # hook_response records whose outcome is not success
         self.waits: list[float] = []  # ms, each hook run (measured rounds), by the stream
         self.waited: list[float] = []  # ms, those of a session added up
+        self.call_waited: list[float] = []  # ms, a session's tool-call hooks added up
+        self.event_waits: dict[str, list[float]] = {}  # ms, each hook run, by event
         self.failures: list[str] = []
 
     def session(self) -> tuple[float, Headless, list[tuple[str, float]]]:
@@ -250,6 +292,9 @@ class Config:
             self.hooks.append(Counter(h.get("hook_event", "?") for h in out.hooks_started))
             self.waits += [ms for _event, ms in waits]
             self.waited.append(sum(ms for _event, ms in waits))
+            self.call_waited.append(sum(ms for event, ms in waits if event in TOOL_CALL_HOOKS))
+            for event, ms in waits:
+                self.event_waits.setdefault(event, []).append(ms)
 
     def start_api(self) -> None:
         self.api.__enter__()
@@ -287,6 +332,20 @@ def wait_for_journal(home: Path, sessions: int, timeout: float = 15) -> list[dic
         time.sleep(0.05)  # the daemon's journal, another process: polled
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of a running process (user + system), from /proc; 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def key(name: str) -> str:
+    """A configuration's name as a JSON key prefix (mpmd-http -> mpmd_http)."""
+    return name.replace("-", "_")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=8, help="tool calls per session (K)")
@@ -305,21 +364,31 @@ def main() -> int:
 
     busy0, own0, wall0 = C.machine_busy_s(), C.own_tree_cpu_s(), time.monotonic()
     configs: dict[str, Config] = {}
-    daemon: Daemon | None = None
+    daemons: dict[str, Daemon] = {}
     receiver: http.server.ThreadingHTTPServer | None = None
     try:
         for name in CONFIGS:
             configs[name] = Config(name, claude, args.calls)
-        # mpmd: install-hooks as a user runs it, and a real daemon.
-        mpmd_sb = configs["mpmd"].sandbox
-        mpmd_sb.install_hooks()
+        # mpmd and mpmd-http: install-hooks as a user runs it, and a real daemon each (any
+        # free viewer and http port).
+        for name in MPMDS:
+            sb = configs[name].sandbox
+            sb.mpmd_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            daemons[name] = Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0",
+                                   MPMD_HTTP_PORT="0")
+            daemons[name].start()
+        mpmd_sb, http_sb = configs["mpmd"].sandbox, configs["mpmd-http"].sandbox
+        install_hooks(mpmd_sb, "command")
         installed = json.loads(mpmd_sb.settings_path.read_text())
+        said = install_hooks(http_sb, "http")  # asks the running daemon its port and token
+        http_port, _token = C.http_endpoint(http_sb.mpmd_home)
+        mpmd_url = f"http://127.0.0.1:{http_port}/hook"
+        http_entries = check_http_settings(json.loads(http_sb.settings_path.read_text()),
+                                         mpmd_url)
         events = list(installed.get("hooks", {}))
         command = next(e["command"] for groups in installed["hooks"].values()
                        for g in groups for e in g["hooks"] if e.get("type") == "command")
         interpreter = shlex.split(command)[0]
-        daemon = Daemon(mpmd_sb.mpmd_home, HOME=str(mpmd_sb.home), MPMD_VIEWER_PORT="0")
-        daemon.start()
         receiver = start_noop_server()
         url = f"http://127.0.0.1:{receiver.server_address[1]}/"
         python_floor = f"{shlex.quote(interpreter)} -I -S -c pass"
@@ -343,6 +412,12 @@ def main() -> int:
         print(f"  Claude Code {version}; hooks on the {len(events)} events `mpmd install-hooks` "
               "registers")
         print(f"  mpmd's hook command: {command}")
+        print(f"  mpmd-http: `mpmd install-hooks --transport http`: http hooks to {mpmd_url} "
+              f"(Authorization: Bearer <http.token>; {http_entries}), "
+              f"{' and '.join(COMMAND_ONLY)}: mpmd's command hook; it said:")
+        for line in said.splitlines():
+            if line.startswith(("transport:", "  note:")):
+                print(f"    {line.strip()}")
         print(f"  python: `{python_floor}` on the same events (the bare interpreter, info)")
         print(f"  tools, one a turn: {', '.join(tools)}")
         print(f"  rounds: {args.rounds} (+{args.warmup} warm-up), configurations alternate, the "
@@ -356,15 +431,17 @@ def main() -> int:
 
         # Every hook run of mpmd's sessions journaled: those Claude Code reported starting,
         # plus one SessionEnd a session (it fires after the stream ends: not reported).
-        mpmd_cfg = configs["mpmd"]
-        journal = wait_for_journal(mpmd_sb.mpmd_home, mpmd_cfg.sessions)
-        journal_expected = mpmd_cfg.hooks_started + mpmd_cfg.sessions
-        journal_by_event = Counter((e.get("payload") or {}).get("hook_event_name", "?")
-                                   for e in journal)
+        journal: dict[str, list[dict[str, Any]]] = {}
+        journal_expected: dict[str, int] = {}
+        for name in MPMDS:
+            cfg = configs[name]
+            journal[name] = wait_for_journal(cfg.sandbox.mpmd_home, cfg.sessions)
+            journal_expected[name] = cfg.hooks_started + cfg.sessions
         other_load = None  # CPU used by processes other than ours, in cores, on average
         busy1 = C.machine_busy_s()
         if busy0 is not None and busy1 is not None:
-            ours = C.own_tree_cpu_s() - own0
+            ours = (C.own_tree_cpu_s() - own0
+                    + sum(process_cpu_s(d.proc.pid) for d in daemons.values() if d.proc))
             other_load = max(0.0, busy1 - busy0 - ours) / (time.monotonic() - wall0)
 
         # ---- report
@@ -378,24 +455,29 @@ def main() -> int:
         runs = {n: sum(h.values()) for n, h in hooks.items()}
         waited = {n: statistics.median(c.waited) for n, c in configs.items()}
         wait = {n: statistics.median(c.waits) if c.waits else None for n, c in configs.items()}
+        # what a tool call waited for its three hooks: a session's, added up, over K
+        call_wait = {n: statistics.median(c.call_waited) / args.calls
+                     if any(c.call_waited) else None for n, c in configs.items()}
         print()
-        print(f"  {'config':8} {'median':>7} {'p25':>7} {'p75':>7} {'over':>7} {'paired':>7} "
-              f"{'/call':>6} {'hooks':>5} {'waited':>7} {'/hook':>6}  fails")
+        print(f"  {'config':9} {'median':>7} {'p25':>7} {'p75':>7} {'over':>7} {'paired':>7} "
+              f"{'/call':>6} {'hooks':>5} {'waited':>7} {'/hook':>6} {'call':>6}  fails")
         for n in CONFIGS:
             w = configs[n].walls
             each = f"{wait[n]:6.1f}" if wait[n] is not None else f"{'':6}"
+            calls = f"{call_wait[n]:6.1f}" if call_wait[n] is not None else f"{'':6}"
             tag = "  (info)" if n == "python" else ""
-            print(f"  {n:8} {med[n]:7.0f} {C.percentile(w, 25):7.0f} {C.percentile(w, 75):7.0f} "
+            print(f"  {n:9} {med[n]:7.0f} {C.percentile(w, 25):7.0f} {C.percentile(w, 75):7.0f} "
                   f"{over[n]:+7.0f} {paired[n]:+7.0f} {per_call[n]:6.1f} {runs[n]:5g} "
-                  f"{waited[n]:7.0f} {each}  "
+                  f"{waited[n]:7.0f} {each} {calls}  "
                   f"{len(configs[n].failures) + configs[n].hooks_failed}{tag}")
         print("  ms. median, p25, p75: a whole session, start to exit. over: median - none's "
               "median; paired: median of each round's difference to none; /call: over / K.\n"
               "  hooks: hook runs Claude Code reports starting a session (SessionEnd, run after "
               "the stream, is not reported). waited: what a session waited for them, from each "
               "hook_started line of Claude Code's stream to its hook_response line, added up "
-              "(median); /hook: the median of one. fails: failed sessions + hook runs without "
-              "success.")
+              "(median); /hook: the median of one; call: what a tool call waited for its "
+              f"{', '.join(TOOL_CALL_HOOKS)} (a session's, added up, / K; median). fails: "
+              "failed sessions + hook runs without success.")
 
         def ratio(a: dict[str, Any], x: str, y: str) -> float | None:
             if a[x] is None or a[y] is None or a[y] <= 0:
@@ -411,15 +493,40 @@ def main() -> int:
         for floor in ("true", "http", "python"):
             print(f"    mpmd / {floor:6}: session overhead {times(ratio(over, 'mpmd', floor))}, "
                   f"wait for one hook {times(ratio(wait, 'mpmd', floor))}")
-        for n in ("mpmd", "http"):
+        print(f"  mpmd-http adds {per_call['mpmd-http']:.1f} ms a tool call "
+              f"({over['mpmd-http']:+.0f} ms a session; a tool call waits "
+              f"{call_wait['mpmd-http'] or 0:.1f} ms for its hooks, one hook "
+              f"{wait['mpmd-http'] or 0:.1f} ms); the http floor {per_call['http']:.1f} ms "
+              f"({call_wait['http'] or 0:.1f} ms waited, {wait['http'] or 0:.1f} ms a hook)")
+        target = ratio(call_wait, "mpmd-http", "http")
+        print(f"    mpmd-http / http: session overhead "
+              f"{times(ratio(over, 'mpmd-http', 'http'))}, a tool call's wait for its hooks "
+              f"{times(target)} (target <= 1.2: "
+              f"{'n/a' if target is None else 'met' if target <= 1.2 else 'NOT met'}), "
+              f"wait for one hook {times(ratio(wait, 'mpmd-http', 'http'))}")
+        print(f"    mpmd-http / mpmd: session overhead "
+              f"{times(ratio(over, 'mpmd-http', 'mpmd'))}, a tool call's wait "
+              f"{times(ratio(call_wait, 'mpmd-http', 'mpmd'))}")
+        for n in ("mpmd", "mpmd-http", "http"):
             print(f"  hook runs a session, {n}: "
                   + ", ".join(f"{e} {v:g}" for e, v in hooks[n].items()))
+        for n in ("mpmd", "mpmd-http", "http"):
+            ew = configs[n].event_waits
+            print(f"  wait for one hook by event (median ms), {n}: "
+                  + ", ".join(f"{e} {statistics.median(ew[e]):.1f}" for e in sorted(
+                      ew, key=lambda e: -len(ew[e]))))
         print(f"  http hook receiver: {receiver.posts} POSTs "  # type: ignore[attr-defined]
               f"in {configs['http'].sessions} sessions (SessionStart and Setup never run http "
               "hooks; SessionEnd does)")
-        print(f"  mpmd journal: {len(journal)} events, {journal_expected} expected "
-              f"({mpmd_cfg.hooks_started} reported started + {mpmd_cfg.sessions} SessionEnd): "
-              + ", ".join(f"{e} {v}" for e, v in journal_by_event.most_common()))
+        for n in MPMDS:
+            by_event = Counter((e.get("payload") or {}).get("hook_event_name", "?")
+                               for e in journal[n])
+            by_source = Counter(e.get("source", "?") for e in journal[n])
+            print(f"  {n} journal: {len(journal[n])} events, {journal_expected[n]} expected "
+                  f"({configs[n].hooks_started} reported started + {configs[n].sessions} "
+                  f"SessionEnd); by source: "
+                  + ", ".join(f"{s} {v}" for s, v in by_source.most_common()) + "; "
+                  + ", ".join(f"{e} {v}" for e, v in by_event.most_common()))
         for n, cfg in configs.items():
             for failure in cfg.failures[:3]:
                 print(f"  FAILED session ({n}): {failure}")
@@ -441,25 +548,38 @@ def main() -> int:
         }
         for n in CONFIGS:
             w = configs[n].walls
-            result[f"{n}_ms"] = round(med[n], 1)
-            result[f"{n}_p25_ms"] = round(C.percentile(w, 25), 1)
-            result[f"{n}_p75_ms"] = round(C.percentile(w, 75), 1)
-            result[f"{n}_inside_ms"] = (round(statistics.median(configs[n].inside), 1)
+            k = key(n)
+            result[f"{k}_ms"] = round(med[n], 1)
+            result[f"{k}_p25_ms"] = round(C.percentile(w, 25), 1)
+            result[f"{k}_p75_ms"] = round(C.percentile(w, 75), 1)
+            result[f"{k}_inside_ms"] = (round(statistics.median(configs[n].inside), 1)
                                         if configs[n].inside else None)
             if n != "none":
-                result[f"{n}_over_ms"] = round(over[n], 1)
-                result[f"{n}_paired_over_ms"] = round(paired[n], 1)
-                result[f"{n}_per_call_ms"] = round(per_call[n], 2)
-                result[f"{n}_hook_runs"] = rounded(runs[n], 1)
-                result[f"{n}_waited_ms"] = round(waited[n], 1)
-                result[f"{n}_hook_wait_ms"] = rounded(wait[n])
+                result[f"{k}_over_ms"] = round(over[n], 1)
+                result[f"{k}_paired_over_ms"] = round(paired[n], 1)
+                result[f"{k}_per_call_ms"] = round(per_call[n], 2)
+                result[f"{k}_hook_runs"] = rounded(runs[n], 1)
+                result[f"{k}_waited_ms"] = round(waited[n], 1)
+                result[f"{k}_hook_wait_ms"] = rounded(wait[n])
+                result[f"{k}_call_wait_ms"] = rounded(call_wait[n])
+                result[f"{k}_session_start_wait_ms"] = rounded(
+                    statistics.median(configs[n].event_waits["SessionStart"])
+                    if configs[n].event_waits.get("SessionStart") else None)
         for floor in ("true", "http", "python"):
             result[f"mpmd_vs_{floor}"] = rounded(ratio(over, "mpmd", floor))
             result[f"mpmd_vs_{floor}_hook_wait"] = rounded(ratio(wait, "mpmd", floor))
         result.update({
+            "mpmd_http_vs_http": rounded(ratio(over, "mpmd-http", "http")),
+            "mpmd_http_vs_http_call_wait": rounded(target),
+            "mpmd_http_vs_http_hook_wait": rounded(ratio(wait, "mpmd-http", "http")),
+            "mpmd_http_call_wait_target_met": None if target is None else target <= 1.2,
+            "mpmd_http_vs_mpmd": rounded(ratio(over, "mpmd-http", "mpmd")),
+            "mpmd_http_vs_mpmd_call_wait": rounded(ratio(call_wait, "mpmd-http", "mpmd")),
             "http_posts": receiver.posts,  # type: ignore[attr-defined]
-            "journaled": len(journal),
-            "journal_expected": journal_expected,
+            "journaled": len(journal["mpmd"]),
+            "journal_expected": journal_expected["mpmd"],
+            "mpmd_http_journaled": len(journal["mpmd-http"]),
+            "mpmd_http_journal_expected": journal_expected["mpmd-http"],
             "failed_sessions": sum(len(c.failures) for c in configs.values()),
             "failed_hooks": sum(c.hooks_failed for c in configs.values()),
             "other_load_cores": None if other_load is None else round(other_load, 2),
@@ -471,8 +591,9 @@ def main() -> int:
             cfg.stop_api()
         if receiver is not None:
             receiver.shutdown()
-        if daemon is not None and daemon.proc is not None:
-            daemon.stop()
+        for daemon in daemons.values():
+            if daemon.proc is not None:
+                daemon.stop()
         for cfg in configs.values():
             if args.keep:
                 print(f"kept {cfg.sandbox.base}", file=sys.stderr)

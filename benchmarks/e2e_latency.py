@@ -9,8 +9,15 @@ the WebSocket message carrying the event.
 
     scenario 1  100 hook processes a second (the exact command install-hooks writes, fed the
                 PreToolUse Bash fixture, each with a unique tool_use_id), one reading client.
-                Target: p99 <= 20 ms. Then a reference: the same rate sent straight to the
-                socket, no hook processes (what the daemon itself takes, machine idle).
+                Target: p99 <= 20 ms. Beside it, alternated with it (``--s1-rounds``
+                segments each, ABBA), the same 100 hooks a second as Claude Code's ``http``
+                hooks: a POST of the same payload to the daemon's endpoint (127.0.0.1,
+                ``http.port`` and ``http.token`` of its state folder; the request head the
+                real CLI sends) on one keep-alive connection, each answer awaited as Claude
+                Code awaits it, the clock started just before the request is sent (before
+                the connect when the connection had been idle long enough for Claude Code to
+                drop it). Target: p99 <= 20 ms. Then a reference: the same rate sent straight
+                to the socket, no hook processes (what the daemon itself takes, machine idle).
     scenario 2  5,000 events a second with 5 clients connected. A hook process costs ~10 ms
                 of CPU, so the load is sent straight to the daemon's socket in the hook's
                 own wire format (mpm_hook.wire frames with ids we draw, 34-byte acks whose
@@ -34,6 +41,7 @@ loopback TCP) from "in the socket -> read by the client" (the client process). W
 stored event's ``timestamp`` (the hook's wall clock when it started running) and
 ``received_at`` (when the daemon stored it), both converted to the monotonic clock:
     hook:   spawn -> hook running -> stored -> in the client's socket -> read
+    http:   POST sent -> request begun in the daemon -> stored -> in the socket -> read
     direct: send -> stored (the ack path) -> in the client's socket -> read
 
 Correctness is checked while measuring: every acked event and every hook event must reach
@@ -45,9 +53,10 @@ a stall: its ping waits behind the blocked write, so the pong timeout never star
 stall caught up like a 7 s one.)
 
     .venv/bin/python benchmarks/e2e_latency.py [--seconds 15] [--rounds 2] [--quick]
-        [--transport connection|pipelined] [--senders 2] [--profile] [--dump CSV]
+        [--s1-rounds 2] [--transport connection|pipelined] [--senders 2] [--profile]
+        [--dump CSV]
 
-Default run ~1 minute. The last stdout line is one JSON object with all the figures. Timing
+Default run ~1.5 minutes. The last stdout line is one JSON object with all the figures. Timing
 is measured, never asserted.
 """
 
@@ -81,6 +90,10 @@ from ingest import Profiler, cpu_seconds
 from mpm_hook import wire
 
 MARK = "e2e"  # tool_use_id prefix of the hook processes' events
+HTTP_MARK = MARK + "h"  # of the http hooks' events
+# Claude Code drops a keep-alive connection idle for the server's Keep-Alive hint less one
+# second (checked with 2.1.328); the daemon's hint is 5 s by default.
+HTTP_IDLE_DROP_NS = 4_000_000_000
 ACK = wire.ACK_FRAME_BYTES
 mono = time.monotonic_ns
 
@@ -590,6 +603,75 @@ class Hooks:
         return i
 
 
+class HttpHooks:
+    """Claude Code's http hooks: each a POST of the PreToolUse Bash fixture with a unique
+    tool_use_id (``e2eh...``, the fixture's length) to the daemon's endpoint, on one
+    keep-alive connection, its answer awaited before the next (as Claude Code waits for a
+    hook). The clock starts just before the request is sent, or before the connect when
+    the connection was idle long enough for Claude Code to have dropped it."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.token = token
+        self.template = C.fixture_payload("PreToolUse", "Bash")
+        self.original = json.loads(self.template)["tool_use_id"].encode()
+        self.n = 0
+        self.spawned: dict[str, tuple[int, bool, str]] = {}  # marker -> t0, measured, group
+        self.answers: dict[str, list[int]] = {}  # group -> POST -> answer, ns (measured)
+        self.failures = 0  # no answer, or not a 200
+        self.connections = 0
+        self.client: C.HttpHookClient | None = None
+        self.last_answer = 0
+
+    def post(self, measured: bool, group: str) -> None:
+        self.n += 1
+        marker = f"{HTTP_MARK}{self.n:0{len(self.original) - len(HTTP_MARK)}d}"
+        request = C.http_hook_request(
+            self.port, self.token, self.template.replace(self.original, marker.encode(), 1))
+        t0 = mono()
+        self.spawned[marker] = (t0, measured, group)
+        try:
+            if self.client is not None and t0 - self.last_answer > HTTP_IDLE_DROP_NS:
+                self.client.close()
+                self.client = None
+            if self.client is None:
+                self.client = C.HttpHookClient(self.port)
+                self.connections += 1
+            status, _body = self.client.post(request)
+        except OSError:
+            self.failures += 1
+            if self.client is not None:
+                self.client.close()
+            self.client = None
+            return
+        self.last_answer = t1 = mono()
+        if status != 200:
+            self.failures += 1
+        elif measured:
+            self.answers.setdefault(group, []).append(t1 - t0)
+
+    def run(self, rate: float, start_ns: int, warm_ns: int, end_ns: int, group: str) -> int:
+        """POST on an open-loop schedule from start_ns to end_ns (a late one at once); those
+        due before warm_ns are warm-up (not measured). Returns how many were sent."""
+        period = 1e9 / rate
+        i = 0
+        while True:
+            due = start_ns + int(i * period)
+            if due >= end_ns:
+                break
+            now = mono()
+            if now < due:
+                time.sleep((due - now) / 1e9)
+            self.post(due >= warm_ns, group)
+            i += 1
+        return i
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
 # ---- figures -----------------------------------------------------------------------------------
 def stats_ms(samples_ns: list[int]) -> dict[str, float]:
     if not samples_ns:
@@ -687,6 +769,8 @@ class Bench:
         env = C.clean_env() if baked == (str(home), str(home)) else C.env_for(home)
         self.hook_command = command
         self.hooks = Hooks(argv, env)
+        self.http_port, token = C.http_endpoint(home)
+        self.http_hooks = HttpHooks(self.http_port, token)
         self.clients = Clients(self.ws_url)
         self.rss_start_kb = C.rss_kb(daemon.daemon_pid()).get("VmRSS", 0)
         self.offset = clock_offset()
@@ -728,7 +812,8 @@ class Bench:
                        ) -> tuple[dict[str, list[int]], dict[str, list[int]], set[int], int]:
         """Per client: spawn -> arrival of the measured hook runs of ``group``; breakdown
         samples (from the first client); the hook events' seqs; hooks never seen."""
-        spawned = {m: v for m, v in self.hooks.spawned.items() if v[2] == group}
+        spawned = {m: v for source in (self.hooks.spawned, self.http_hooks.spawned)
+                   for m, v in source.items() if v[2] == group}
         per_client: dict[str, list[int]] = {}
         parts: dict[str, list[int]] = {k: [] for k in (
             "spawn_to_hook", "hook_to_stored", "stored_to_socket", "socket_to_read")}
@@ -763,10 +848,11 @@ class Bench:
 
     # -- one timed stretch of load -----------------------------------------------------------
     def run_load(self, *, rate: float, senders: int, hook_rate: float, group: str,
-                 seconds: float) -> dict[str, Any]:
+                 seconds: float, http: bool = False) -> dict[str, Any]:
         """``rate`` direct events/s from ``senders`` processes and ``hook_rate`` hook
-        processes/s (spawned here), open-loop, for warm-up + ``seconds``; then the sends'
-        records and the last seq stored."""
+        processes/s (spawned here; with ``http``, http hooks posted from here instead),
+        open-loop, for warm-up + ``seconds``; then the sends' records and the last seq
+        stored."""
         a = self.args
         ctx = C.mp_context()
         out = ctx.Queue()
@@ -780,7 +866,8 @@ class Bench:
         for p in procs:
             p.start()
         if hook_rate:
-            hooks_n = self.hooks.run(hook_rate, start, warm, end, group)
+            hooks_n = (self.http_hooks if http else self.hooks).run(hook_rate, start, warm,
+                                                                    end, group)
         else:
             hooks_n = 0
             time.sleep(max(0.0, (end - mono()) / 1e9))
@@ -851,23 +938,72 @@ class Bench:
                 "hooks_spawned": load["hooks_n"]}
 
     # -- scenario 1 ------------------------------------------------------------------------
+    def s1_segment(self, kind: str, index: int, seconds: float) -> dict[str, Any]:
+        """One segment of scenario 1: ``low_rate`` hooks/s of one kind (command: hook
+        processes; http: POSTs to the endpoint), one reading client of its own."""
+        a = self.args
+        group = f"s1-{index}-{kind}"
+        self.clients.call("open", [group], self.api.last_seq(), [group])
+        snap0 = self.snapshot()
+        load = self.run_load(rate=0, senders=0, hook_rate=a.low_rate, group=group,
+                             seconds=seconds, http=kind == "http")
+        (log,) = self.clients.call("collect", [group], load["last"], 30)
+        snap1 = self.snapshot()
+        self.clients.call("close", [group])
+        res = self.latencies(load, [log], group)
+        spawned = self.http_hooks.spawned if kind == "http" else self.hooks.spawned
+        measured = sum(1 for v in spawned.values() if v[2] == group and v[1])
+        return {"kind": kind, "hooks": res["hooks"][group], "parts": res["hook_parts"],
+                "n": load["hooks_n"], "spawn_s": load["spawn_s"], "measured": measured,
+                "missing": res["hooks_missing"], "check": res["checks"][group],
+                "usage": self.usage(snap0, snap1),
+                "answers": self.http_hooks.answers.get(group, [])}
+
     def scenario1(self) -> dict[str, Any]:
         a = self.args
-        print(f"\n[1] {a.low_rate:g} hook processes/s for {a.seconds:g} s (+{a.warmup:g} s "
-              "warm-up), 1 reading client")
-        self.clients.call("open", ["s1"], self.api.last_seq(), ["s1"])
+        seg_s = a.seconds / a.s1_rounds
+        print(f"\n[1] {a.low_rate:g} hooks/s for {a.seconds:g} s each way, hook processes "
+              f"and http hooks, in {a.s1_rounds} segments of {seg_s:g} s each (+{a.warmup:g} s "
+              "warm-up), alternated ABBA; 1 reading client")
+        order: list[str] = []
+        for r in range(a.s1_rounds):
+            order += ["command", "http"] if r % 2 == 0 else ["http", "command"]
         profiler = self.profiler("s1")
-        snap0 = self.snapshot()
-        load = self.run_load(rate=0, senders=0, hook_rate=a.low_rate, group="s1",
-                             seconds=a.seconds)
-        (log,) = self.clients.call("collect", ["s1"], load["last"], 30)
-        snap1 = self.snapshot()
-        self.clients.call("close", ["s1"])
+        segments = []
+        for i, kind in enumerate(order):
+            seg = self.s1_segment(kind, i, seg_s)
+            segments.append(seg)
+            st = stats_ms(seg["hooks"])
+            print(f"  segment {i + 1} {kind:7} {seg['n']} sent ({seg['n'] / seg['spawn_s']:.1f}/s"
+                  f" achieved), measured {seg['measured']}; p50 {st['p50']:.2f} p99 "
+                  f"{st['p99']:.2f} ms", flush=True)
         hot = profiler.stop() if profiler else None
-        res = self.latencies(load, [log], "s1")
-        measured = sum(1 for v in self.hooks.spawned.values() if v[2] == "s1" and v[1])
-        print(f"  spawned {load['hooks_n']} ({load['hooks_n'] / load['spawn_s']:.1f}/s "
-              f"achieved), measured {measured}; p99 {stats_ms(res['hooks']['s1'])['p99']:.2f} ms")
+
+        def pooled(kind: str) -> dict[str, Any]:
+            segs = [seg for seg in segments if seg["kind"] == kind]
+            wall = sum(seg["usage"]["wall_s"] for seg in segs)
+            check: collections.Counter[str] = collections.Counter()
+            for seg in segs:
+                check.update(seg["check"])
+            return {
+                "stats": stats_ms([x for seg in segs for x in seg["hooks"]]),
+                "parts": {k: stats_ms([x for seg in segs for x in seg["parts"][k]])
+                          for k in HOOK_PARTS},
+                "p99_rounds": [stats_ms(seg["hooks"])["p99"] for seg in segs],
+                "spawned": sum(seg["n"] for seg in segs),
+                "measured": sum(seg["measured"] for seg in segs),
+                "rate": sum(seg["n"] for seg in segs) / sum(seg["spawn_s"] for seg in segs),
+                "missing": sum(seg["missing"] for seg in segs), "check": dict(check),
+                "usage": {k: sum(seg["usage"][k] * seg["usage"]["wall_s"] for seg in segs)
+                          / wall for k in segs[0]["usage"]} | {"wall_s": wall},
+                "answer": stats_ms([x for seg in segs for x in seg["answers"]]),
+            }
+
+        out = pooled("command")
+        out["http"] = pooled("http")
+        out["http"]["failures"] = self.http_hooks.failures
+        out["http"]["connections"] = self.http_hooks.connections
+        self.http_hooks.close()
         # The same rate sent straight to the socket, without hook processes taking most of
         # the CPU: the daemon's own part when the machine is otherwise idle.
         print(f"  reference: {a.low_rate:g} direct sends/s for {a.reference_seconds:g} s, "
@@ -878,16 +1014,12 @@ class Bench:
         (ref_log,) = self.clients.call("collect", ["ref"], ref_load["last"], 30)
         self.clients.call("close", ["ref"])
         ref = self.latencies(ref_load, [ref_log], "ref")
-        return {"stats": stats_ms(res["hooks"]["s1"]),
-                "parts": {k: stats_ms(v) for k, v in res["hook_parts"].items()},
-                "spawned": load["hooks_n"], "measured": measured,
-                "rate": load["hooks_n"] / load["spawn_s"], "missing": res["hooks_missing"],
-                "check": res["checks"]["s1"], "usage": self.usage(snap0, snap1),
-                "profile": hot, "ref": {
-                    "stats": stats_ms(ref["transport"]["ref"]),
-                    "parts": {k: stats_ms(v) for k, v in ref["parts"].items()},
-                    "check": ref["checks"]["ref"], "tally": ref["tally"],
-                    "rate": ref["measured_sends"] / ref["window_s"]}}
+        out["profile"] = hot
+        out["ref"] = {"stats": stats_ms(ref["transport"]["ref"]),
+                      "parts": {k: stats_ms(v) for k, v in ref["parts"].items()},
+                      "check": ref["checks"]["ref"], "tally": ref["tally"],
+                      "rate": ref["measured_sends"] / ref["window_s"]}
+        return out
 
     # -- scenario 2 ------------------------------------------------------------------------
     def segment(self, mode: str, index: int) -> dict[str, Any]:
@@ -984,6 +1116,10 @@ SOCKET_TO_READ = "  in the socket -> read by the client"
 HOOK_PARTS = {"spawn_to_hook": "  spawn -> hook running (start-up)",
               "hook_to_stored": "  hook running -> stored by the daemon",
               "stored_to_socket": STORED_TO_SOCKET, "socket_to_read": SOCKET_TO_READ}
+# The same parts of an http hook: the event's timestamp is when its request began to arrive
+HTTP_PARTS = {"spawn_to_hook": "  POST sent -> its request begun in the daemon",
+              "hook_to_stored": "  request begun -> stored by the daemon",
+              "stored_to_socket": STORED_TO_SOCKET, "socket_to_read": SOCKET_TO_READ}
 
 
 def fmt_row(name: str, s: dict[str, float], extra: str = "") -> str:
@@ -1001,7 +1137,10 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=0.5,
                     help="unmeasured seconds at the start of every run (default 0.5)")
     ap.add_argument("--quick", action="store_true",
-                    help="--seconds 4 --rounds 1 --reference-seconds 2: a smoke run of ~25 s")
+                    help="--seconds 4 --rounds 1 --reference-seconds 2: a smoke run of ~30 s")
+    ap.add_argument("--s1-rounds", type=int, default=2,
+                    help="scenario 1: segments of each kind (command hook processes, http "
+                         "hooks), alternated ABBA, --seconds split over them (default 2)")
     ap.add_argument("--reference-seconds", type=float, default=5,
                     help="scenario 1's reference run: direct sends, no hook processes (5)")
     ap.add_argument("--low-rate", type=float, default=100, help="scenario 1 hooks/s (100)")
@@ -1025,8 +1164,9 @@ def main() -> int:
                          "(ref, r0) as run,seq,sent,stored,in_socket,read (monotonic ns)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary MPMD_HOME")
     args = ap.parse_args()
-    if args.clients < 2 or args.rounds < 1 or args.senders < 1:
-        ap.error("--clients must be at least 2, --rounds and --senders at least 1")
+    if args.clients < 2 or args.rounds < 1 or args.senders < 1 or args.s1_rounds < 1:
+        ap.error("--clients must be at least 2, --rounds, --s1-rounds and --senders at "
+                 "least 1")
     if args.quick:
         args.seconds, args.rounds, args.reference_seconds = 4.0, 1, 2.0
     args.segment_s = args.seconds / args.rounds
@@ -1041,6 +1181,8 @@ def main() -> int:
         print("e2e_latency: hook process start -> event at a WebSocket client "
               "(CLOCK_MONOTONIC on both ends)")
         print(f"  hook command: {bench.hook_command}")
+        print(f"  http hooks: POST http://127.0.0.1:{bench.http_port}/hook, the request head "
+              "Claude Code 2.1.328 sends")
         print(f"  viewer: {bench.ws_url.split('?')[0]}; daemon pid {daemon.pid}; machine: "
               f"{cpus} CPUs shown, {cpus} busy processes got {capacity:.2f} cores just now "
               f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
@@ -1140,6 +1282,16 @@ def report(args: argparse.Namespace, bench: Bench, s1: dict[str, Any], s2: dict[
                   f"target p99 <= 20 ms: {'met' if t1['p99'] <= 20 else 'NOT met'}"))
     for key, name in HOOK_PARTS.items():
         print(fmt_row(name, s1["parts"][key]))
+    h1 = s1["http"]
+    print(f"  [1] {args.low_rate:g} http hooks/s, 1 client ({h1['rate']:.1f}/s achieved)")
+    print(fmt_row("http hook (POST sent -> read by the client)", h1["stats"],
+                  f"target p99 <= 20 ms: {'met' if h1['stats']['p99'] <= 20 else 'NOT met'}"))
+    for key, name in HTTP_PARTS.items():
+        print(fmt_row(name, h1["parts"][key]))
+    print(fmt_row("  (POST sent -> answer: Claude Code's wait)", h1["answer"]))
+    print("  p99 of each segment, ms: hook processes "
+          + ", ".join(f"{x:.2f}" for x in s1["p99_rounds"]) + "; http hooks "
+          + ", ".join(f"{x:.2f}" for x in h1["p99_rounds"]))
     ref = s1["ref"]
     print(fmt_row("reference: direct sends, no hook processes", ref["stats"],
                   f"({ref['rate']:.1f}/s)"))
@@ -1182,6 +1334,11 @@ def report(args: argparse.Namespace, bench: Bench, s1: dict[str, Any], s2: dict[
     print(f"  [1] client: {c1['received']} events, lost {c1['lost']}, duplicated "
           f"{c1['duplicated']}, unexpected {c1['unexpected']}; hook runs never seen "
           f"{s1['missing']}; lagged {c1['lagged']}, gaps {c1['gaps']}")
+    ch = h1["check"]
+    print(f"  [1] http hooks' client: {ch['received']} events, lost {ch['lost']}, duplicated "
+          f"{ch['duplicated']}, unexpected {ch['unexpected']}; http hooks never seen "
+          f"{h1['missing']}; POSTs without a 200 {h1['failures']}; connections "
+          f"{h1['connections']}")
     c1r = ref["check"]
     print(f"  [1] reference client: {c1r['received']} events, lost {c1r['lost']}, duplicated "
           f"{c1r['duplicated']}, unexpected {c1r['unexpected']}; sends: "
@@ -1221,14 +1378,15 @@ def report(args: argparse.Namespace, bench: Bench, s1: dict[str, Any], s2: dict[
           f"that came through the spool (a hook got no ack within 1 s): {spool}")
 
     # ---- machine
-    u1 = s1["usage"]
     print("\n  CPU, in cores (other = processes not ours: noise for the figures); run-queue "
           "wait = time a runnable process waited for a CPU (ms per s, and per wake-up):")
-    print(f"  [1] daemon {u1['daemon_cores']:.2f}, client process {u1['client_cores']:.2f}, "
-          f"hooks + this process {u1['load_gen_cores']:.2f}, other {u1['other_cores']:.2f}; "
-          f"run-queue wait: daemon {u1['daemon_wait_ms_per_s']:.1f} ms/s "
-          f"({u1['daemon_wait_us_per_run']:.0f} us a run), client process "
-          f"{u1['client_wait_ms_per_s']:.1f} ms/s ({u1['client_wait_us_per_run']:.0f} us)")
+    for what, u1 in (("hook processes", s1["usage"]), ("http hooks", h1["usage"])):
+        print(f"  [1] {what}: daemon {u1['daemon_cores']:.2f}, client process "
+              f"{u1['client_cores']:.2f}, hooks + this process {u1['load_gen_cores']:.2f}, "
+              f"other {u1['other_cores']:.2f}; run-queue wait: daemon "
+              f"{u1['daemon_wait_ms_per_s']:.1f} ms/s ({u1['daemon_wait_us_per_run']:.0f} us "
+              f"a run), client process {u1['client_wait_ms_per_s']:.1f} ms/s "
+              f"({u1['client_wait_us_per_run']:.0f} us)")
     for mode in ("baseline", "stalled"):
         print(f"  [2] {mode}: daemon {usage(mode, 'daemon_cores'):.2f}, client process "
               f"{usage(mode, 'client_cores'):.2f}, senders + hooks + this process "
@@ -1250,7 +1408,8 @@ def report(args: argparse.Namespace, bench: Bench, s1: dict[str, Any], s2: dict[
         return {f"{prefix}_{k}_ms": r3(s[k]) for k in ("p50", "p95", "p99", "max")} | \
             {f"{prefix}_count": s["n"]}
 
-    all_other = [s1["usage"]["other_cores"]] + [seg["usage"]["other_cores"] for seg in segs]
+    all_other = [s1["usage"]["other_cores"], h1["usage"]["other_cores"]] + [
+        seg["usage"]["other_cores"] for seg in segs]
     return {
         "bench": "e2e_latency",
         "seconds": args.seconds,
@@ -1265,6 +1424,22 @@ def report(args: argparse.Namespace, bench: Bench, s1: dict[str, Any], s2: dict[
         **flat("s1_hook_to_stored", s1["parts"]["hook_to_stored"]),
         **flat("s1_stored_to_socket", s1["parts"]["stored_to_socket"]),
         **flat("s1_socket_to_read", s1["parts"]["socket_to_read"]),
+        "s1_rounds": args.s1_rounds,
+        "s1_hook_p99_rounds": [r3(x) for x in s1["p99_rounds"]],
+        "s1_http_rate": round(h1["rate"], 1),
+        **flat("s1_http", h1["stats"]),
+        "s1_http_p99_target_met": h1["stats"]["p99"] <= 20,
+        "s1_http_p99_rounds": [r3(x) for x in h1["p99_rounds"]],
+        **flat("s1_http_post_to_begun", h1["parts"]["spawn_to_hook"]),
+        **flat("s1_http_begun_to_stored", h1["parts"]["hook_to_stored"]),
+        **flat("s1_http_stored_to_socket", h1["parts"]["stored_to_socket"]),
+        **flat("s1_http_socket_to_read", h1["parts"]["socket_to_read"]),
+        **flat("s1_http_answer", h1["answer"]),
+        "s1_http_lost": ch["lost"],
+        "s1_http_duplicated": ch["duplicated"],
+        "s1_http_missing": h1["missing"],
+        "s1_http_failures": h1["failures"],
+        "s1_http_connections": h1["connections"],
         **flat("s1_reference_transport", ref["stats"]),
         **flat("s1_reference_stored_to_socket", ref["parts"]["stored_to_socket"]),
         "s2_target_rate": args.high_rate,

@@ -162,7 +162,8 @@ def console_script() -> str | None:
 
 def installed_command(home: Path) -> str:
     settings_file = home / "settings.json"
-    result = C.mpmd_cli(home, "install-hooks", "--settings", str(settings_file))
+    result = C.mpmd_cli(home, "install-hooks", "--settings", str(settings_file),
+                        "--transport", "command")  # the command hook is what is measured
     if result.returncode != 0:
         raise RuntimeError(f"install-hooks failed: {result.stderr}")
     data = json.loads(settings_file.read_text())

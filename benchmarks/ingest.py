@@ -16,6 +16,16 @@ the fixture payloads (all event types, cycled) in three runs:
 First the same two runs go to ``benchmarks/floor_server.py`` (mpmd's socket server with a
 store that keeps nothing): the transport floor the daemon's rates are compared with.
 
+Then Claude Code's ``http`` hooks (``--mode http``, or both by default): ``--http-clients``
+worker processes, each keeping ``--http-connections`` keep-alive connections to the
+daemon's endpoint (mpmd.http_ingest) with one POST in flight on each, as Claude Code posts
+a hook and waits for its answer (the request head is the one the real CLI sends, captured
+from 2.1.328). Its floor is ``benchmarks/http_floor.py``: the same endpoint over a store
+that keeps nothing. ``--rounds`` rounds of four runs of ``--http-seconds``, their order
+rotating every round (the machine's drifts hit all four): http into the daemon, http into
+its floor, per_connection socket into the daemon, and into the socket floor; the figures
+are the medians over rounds. Target: daemon CPU per http event <= 100 us.
+
 The daemon's CPU time per stored event is reported too: unlike the rates, it hardly
 depends on what else the machine runs meanwhile (also reported). Rates count acks with
 status STORED per second of wall time; BUSY (ring full) and other statuses are counted
@@ -23,10 +33,12 @@ apart, never as stored. At the end the daemon is stopped with SIGTERM (which dra
 ring) and the journal's last seq must equal the STORED acks: ``lost``.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--clients 2] [--profile]
-        [--source DIR]
+        [--mode socket|http|both] [--rounds 3] [--http-seconds 5] [--source DIR]
 
-``--profile`` samples the daemon with py-spy during each run (``pip install py-spy``) and
-prints its hot spots. The last stdout line is one JSON object with all the figures.
+``--profile`` samples the daemon with py-spy during each socket run (``pip install
+py-spy``), and in an extra http run after the rounds (not one of the measured ones: py-spy
+costs the daemon CPU), and prints its hot spots. The last stdout line is one JSON object
+with all the figures.
 """
 
 from __future__ import annotations
@@ -38,12 +50,15 @@ import gzip
 import itertools
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import _common as C
@@ -171,12 +186,75 @@ def _worker_async(path: str, payloads: list[bytes], deadline: float,
 WORKERS = {"blocking": _worker_blocking, "async": _worker_async}
 
 
+def _worker_http(target: tuple[int, str], payloads: list[bytes], deadline: float,
+                 concurrency: int) -> dict[str, int]:
+    """``concurrency`` keep-alive connections to the http endpoint, one POST in flight on
+    each (as Claude Code posts a hook and waits for its answer), fixtures cycled. A 200
+    counts as stored (the endpoint answers once the event is in the ring); 503 as busy;
+    other answers as rejected."""
+    port, token = target
+    requests = [C.http_hook_request(port, token, p) for p in payloads]
+    turn = itertools.count()
+    n_req = len(requests)
+    tally = _tally()
+    poll = select.epoll()
+    conns: dict[int, tuple[socket.socket, C.HttpResponses]] = {}
+
+    def drop(fd: int) -> None:
+        sock, _ = conns.pop(fd)
+        poll.unregister(fd)
+        sock.close()
+
+    for _ in range(concurrency):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns[sock.fileno()] = (sock, C.HttpResponses())
+        poll.register(sock.fileno(), select.EPOLLIN)
+        sock.sendall(requests[next(turn) % n_req])
+    monotonic = time.monotonic
+    try:
+        while conns:
+            for fd, _mask in poll.poll(5.0):
+                sock, answers = conns[fd]
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:  # closed with a request in flight
+                    tally["errors"] += 1
+                    drop(fd)
+                    continue
+                try:
+                    got = answers.feed(data)
+                except ValueError:
+                    tally["bad_acks"] += 1
+                    drop(fd)
+                    continue
+                for status, _body in got:
+                    key = ("stored" if status == 200 else "busy" if status == 503
+                           else "rejected")
+                    tally[key] += 1
+                if got:
+                    if monotonic() < deadline:
+                        sock.sendall(requests[next(turn) % n_req])
+                    else:
+                        drop(fd)
+    finally:
+        for fd in list(conns):
+            drop(fd)
+        poll.close()
+    return tally
+
+
+_RUNNERS: dict[str, Callable[..., dict[str, int]]] = {**WORKERS, "http": _worker_http}
+
+
 def _worker_main(impl: str, path: str, payloads: list[bytes], seconds: float,
                  concurrency: int, go, results) -> None:  # noqa: ANN001 - mp primitives
     go.wait()
     start = time.monotonic()
     cpu0 = os.times()
-    tally = WORKERS[impl](path, payloads, start + seconds, concurrency)
+    tally = _RUNNERS[impl](path, payloads, start + seconds, concurrency)
     cpu1 = os.times()
     tally["start"] = start  # type: ignore[assignment]
     tally["end"] = time.monotonic()  # type: ignore[assignment]
@@ -184,20 +262,31 @@ def _worker_main(impl: str, path: str, payloads: list[bytes], seconds: float,
     results.put(tally)
 
 
-def run_per_connection(path: str, payloads: list[bytes], args: argparse.Namespace
-                       ) -> dict[str, float]:
+def run_per_connection(path: str, payloads: list[bytes], args: argparse.Namespace, *,
+                       seconds: float | None = None) -> dict[str, float]:
+    return run_workers(args.client_impl, path, payloads, seconds or args.seconds,
+                       args.clients, args.concurrency)
+
+
+def run_http(target: tuple[int, str], payloads: list[bytes], args: argparse.Namespace, *,
+             seconds: float | None = None) -> dict[str, float]:
+    return run_workers("http", target, payloads, seconds or args.http_seconds,
+                       args.http_clients, args.http_connections)
+
+
+def run_workers(impl: str, target: object, payloads: list[bytes], seconds: float,
+                clients: int, concurrency: int) -> dict[str, float]:
     ctx = C.mp_context()
     go = ctx.Event()
     results = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(args.client_impl, path, payloads,
-                                                    args.seconds, args.concurrency, go,
-                                                    results), daemon=True)
-             for _ in range(args.clients)]
+    procs = [ctx.Process(target=_worker_main, args=(impl, target, payloads, seconds,
+                                                    concurrency, go, results), daemon=True)
+             for _ in range(clients)]
     for p in procs:
         p.start()
     time.sleep(0.2)  # let them all reach go.wait()
     go.set()
-    tallies = [results.get(timeout=args.seconds + 120) for _ in procs]
+    tallies = [results.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join(30)
     total = _tally()
@@ -417,40 +506,170 @@ def mb(kib: int | None) -> float | None:
     return None if kib is None else round(kib / 1024, 1)
 
 
-def measure_floor(home: Path, payloads: list[bytes],
+class Floor:
+    """A floor server process: ``benchmarks/floor_server.py`` (mpmd's socket server) or
+    ``benchmarks/http_floor.py`` (mpmd's http endpoint), each over a store that keeps
+    nothing. ``target``: the socket's path, or (port, token)."""
+
+    def __init__(self, kind: str, home: Path, args: argparse.Namespace) -> None:
+        script = "floor_server.py" if kind == "socket" else "http_floor.py"
+        where = home / ("floor.sock" if kind == "socket" else "http-floor")
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name(script)), str(where), str(write_fd)],
+            pass_fds=(write_fd,), env=C.clean_env(**C.source_env(args.source)),
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as ready:
+            line = ready.readline()
+        if not line.startswith(b"ready"):
+            self.stop()
+            raise RuntimeError(f"the {kind} floor server did not start")
+        self.target: object = str(where)
+        if kind == "http":
+            self.target = (int(line.split()[1]), (where / "http.token").read_text().strip())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(30)
+
+
+def measure_floor(floor: Floor, payloads: list[bytes],
                   args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """The same two runs against benchmarks/floor_server.py: mpmd's socket server with a
     store that keeps nothing. The baseline the daemon's rates are compared with."""
-    path = str(home / "floor.sock")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("floor_server.py")), path,
-         str(write_fd)], pass_fds=(write_fd,), env=C.clean_env(**C.source_env(args.source)),
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd, "rb") as ready:
-            if ready.readline() != b"ready\n":
-                raise RuntimeError("the floor server did not start")
-        print("  floor: mpmd's socket server with a store that keeps nothing, same clients")
-        out: dict[str, dict[str, float]] = {}
-        for name, run, kw in (("per_connection", run_per_connection, {}),
-                              ("pipelined", run_pipelined, {"seconds": args.seconds})):
-            cpu0 = cpu_seconds(proc.pid)
-            result = run(path, payloads, args, **kw)
-            result["cpu_s"] = sum(cpu_seconds(proc.pid)) - sum(cpu0)
+    path = str(floor.target)
+    print("  floor: mpmd's socket server with a store that keeps nothing, same clients")
+    out: dict[str, dict[str, float]] = {}
+    for name, run, kw in (("per_connection", run_per_connection, {}),
+                          ("pipelined", run_pipelined, {"seconds": args.seconds})):
+        cpu0 = cpu_seconds(floor.pid)
+        result = run(path, payloads, args, **kw)
+        result["cpu_s"] = sum(cpu_seconds(floor.pid)) - sum(cpu0)
+        result["events_per_s"] = result["stored"] / result["wall_s"]
+        out[name] = result
+        print(f"  floor {name:15} {result['events_per_s']:10,.0f} events/s  (server CPU "
+              f"{1e6 * result['cpu_s'] / max(1, result['stored']):.0f} us an event)")
+    return out
+
+
+HTTP_RUNS = ("http", "http_floor", "socket", "socket_floor")
+HTTP_RUN_NAMES = {"http": "http into the daemon", "http_floor": "http into its floor",
+                  "socket": "socket into the daemon", "socket_floor": "socket into its floor"}
+
+
+def gzipped_segments(journal_dir: Path) -> int:
+    return sum(1 for p in journal_dir.iterdir() if p.name.endswith(".jsonl.gz"))
+
+
+def measure_http(daemon_pid: int, worker_pid: int, socket_path: str,
+                 http_target: tuple[int, str], floors: dict[str, Floor],
+                 payloads: list[bytes], args: argparse.Namespace,
+                 journal_dir: Path) -> dict[str, object]:
+    """``--rounds`` rounds of the four runs (their order rotating a step each round); the
+    server's CPU per event and the rate of every run, and their medians.
+
+    The daemon gzips closed journal segments every 60 s, in a thread of its own process
+    (1-2 s of CPU for a 64 MiB segment): a daemon run during which that happened is marked
+    and left out of the medians (unless every run of its kind was hit)."""
+    runs = {
+        "http": (run_http, http_target, daemon_pid),
+        "http_floor": (run_http, floors["http"].target, floors["http"].pid),
+        "socket": (run_per_connection, socket_path, daemon_pid),
+        "socket_floor": (run_per_connection, floors["socket"].target, floors["socket"].pid),
+    }
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in HTTP_RUNS}
+    servers = [daemon_pid, worker_pid, floors["http"].pid, floors["socket"].pid]
+    busy0, own0 = C.machine_busy_s(), C.own_tree_cpu_s()
+    cpu_start = sum(sum(cpu_seconds(pid)) for pid in servers)
+    wall0 = time.monotonic()
+    print(f"  http: {args.http_clients} processes x {args.http_connections} keep-alive "
+          f"connections, one POST in flight on each; socket: {args.clients} processes x "
+          f"{args.concurrency} ({args.client_impl}), one event per connection; "
+          f"{args.rounds} rounds of 4 runs of {args.http_seconds:g} s, order rotating")
+    for r in range(args.rounds):
+        order = list(HTTP_RUNS[r % 4:] + HTTP_RUNS[:r % 4])
+        cells = []
+        for name in order:
+            run, target, pid = runs[name]
+            gz0 = gzipped_segments(journal_dir)
+            cpu0, wcpu0 = cpu_seconds(pid), cpu_seconds(worker_pid)
+            result = run(target, payloads, args, seconds=args.http_seconds)  # type: ignore
+            cpu1, wcpu1 = cpu_seconds(pid), cpu_seconds(worker_pid)
+            result["gzip"] = pid == daemon_pid and gzipped_segments(journal_dir) != gz0
+            result["cpu_s"] = sum(cpu1) - sum(cpu0)
+            result["sys_s"] = cpu1[1] - cpu0[1]
+            result["worker_cpu_s"] = (sum(wcpu1) - sum(wcpu0)) if pid == daemon_pid else 0.0
+            result["us_per_event"] = 1e6 * result["cpu_s"] / max(1, result["stored"])
             result["events_per_s"] = result["stored"] / result["wall_s"]
-            out[name] = result
-            print(f"  floor {name:15} {result['events_per_s']:10,.0f} events/s  (server CPU "
-                  f"{1e6 * result['cpu_s'] / max(1, result['stored']):.0f} us an event)")
-        return out
-    finally:
-        proc.terminate()
-        proc.wait(30)
+            samples[name].append(result)
+            bad = int(result["busy"] + result["rejected"] + result["errors"]
+                      + result["bad_acks"])
+            cells.append(f"{name} {result['us_per_event']:.0f} us, "
+                         f"{result['events_per_s']:,.0f}/s" + (f" ({bad} not 200)" if bad
+                                                                 else "")
+                         + (" (gzip: left out)" if result["gzip"] else ""))
+        print(f"  round {r + 1}: " + "; ".join(cells))
+    busy1 = C.machine_busy_s()
+    other = None
+    if busy0 is not None and busy1 is not None:
+        ours = (C.own_tree_cpu_s() - own0
+                + sum(sum(cpu_seconds(pid)) for pid in servers) - cpu_start)
+        other = max(0.0, busy1 - busy0 - ours) / (time.monotonic() - wall0)
+
+    def kept(name: str) -> list[dict[str, float]]:
+        return [s for s in samples[name] if not s["gzip"]] or samples[name]
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(s[key] for s in kept(name))
+
+    def paired(a: str, b: str) -> float:
+        pairs = list(zip(samples[a], samples[b], strict=True))
+        clean = [(x, y) for x, y in pairs if not (x["gzip"] or y["gzip"])] or pairs
+        return statistics.median(x["us_per_event"] / y["us_per_event"] for x, y in clean)
+
+    out: dict[str, object] = {"samples": samples, "other_load_cores": other}
+    for name in HTTP_RUNS:
+        out[name] = {k: med(name, k) for k in ("us_per_event", "events_per_s", "cpu_s",
+                                                 "sys_s", "wall_s", "client_cpu_s",
+                                                 "worker_cpu_s")}
+        out[name]["stored"] = sum(s["stored"] for s in samples[name])  # type: ignore
+        out[name]["not_200"] = sum(s["busy"] + s["rejected"] + s["errors"]  # type: ignore
+                                   + s["bad_acks"] for s in samples[name])
+    # the same round's ratio, then its median (a drift of the machine cancels out)
+    out["http_vs_socket"] = paired("http", "socket")
+    out["http_vs_floor"] = paired("http", "http_floor")
+    out["socket_vs_floor"] = paired("socket", "socket_floor")
+    out["gzip_runs"] = sum(s["gzip"] for name in HTTP_RUNS for s in samples[name])
+    print(f"\n  {'medians of ' + str(args.rounds) + ' rounds':26} {'CPU/event':>10} "
+          f"{'kernel':>7} {'events/s':>10} {'server CPU':>10} {'clients':>8}")
+    for name in HTTP_RUNS:
+        f = out[name]  # type: ignore[assignment]
+        print(f"  {HTTP_RUN_NAMES[name]:26} {f['us_per_event']:8.0f} us "  # type: ignore
+              f"{100 * f['sys_s'] / max(1e-9, f['cpu_s']):6.0f}% "  # type: ignore
+              f"{f['events_per_s']:10,.0f} {100 * f['cpu_s'] / f['wall_s']:9.0f}% "  # type: ignore
+              f"{100 * f['client_cpu_s'] / f['wall_s']:7.0f}%")  # type: ignore
+    us = out["http"]["us_per_event"]  # type: ignore[index]
+    print(f"  daemon CPU per http event: {us:.0f} us (target <= 100 us: "
+          f"{'met' if us <= 100 else 'NOT met'}); per socket event (one connection each) "
+          f"{out['socket']['us_per_event']:.0f} us: http / socket "  # type: ignore[index]
+          f"{out['http_vs_socket']:.2f} (median of the rounds' ratios); daemon / floor: http "
+          f"{out['http_vs_floor']:.2f}, socket {out['socket_vs_floor']:.2f}")
+    if other is not None:
+        print(f"  other processes used {other:.2f} cores on average during the rounds")
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mode", choices=("socket", "http", "both"), default="both",
+                    help="socket: the socket runs (per_connection, pipelined, rss_1m); "
+                         "http: the alternated http/socket rounds; both (default)")
     ap.add_argument("--seconds", type=float, default=10, help="per mode (default 10)")
     ap.add_argument("--clients", type=int, default=2, help="per_connection worker processes")
     ap.add_argument("--client-impl", choices=sorted(WORKERS), default="blocking",
@@ -463,6 +682,14 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256, help="pipelined frames per send")
     ap.add_argument("--rss-events", type=int, default=1_000_000,
                     help="events stored in all before the rss_1m reading (default 1,000,000)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="http mode: rounds of the four runs (default 3)")
+    ap.add_argument("--http-seconds", type=float, default=5,
+                    help="http mode: seconds of each run of a round (default 5)")
+    ap.add_argument("--http-clients", type=int, default=2,
+                    help="http mode: client processes (default 2)")
+    ap.add_argument("--http-connections", type=int, default=4,
+                    help="http mode: keep-alive connections per process (default 4)")
     ap.add_argument("--profile", action="store_true", help="sample the daemon with py-spy")
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--profile-native", action="store_true",
@@ -473,16 +700,28 @@ def main() -> int:
     args = ap.parse_args()
     if args.client_impl == "blocking":
         args.concurrency = 1
+    if args.rounds < 1 or args.http_clients < 1 or args.http_connections < 1:
+        ap.error("--rounds, --http-clients and --http-connections must be at least 1")
+    socket_mode = args.mode in ("socket", "both")
+    http_mode = args.mode in ("http", "both")
 
     payloads = C.fixture_payloads()
     home = C.short_home("mpmi-")
     daemon = C.Daemon(home, **C.source_env(args.source))
     figures: dict[str, dict[str, float]] = {}
     profiles: dict[str, list[str]] = {}
+    floors: dict[str, Floor] = {}
+    floor: dict[str, dict[str, float]] = {}
+    http: dict[str, object] = {}
     try:
         print("ingest: events/s through socket -> ring -> journal (journal on, defaults: "
-              "64 MiB ring, fsync every 1 s)")
-        floor = measure_floor(home, payloads, args)
+              "64 MiB ring, fsync every 1 s)" + (", and http -> ring -> journal"
+                                                 if http_mode else ""))
+        floors["socket"] = Floor("socket", home, args)
+        if http_mode:
+            floors["http"] = Floor("http", home, args)
+        if socket_mode:
+            floor = measure_floor(floors["socket"], payloads, args)
         daemon.start()
         pid = daemon.pid
         path = str(home / "mpmd.sock")
@@ -540,36 +779,64 @@ def main() -> int:
                   f"{mb(result['worker_rss'].get('VmRSS'))} MB; index at seq "  # type: ignore
                   f"{st['index_last_seq']:,} of the journal's {st['journal_last_seq']:,}")
 
-        impl = (f"{args.clients} processes x {args.concurrency} connections in flight "
-                f"({args.client_impl})")
-        print(f"  per_connection: {impl}, one event per connection")
-        measured("per_connection", run_per_connection)
-        print(f"  pipelined: one connection, {args.window} frames in flight, "
-              f"batches of {args.batch}")
-        measured("pipelined", run_pipelined, seconds=args.seconds)
-        stored_so_far = sum(int(f["stored"]) for f in figures.values())
-        remaining = max(0, args.rss_events - stored_so_far)
-        print(f"  rss_1m: pipelined until {args.rss_events:,} stored in all "
-              f"({remaining:,} more)")
-        series: list[tuple[int, dict[str, int]]] = []
-        if remaining:
-            step = max(args.batch, args.rss_events // 10)
-            measured("rss_1m", run_pipelined, events=remaining, every=step,
-                     on_progress=lambda n: series.append((stored_so_far + n, C.rss_kb(pid))))
-            print("  {:>15} RSS along the way (MB, total/anon/file): ".format("") + ", ".join(
-                f"{n // 1000}k {mb(r.get('VmRSS'))}/{mb(r.get('RssAnon'))}/{mb(r.get('RssFile'))}"
-                for n, r in series))
-        else:
-            figures["rss_1m"] = {**_tally(), "wall_s": 0.0, "client_cpu_s": 0.0,
-                                 "daemon_cpu_s": 0.0, "daemon_sys_s": 0.0,
-                                 "events_per_s": 0.0,
-                                 "rss": C.rss_kb(pid), "worker_rss": C.rss_kb(worker)}  # type: ignore
-        stored_acks = sum(int(f["stored"]) for f in figures.values())
-        for name in ("per_connection", "pipelined"):
-            ratio = figures[name]["events_per_s"] / max(1.0, floor[name]["events_per_s"])
-            figures[name]["vs_floor"] = ratio
-            print(f"  {name:15} mpmd reaches {ratio:.2f} x the transport floor's rate "
-                  f"({floor[name]['events_per_s']:,.0f} events/s)")
+        if socket_mode:
+            impl = (f"{args.clients} processes x {args.concurrency} connections in flight "
+                    f"({args.client_impl})")
+            print(f"  per_connection: {impl}, one event per connection")
+            measured("per_connection", run_per_connection)
+            print(f"  pipelined: one connection, {args.window} frames in flight, "
+                  f"batches of {args.batch}")
+            measured("pipelined", run_pipelined, seconds=args.seconds)
+        http_stored = 0
+        if http_mode:
+            http_target = C.http_endpoint(home)
+            print(f"\n  http mode: the daemon's endpoint on 127.0.0.1:{http_target[0]}, its "
+                  "floor (benchmarks/http_floor.py: the same endpoint, a store that keeps "
+                  "nothing) on "
+                  f"127.0.0.1:{floors['http'].target[0]}")  # type: ignore[index]
+            http = measure_http(pid, worker, path, http_target, floors, payloads, args,
+                                home / "journal")
+            samples: dict[str, list[dict[str, float]]] = http["samples"]  # type: ignore
+            http_stored = int(sum(run["stored"] for name in ("http", "socket")
+                                  for run in samples[name]))
+            st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+            http["status"] = {k: st.get(k) for k in ("http_refused", "http_connections_open")}
+            http["spooled"] = st.get("counters", {}).get("http_spooled", 0)
+            print(f"  daemon status: http_refused {st.get('http_refused')}, spooled by the "
+                  f"endpoint {http['spooled']}")
+            if args.profile:
+                print(f"  profiling one more http run ({args.http_seconds:g} s, not one of "
+                      "the measured ones)")
+                profiler = Profiler(pid, home / "profile-http.txt", args.profile_rate,
+                                    args.profile_native)
+                extra = run_http(http_target, payloads, args)
+                profiles["http"] = profiler.stop()
+                http_stored += int(extra["stored"])
+        if socket_mode:
+            stored_so_far = sum(int(f["stored"]) for f in figures.values()) + http_stored
+            remaining = max(0, args.rss_events - stored_so_far)
+            print(f"  rss_1m: pipelined until {args.rss_events:,} stored in all "
+                  f"({remaining:,} more)")
+            series: list[tuple[int, dict[str, int]]] = []
+            if remaining:
+                step = max(args.batch, args.rss_events // 10)
+                measured("rss_1m", run_pipelined, events=remaining, every=step,
+                         on_progress=lambda n: series.append((stored_so_far + n,
+                                                              C.rss_kb(pid))))
+                print("  {:>15} RSS along the way (MB, total/anon/file): ".format("")
+                      + ", ".join(f"{n // 1000}k {mb(r.get('VmRSS'))}/{mb(r.get('RssAnon'))}"
+                                  f"/{mb(r.get('RssFile'))}" for n, r in series))
+            else:
+                figures["rss_1m"] = {**_tally(), "wall_s": 0.0, "client_cpu_s": 0.0,
+                                     "daemon_cpu_s": 0.0, "daemon_sys_s": 0.0,
+                                     "events_per_s": 0.0, "rss": C.rss_kb(pid),  # type: ignore
+                                     "worker_rss": C.rss_kb(worker)}  # type: ignore
+            for name in ("per_connection", "pipelined"):
+                ratio = figures[name]["events_per_s"] / max(1.0, floor[name]["events_per_s"])
+                figures[name]["vs_floor"] = ratio
+                print(f"  {name:15} mpmd reaches {ratio:.2f} x the transport floor's rate "
+                      f"({floor[name]['events_per_s']:,.0f} events/s)")
+        stored_acks = sum(int(f["stored"]) for f in figures.values()) + http_stored
 
         # ---- journal caught up? SIGTERM drains the ring into the journal first
         t0 = time.monotonic()
@@ -591,9 +858,9 @@ def main() -> int:
         log_lines = daemon.read_log().splitlines()
         warnings = [ln for ln in log_lines if " WARNING " in ln or " ERROR " in ln]
         print(f"  journal: last seq {last_seq:,}, {lines:,} lines from seq {first_seq}, "
-              f"STORED acks {stored_acks:,}: lost {lost}; daemon exit code {code} after "
-              f"SIGTERM ({stop_s:.1f} s to drain and stop); {len(warnings)} warnings/errors "
-              "in its log")
+              f"STORED acks and http 200s {stored_acks:,}: lost {lost}; daemon exit code "
+              f"{code} after SIGTERM ({stop_s:.1f} s to drain and stop); {len(warnings)} "
+              "warnings/errors in its log")
         print(f"  journal on disk: {len(segments)} segments ({compressed} gzipped by the "
               f"daemon's maintenance, first run 60 s after start), {journal_mb:.0f} MiB")
         for ln in warnings[:5]:
@@ -605,35 +872,69 @@ def main() -> int:
             for ln in lines_:
                 print("    " + ln)
 
-        result = {
-            "bench": "ingest",
-            "per_connection_events_per_s": round(figures["per_connection"]["events_per_s"]),
-            "pipelined_events_per_s": round(figures["pipelined"]["events_per_s"]),
-            "rss_1m_events_per_s": round(figures["rss_1m"]["events_per_s"]),
-            "rss_mb_after_1m": mb(figures["rss_1m"]["rss"].get("VmRSS")),  # type: ignore
-            "rss_anon_mb_after_1m": mb(figures["rss_1m"]["rss"].get("RssAnon")),  # type: ignore
-            "index_worker_rss_mb_after_1m": mb(
-                figures["rss_1m"]["worker_rss"].get("VmRSS")),  # type: ignore
-            "rss_file_mb_after_1m": mb(figures["rss_1m"]["rss"].get("RssFile")),  # type: ignore
-            "rss_mb_per_connection": mb(figures["per_connection"]["rss"].get("VmRSS")),  # type: ignore
-            "rss_mb_pipelined": mb(figures["pipelined"]["rss"].get("VmRSS")),  # type: ignore
-            "daemon_cpu_per_connection": round(figures["per_connection"]["daemon_cpu_s"]
-                                               / figures["per_connection"]["wall_s"], 2),
-            "daemon_cpu_pipelined": round(figures["pipelined"]["daemon_cpu_s"]
-                                          / figures["pipelined"]["wall_s"], 2),
-            # Daemon CPU per stored event: what the rates would be per daemon core with the
-            # machine to itself (the rates above depend on what else runs meanwhile).
-            **{f"daemon_us_per_event_{name}": round(1e6 * f["daemon_cpu_s"] / f["stored"], 1)
-               if f["stored"] else None for name, f in figures.items()},
-            **{f"floor_{name}_events_per_s": round(f["events_per_s"]) for name, f in floor.items()},
-            **{f"floor_us_per_event_{name}": round(1e6 * f["cpu_s"] / max(1, f["stored"]), 1)
-               for name, f in floor.items()},
-            "per_connection_vs_floor": round(figures["per_connection"]["vs_floor"], 2),
-            "pipelined_vs_floor": round(figures["pipelined"]["vs_floor"], 2),
+        result: dict[str, object] = {"bench": "ingest", "mode": args.mode}
+        if socket_mode:
+            result.update({
+                "per_connection_events_per_s": round(figures["per_connection"]["events_per_s"]),
+                "pipelined_events_per_s": round(figures["pipelined"]["events_per_s"]),
+                "rss_1m_events_per_s": round(figures["rss_1m"]["events_per_s"]),
+                "rss_mb_after_1m": mb(figures["rss_1m"]["rss"].get("VmRSS")),  # type: ignore
+                "rss_anon_mb_after_1m": mb(
+                    figures["rss_1m"]["rss"].get("RssAnon")),  # type: ignore
+                "index_worker_rss_mb_after_1m": mb(
+                    figures["rss_1m"]["worker_rss"].get("VmRSS")),  # type: ignore
+                "rss_file_mb_after_1m": mb(
+                    figures["rss_1m"]["rss"].get("RssFile")),  # type: ignore
+                "rss_mb_per_connection": mb(
+                    figures["per_connection"]["rss"].get("VmRSS")),  # type: ignore
+                "rss_mb_pipelined": mb(figures["pipelined"]["rss"].get("VmRSS")),  # type: ignore
+                "daemon_cpu_per_connection": round(figures["per_connection"]["daemon_cpu_s"]
+                                                   / figures["per_connection"]["wall_s"], 2),
+                "daemon_cpu_pipelined": round(figures["pipelined"]["daemon_cpu_s"]
+                                              / figures["pipelined"]["wall_s"], 2),
+                # Daemon CPU per stored event: what the rates would be per daemon core with
+                # the machine to itself (the rates above depend on what else runs meanwhile).
+                **{f"daemon_us_per_event_{name}": round(1e6 * f["daemon_cpu_s"] / f["stored"], 1)
+                   if f["stored"] else None for name, f in figures.items()},
+                **{f"floor_{name}_events_per_s": round(f["events_per_s"])
+                   for name, f in floor.items()},
+                **{f"floor_us_per_event_{name}": round(1e6 * f["cpu_s"] / max(1, f["stored"]), 1)
+                   for name, f in floor.items()},
+                "per_connection_vs_floor": round(figures["per_connection"]["vs_floor"], 2),
+                "pipelined_vs_floor": round(figures["pipelined"]["vs_floor"], 2),
+            })
+        if http_mode:
+            h = {name: http[name] for name in HTTP_RUNS}
+            result.update({
+                "http_rounds": args.rounds,
+                "http_seconds": args.http_seconds,
+                "http_clients": args.http_clients,
+                "http_connections": args.http_connections,
+                # medians over the rounds; us: server CPU per event (daemon or floor)
+                **{f"{name}_us_per_event": round(f["us_per_event"], 1)  # type: ignore
+                   for name, f in h.items()},
+                **{f"{name}_events_per_s": round(f["events_per_s"])  # type: ignore
+                   for name, f in h.items()},
+                **{f"{name}_us_per_event_rounds": [round(s["us_per_event"], 1) for s in
+                                                   http["samples"][name]]  # type: ignore
+                   for name in HTTP_RUNS},
+                "http_vs_socket_cpu": round(http["http_vs_socket"], 2),  # type: ignore
+                "http_vs_floor_cpu": round(http["http_vs_floor"], 2),  # type: ignore
+                "socket_vs_floor_cpu": round(http["socket_vs_floor"], 2),  # type: ignore
+                "http_target_met": h["http"]["us_per_event"] <= 100,  # type: ignore
+                "http_not_200": sum(int(f["not_200"]) for f in h.values()),  # type: ignore
+                "http_gzip_runs_left_out": http["gzip_runs"],
+                "http_refused": http["status"]["http_refused"],  # type: ignore[index]
+                "http_spooled": http["spooled"],
+                "http_other_load_cores": (None if http["other_load_cores"] is None else
+                                          round(http["other_load_cores"], 2)),  # type: ignore
+            })
+        result.update({
             "cpus": cpus,
             "parallel_capacity_cores": round(capacity, 2),
             "other_load_cores": round(sum(f.get("other_cpu_s", 0) for f in figures.values())
-                                      / max(1e-9, sum(f["wall_s"] for f in figures.values())), 2),
+                                      / max(1e-9, sum(f["wall_s"] for f in figures.values())),
+                                      2) if figures else None,
             "clients": args.clients,
             "client_impl": args.client_impl,
             "concurrency": args.concurrency,
@@ -643,10 +944,12 @@ def main() -> int:
             "errors": sum(int(f["errors"]) + int(f["bad_acks"]) for f in figures.values()),
             "journal_last_seq": last_seq,
             "lost": lost,
-        }
+        })
         C.emit_json(result)
         return 0
     finally:
+        for f in floors.values():
+            f.stop()
         C.finish(daemon, home, args.keep)
 
 

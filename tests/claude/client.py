@@ -164,8 +164,10 @@ class Sandbox:
         return subprocess.run([sys.executable, "-m", "mpmd", *args], env=env,
                               capture_output=True, text=True, timeout=120)
 
-    def install_hooks(self) -> None:
-        out = self.mpmd("install-hooks")
+    def install_hooks(self, transport: str = "command") -> None:
+        """`mpmd install-hooks`, the transport named: `auto` would choose by what it finds
+        on this machine (a `claude` on PATH, a daemon running), and a test must not."""
+        out = self.mpmd("install-hooks", "--transport", transport)
         assert out.returncode == 0, out.stderr
 
     def write_settings(self, update: Callable[[dict[str, Any]], None]) -> None:
