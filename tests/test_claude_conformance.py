@@ -2,8 +2,9 @@
 
 End to end: `mpmd install-hooks` in a Sandbox, a real daemon, the pinned Claude Code CLI
 (`claude -p` with `--allowedTools`) against the scripted Messages API, Claude Code's own hook
-processes, and a WebSocket viewer watching the sessions table. Two sessions, run once for the
-module: the main one calls Bash, Read, Edit, Write, Grep, Glob, TaskCreate and TaskUpdate, a
+processes, and a WebSocket viewer watching the sessions table; once for each transport
+`install-hooks` offers (command hooks into the socket, http hooks into the endpoint). Two
+sessions each: the main one calls Bash, Read, Edit, Write, Grep, Glob, TaskCreate and TaskUpdate, a
 Bash that fails, a Bash carrying secrets and two tools in one turn; the second calls TodoWrite.
 
 What the real client (2.1.328) does, which these tests hold mpmd to:
@@ -131,6 +132,7 @@ TODO_CALL = Expect("TodoWrite", {"todos": TODOS}, "metadata", "low", "Updating t
 
 @dataclass
 class Observed:
+    transport: str  # how the hooks reach the daemon: command (the socket) or http
     sandbox: Sandbox
     turns: list[list[Expect]]
     main: Headless
@@ -152,12 +154,13 @@ def script_of(turns: list[list[Expect]]) -> Script:
     return Script(turns=[*plan, say("The CLI is documented; the archive is not built yet.")])
 
 
-@pytest.fixture(scope="module")
-def observed() -> Iterator[Observed]:
+@pytest.fixture(scope="module", params=["command", "http"])
+def observed(request: pytest.FixtureRequest) -> Iterator[Observed]:
+    """The sessions, once for each transport install-hooks offers."""
     require_claude()
     sb = Sandbox()
     try:
-        sb.install_hooks()
+        sb.mpmd_home.mkdir(mode=0o700)
         project = sb.project
         (project / "src").mkdir()
         (project / "src" / "app.py").write_text("def main():\n    return 'hello'\n")
@@ -167,6 +170,7 @@ def observed() -> Iterator[Observed]:
         turns = expectations(str(project))
         with Daemon(sb.mpmd_home, HOME=str(sb.home)), ScriptedAPI(script_of(turns)) as api, \
                 SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
+            sb.install_hooks(request.param, MPMD_HTTP_PORT="0")  # the daemon's settings
             def ended(out: Headless) -> bool:
                 row = feed.row(out.session_id)
                 return bool(row and row["ended_at"]) and any(
@@ -186,7 +190,7 @@ def observed() -> Iterator[Observed]:
                        "the viewer had every journaled event")
             viewer_events, rows = list(feed.events), list(feed.history)
         stored = b"".join(path.read_bytes() for path in iter_files(sb.mpmd_home))
-        yield Observed(sb, turns, main, todo, journal_events(sb.mpmd_home), stored,
+        yield Observed(request.param, sb, turns, main, todo, journal_events(sb.mpmd_home), stored,
                        viewer_events, rows)
     finally:
         sb.cleanup()
@@ -227,7 +231,10 @@ def test_every_hook_claude_code_started_is_journaled_once_and_nothing_else(
         everything += journaled
         want = Counter(hook_key(h) for h in out.hooks_started) + Counter({("SessionEnd", None): 1})
         assert Counter((e["event_type"], e.get("tool_name")) for e in journaled) == want
-        assert all(e["status"] == "ok" and e["source"] == "hook" for e in journaled)
+        # SessionStart runs command hooks only: over http it still comes by the socket.
+        assert all(e["status"] == "ok" and e["source"] == (
+            "hook" if observed.transport == "command" or e["event_type"] == "SessionStart"
+            else "http") for e in journaled)
         start = next(e for e in journaled if e["event_type"] == "SessionStart")
         started = next(h for h in out.hooks_started if h["hook_event"] == "SessionStart")
         assert started["hook_name"] == f"SessionStart:{start['payload']['source']}"
@@ -241,7 +248,10 @@ def test_mpmds_hook_exits_0_and_prints_nothing(observed: Observed) -> None:
         assert {r["hook_id"] for r in responses} == {h["hook_id"] for h in out.hooks_started}
         assert len(responses) == len(out.hooks_started)
         for r in responses:
-            assert (r["outcome"], r["stdout"], r["exit_code"]) == ("success", "", 0), r
+            # An http hook's exit_code is the answer's status; SessionStart is a command.
+            code = 200 if observed.transport == "http" and r["hook_event"] != "SessionStart" \
+                else 0
+            assert (r["outcome"], r["stdout"], r["exit_code"]) == ("success", "", code), r
 
 
 def test_the_real_tool_names_of_a_headless_session(observed: Observed) -> None:

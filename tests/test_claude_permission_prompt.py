@@ -26,11 +26,14 @@ PROMPT = "Do you want to proceed?"
 COMMAND = "touch made-by-bash.txt"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+@pytest.fixture(params=["command", "http"])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A sandbox; its hooks, of each transport in turn, are installed once the daemon runs
+    (http entries need its port)."""
     require_claude()
     sb = Sandbox()
-    sb.install_hooks()
+    sb.transport = request.param  # type: ignore[attr-defined]
+    sb.mpmd_home.mkdir(mode=0o700)
     yield sb
     sb.cleanup()
 
@@ -48,6 +51,7 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
     with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0"), \
             ScriptedAPI(script) as api, \
             SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
+        sb.install_hooks(sb.transport, MPMD_HTTP_PORT="0")  # type: ignore[attr-defined]
         term = Terminal(sb, api.url, "--permission-mode", "default")
         try:
             term.wait_for("\u276f")

@@ -1,7 +1,9 @@
 """Conformance: mpmd's policy and remote approvals with the real Claude Code CLI.
 
 Each test runs end to end: `mpmd install-hooks` in a Sandbox, a real daemon, the pinned
-Claude Code CLI against the scripted Messages API, and Claude Code's own hook processes.
+Claude Code CLI against the scripted Messages API, and Claude Code's own hook processes;
+each test once with command hooks and once with http hooks into the daemon's endpoint,
+which answers with the same decisions and holds a `remote` request the same way.
 
 What the real client (2.1.328) does, which these tests hold it to:
 
@@ -23,6 +25,7 @@ What the real client (2.1.328) does, which these tests hold it to:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 from collections import Counter
@@ -63,11 +66,13 @@ timeout_s = 30
 """
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+@pytest.fixture(params=["command", "http"])
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A sandbox whose hooks `daemon()` installs, over each transport in turn."""
     sb = Sandbox()
+    sb.transport = request.param  # type: ignore[attr-defined]
+    sb.mpmd_home.mkdir(mode=0o700)  # the policy goes in before the daemon starts
     try:
-        sb.install_hooks()
         yield sb
     finally:
         sb.cleanup()
@@ -79,8 +84,12 @@ def use_policy(sb: Sandbox, text: str) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def daemon(sb: Sandbox) -> Daemon:
-    return Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0")
+@contextlib.contextmanager
+def daemon(sb: Sandbox) -> Iterator[Daemon]:
+    """A daemon, and the hooks installed once it runs (http entries need its port)."""
+    with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0") as d:
+        sb.install_hooks(sb.transport, MPMD_HTTP_PORT="0")  # type: ignore[attr-defined]
+        yield d
 
 
 def events_of(sb: Sandbox, event_type: str) -> list[dict]:
@@ -98,14 +107,15 @@ def assert_every_hook_journaled_once(out: Headless, journal: list[dict]) -> None
     (SessionEnd has no hook_started record: it fires after the stream ends)."""
     started = Counter(h["hook_event"] for h in out.hooks_started)
     journaled = Counter(e["event_type"] for e in journal
-                        if e["source"] == "hook" and e["event_type"] != "SessionEnd")
+                        if e["source"] in ("hook", "http") and e["event_type"] != "SessionEnd")
     assert started == journaled
 
 
 def hook_output(out: Headless, event: str) -> dict | None:
     """What the one hook of ``event`` printed, from Claude Code's own record of it."""
     (response,) = [h for h in out.hook_responses if h["hook_event"] == event]
-    assert response["exit_code"] == 0 and response["outcome"] == "success", response
+    # A command hook's exit code, or an http hook's status.
+    assert response["exit_code"] in (0, 200) and response["outcome"] == "success", response
     return json.loads(response["stdout"]) if response["stdout"].strip() else None
 
 

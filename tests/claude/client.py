@@ -157,17 +157,20 @@ class Sandbox:
         env.update(extra)
         return env
 
-    def mpmd(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """An mpmd command as the user runs it, with this sandbox's HOME and MPMD_HOME."""
+    def mpmd(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        """An mpmd command as the user runs it, with this sandbox's HOME and MPMD_HOME
+        (and ``extra`` variables, e.g. the daemon's MPMD_HTTP_PORT)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
-        env.update(HOME=str(self.home), MPMD_HOME=str(self.mpmd_home))
+        env.update(HOME=str(self.home), MPMD_HOME=str(self.mpmd_home), **extra)
         return subprocess.run([sys.executable, "-m", "mpmd", *args], env=env,
                               capture_output=True, text=True, timeout=120)
 
-    def install_hooks(self, transport: str = "command") -> None:
+    def install_hooks(self, transport: str = "command", **env: str) -> None:
         """`mpmd install-hooks`, the transport named: `auto` would choose by what it finds
-        on this machine (a `claude` on PATH, a daemon running), and a test must not."""
-        out = self.mpmd("install-hooks", "--transport", transport)
+        on this machine (a `claude` on PATH, a daemon running), and a test must not. For
+        http, install once the daemon runs (it publishes its port), with its settings:
+        tests.utils.Daemon takes any free port, so pass MPMD_HTTP_PORT="0"."""
+        out = self.mpmd("install-hooks", "--transport", transport, **env)
         assert out.returncode == 0, out.stderr
 
     def write_settings(self, update: Callable[[dict[str, Any]], None]) -> None:
