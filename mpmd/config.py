@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mpm_hook import paths, wire
-from mpm_hook.files import write_atomically
-from mpmd.durable import make_owner_only_folders
+from mpmd.durable import make_owner_only_folders, publish
 
 log = logging.getLogger("mpmd.config")
 
@@ -288,16 +287,8 @@ class Settings:
         A failure is only logged: hooks then keep to an older limit or the wire's ceiling,
         and the daemon cuts what they send over its own (mpmd.spool)."""
         path = self.frame_limit_path
-        data = f"{self.max_frame_bytes}\n".encode()
         try:
-            if path.read_bytes() == data:
-                return
-        except OSError:
-            pass
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.unlink(missing_ok=True)  # a leftover of a crashed daemon that had our pid
-            write_atomically(str(tmp), str(path), data)
+            publish(path, f"{self.max_frame_bytes}\n".encode())
         except OSError as exc:
             log.warning("could not publish max_frame_bytes for hooks in %s: %s", path, exc)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mpm_hook.files import write_atomically
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a create, rename or unlink in ``directory`` durable (best effort: some systems
@@ -36,3 +38,17 @@ def make_owner_only_folders(folder: Path) -> None:
         except FileExistsError:
             continue  # made meanwhile (another start): the caller checks it like any other
         os.chmod(new, 0o700)  # the umask may have taken bits mkdir asked for
+
+
+def publish(path: Path, data: bytes) -> None:
+    """Replace the small file ``path`` with ``data``, whole (a reader never sees half of
+    it), unless it holds that already: what the daemon tells hooks and commands (its frame
+    limit, its http port). Created 0600. OSError when it cannot be written."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # a leftover of a crashed daemon that had our pid
+    write_atomically(str(tmp), str(path), data)

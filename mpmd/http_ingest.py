@@ -41,6 +41,7 @@ from mpm_hook import hook, remote, wire
 from mpm_hook import paths as hook_paths
 from mpm_hook import policy as hook_policy
 from mpm_hook.files import write_atomically
+from mpmd.durable import publish
 from mpmd.framing import EventFrame, FrameError, decode_body
 from mpmd.peercred import PeerUnknown, TcpPeers
 from mpmd.store import Store
@@ -117,15 +118,7 @@ def publish_port(path: Path, port: int | None) -> None:
         if port is None:
             path.unlink(missing_ok=True)
             return
-        data = f"{port}\n".encode()
-        try:
-            if path.read_bytes() == data:
-                return
-        except OSError:
-            pass
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        write_atomically(str(tmp), str(path), data)
+        publish(path, f"{port}\n".encode())
     except OSError as exc:
         log.warning("could not write the http port to %s: %s", path, exc)
 
