@@ -99,12 +99,9 @@ def check_listener(sock: socket.socket, expected_path: Path) -> str | None:
     can: it must be an AF_UNIX stream socket, listening, bound to that path."""
     if sock.family != socket.AF_UNIX:
         return f"it is not a Unix socket (family {sock.family!r})"
-    kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
-    if kind != socket.SOCK_STREAM:
-        return f"it is not a stream socket (type {kind}; use ListenStream=)"
-    acceptconn = getattr(socket, "SO_ACCEPTCONN", None)
-    if acceptconn is not None and not sock.getsockopt(socket.SOL_SOCKET, acceptconn):
-        return "it is not listening (a connection socket: is Accept=yes set in the unit?)"
+    problem = _not_listening_stream(sock)
+    if problem:
+        return problem
     bound = sock.getsockname()
     if not isinstance(bound, str) or not bound:
         return f"it is not bound to a file path (bound to {bound!r})"
@@ -112,6 +109,17 @@ def check_listener(sock: socket.socket, expected_path: Path) -> str | None:
         return (f"it is bound to {bound}, but this daemon's hook socket is {expected_path} "
                 "(the unit and mpmd disagree on the folders: run `mpmd service install` "
                 "again)")
+    return None
+
+
+def _not_listening_stream(sock: socket.socket) -> str | None:
+    """Why a passed socket is not a listening stream socket, or None."""
+    kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    if kind != socket.SOCK_STREAM:
+        return f"it is not a stream socket (type {kind}; use ListenStream=)"
+    acceptconn = getattr(socket, "SO_ACCEPTCONN", None)
+    if acceptconn is not None and not sock.getsockopt(socket.SOL_SOCKET, acceptconn):
+        return "it is not listening (a connection socket: is Accept=yes set in the unit?)"
     return None
 
 
@@ -137,12 +145,9 @@ def check_http_listener(sock: socket.socket, http_port: int) -> str | None:
     port (never another address: the endpoint is for this machine's processes only)."""
     if sock.family != socket.AF_INET:
         return f"it is not an IPv4 socket (family {sock.family!r}; use 127.0.0.1:<port>)"
-    kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
-    if kind != socket.SOCK_STREAM:
-        return f"it is not a stream socket (type {kind}; use ListenStream=)"
-    acceptconn = getattr(socket, "SO_ACCEPTCONN", None)
-    if acceptconn is not None and not sock.getsockopt(socket.SOL_SOCKET, acceptconn):
-        return "it is not listening (a connection socket: is Accept=yes set in the unit?)"
+    problem = _not_listening_stream(sock)
+    if problem:
+        return problem
     host, port = sock.getsockname()[:2]
     if host != HTTP_HOST:
         return (f"it is bound to {host}:{port}; the http endpoint listens on {HTTP_HOST} "
