@@ -20,6 +20,7 @@ stopped), with the values `mpmd install-hooks` is to write (ENTRY below). Observ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -130,6 +131,10 @@ class Endpoint:
 
     def close(self) -> None:
         self.release.set()
+        # shutdown first: closing a socket another thread is blocked in accept() on leaves
+        # it listening (the blocked call holds it) and its port taken by a dead server.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 
