@@ -45,9 +45,7 @@ def one_round() -> float:
                 SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
             term = Terminal(sb, api.url, "--permission-mode", "default")
             try:
-                term.wait_for("\u276f")
-                term.type("make the file")
-                term.keys("Enter")
+                term.submit("make the file")
                 seen: dict[str, float] = {}
 
                 def watch_row() -> None:

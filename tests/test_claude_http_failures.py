@@ -233,9 +233,7 @@ def answer_yes_in_terminal(sb: Sandbox) -> Path:
     with ScriptedAPI(script) as api:
         term = Terminal(sb, api.url, "--permission-mode", "default")
         try:
-            term.wait_for("\u276f")
-            term.type("make the file")
-            term.keys("Enter")
+            term.submit("make the file")
             term.wait_for(PROMPT)
             # A dialog ignores keys for a moment after it opens.
             term.press_until("Enter", lambda screen: PROMPT not in screen)

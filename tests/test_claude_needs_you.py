@@ -165,9 +165,7 @@ def test_the_auto_mode_dialog_needs_you_until_the_call_it_held_runs(setup: Setup
     with ScriptedAPI(script) as api:
         term = Terminal(sb, api.url)
         try:
-            term.wait_for("❯")
-            term.type("list the root folder")
-            term.keys("Enter")
+            term.submit("list the root folder")
             term.wait_for("Enter to stay in auto mode")
             note = setup.wait_for_type("Notification", timeout=DIALOG_TIMEOUT)
             assert note["payload"]["notification_type"] == "agent_needs_input"
@@ -203,9 +201,7 @@ def test_an_mcp_elicitation_needs_you_until_it_is_answered(setup: Setup) -> None
         term = Terminal(sb, api.url, "--mcp-config", str(config),
                         "--allowedTools", "mcp__elicit__ask")
         try:
-            term.wait_for("❯")
-            term.type("name the release")
-            term.keys("Enter")
+            term.submit("name the release")
             term.wait_for("Release name")
             asked = setup.wait_for_type("Elicitation")
             assert {k: asked["payload"].get(k) for k in
@@ -250,9 +246,7 @@ def test_the_idle_prompt_needs_you_until_the_next_prompt(setup: Setup) -> None:
     with ScriptedAPI(Script(turns=[say("Hello there."), say("Hello again.")])) as api:
         term = Terminal(sb, api.url)
         try:
-            term.wait_for("❯")
-            term.type("hi")
-            term.keys("Enter")
+            term.submit("hi")
             stop = setup.wait_for_type("Stop")
             note = setup.wait_for_type("Notification", timeout=DIALOG_TIMEOUT)
             assert (note["payload"]["notification_type"], note["payload"]["message"]) == (

@@ -54,9 +54,7 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
         sb.install_hooks(sb.transport, MPMD_HTTP_PORT="0")  # type: ignore[attr-defined]
         term = Terminal(sb, api.url, "--permission-mode", "default")
         try:
-            term.wait_for("\u276f")
-            term.type("make the file")
-            term.keys("Enter")
+            term.submit("make the file")
             term.wait_for(PROMPT)
 
             def waiting() -> list[dict]:

@@ -257,9 +257,7 @@ def test_remote_approval_answered_from_the_page(sandbox: Sandbox, page, button: 
         terminal = Terminal(sandbox, api.url, "--permission-mode", "default")
         try:
             open_viewer(page, sandbox.mpmd_home)
-            terminal.wait_for("❯")
-            terminal.type("go")
-            terminal.keys("Enter")
+            terminal.submit("go")
             approval = page.locator('[data-testid="approval"]')
             expect(approval).to_have_count(1)
             expect(approval.locator(".what")).to_have_text(f"Bash {command}")

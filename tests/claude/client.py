@@ -249,6 +249,12 @@ class Terminal:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
+    def submit(self, prompt: str) -> None:
+        """Type a prompt at Claude Code's input line, once it shows, and send it."""
+        self.wait_for("\u276f")
+        self.type(prompt)
+        self.keys("Enter")
+
     def wait_gone(self, text: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while text in self.screen():
