@@ -51,7 +51,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.claude import mcp_elicit
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Sandbox, Terminal
-from tests.utils import Daemon, journal_events, status, wait_until
+from tests.utils import journal_events, status, wait_until
 
 AUTO_MODE_CHOICE = "Auto mode can't check actions in this session and needs your choice"
 ELICITATION = "Claude Code needs your input"
@@ -133,12 +133,11 @@ class Setup:
         return [e for e in self.events() if matches(e)][nth - 1]
 
 
-@pytest.fixture
-def setup() -> Iterator[Setup]:
-    sb = Sandbox()
+@pytest.fixture(params=["command", "http"])
+def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    sb = Sandbox(request.param)
     try:
-        sb.install_hooks()
-        with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0"), \
+        with sb.daemon(), \
                 connect(status(sb.mpmd_home)["ws_url"], compression=None, max_size=None) as ws:
             viewer = Viewer(ws)
             try:

@@ -20,7 +20,7 @@ import pytest
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Sandbox, Terminal, require_claude
 from tests.claude.viewer import SessionsFeed
-from tests.utils import Daemon, journal_events, status, wait_until
+from tests.utils import journal_events, status, wait_until
 
 PROMPT = "Do you want to proceed?"
 COMMAND = "touch made-by-bash.txt"
@@ -28,12 +28,8 @@ COMMAND = "touch made-by-bash.txt"
 
 @pytest.fixture(params=["command", "http"])
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A sandbox; its hooks, of each transport in turn, are installed once the daemon runs
-    (http entries need its port)."""
     require_claude()
-    sb = Sandbox()
-    sb.transport = request.param  # type: ignore[attr-defined]
-    sb.mpmd_home.mkdir(mode=0o700)
+    sb = Sandbox(request.param)
     yield sb
     sb.cleanup()
 
@@ -48,10 +44,8 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
     sb = sandbox
     script = Script(turns=[call("Bash", command=COMMAND, description="Make a file"),
                            say("Made it.")])
-    with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0"), \
-            ScriptedAPI(script) as api, \
+    with sb.daemon(), ScriptedAPI(script) as api, \
             SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
-        sb.install_hooks(sb.transport, MPMD_HTTP_PORT="0")  # type: ignore[attr-defined]
         term = Terminal(sb, api.url, "--permission-mode", "default")
         try:
             term.submit("make the file")

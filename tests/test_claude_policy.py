@@ -25,7 +25,6 @@ What the real client (2.1.328) does, which these tests hold it to:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 from collections import Counter
@@ -37,7 +36,7 @@ import pytest
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Headless, Sandbox, Terminal
 from tests.test_remote_approval import Viewer
-from tests.utils import Daemon, journal_events, wait_until
+from tests.utils import journal_events, wait_until
 
 HAVE_BROWSER = (importlib.util.find_spec("playwright") is not None
                 and Path("/usr/bin/chromium").exists())
@@ -68,9 +67,8 @@ timeout_s = 30
 
 @pytest.fixture(params=["command", "http"])
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A sandbox whose hooks `daemon()` installs, over each transport in turn."""
-    sb = Sandbox()
-    sb.transport = request.param  # type: ignore[attr-defined]
+    """A sandbox whose hooks its daemon installs, over each transport in turn."""
+    sb = Sandbox(request.param)
     sb.mpmd_home.mkdir(mode=0o700)  # the policy goes in before the daemon starts
     try:
         yield sb
@@ -82,14 +80,6 @@ def use_policy(sb: Sandbox, text: str) -> None:
     (sb.mpmd_home / "policy.toml").write_text(text)
     checked = sb.mpmd("policy", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-@contextlib.contextmanager
-def daemon(sb: Sandbox) -> Iterator[Daemon]:
-    """A daemon, and the hooks installed once it runs (http entries need its port)."""
-    with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0") as d:
-        sb.install_hooks(sb.transport, MPMD_HTTP_PORT="0")  # type: ignore[attr-defined]
-        yield d
 
 
 def events_of(sb: Sandbox, event_type: str) -> list[dict]:
@@ -136,7 +126,7 @@ def test_a_policy_deny_stops_rm_rf_outside_the_project(sandbox: Sandbox) -> None
         call("Bash", command=f"rm -rf {inside}", description="Remove the build folder"),
         say("Cleaned up."),
     ])
-    with daemon(sandbox), ScriptedAPI(script) as api:
+    with sandbox.daemon(), ScriptedAPI(script) as api:
         out = sandbox.headless(api.url, "clean up", allowed_tools=["Bash"])
         journal = wait_for_session_end(sandbox)
     assert out.returncode == 0, out.stderr
@@ -201,7 +191,7 @@ def test_remote_approval_answered_from_a_websocket_viewer(sandbox: Sandbox,
         finally:
             await viewer.ws.close()
 
-    with daemon(sandbox), ScriptedAPI(script) as api:
+    with sandbox.daemon(), ScriptedAPI(script) as api:
         out, request = asyncio.run(session(api))
         journal = wait_for_session_end(sandbox)
     assert out.returncode == 0, out.stderr
@@ -253,7 +243,7 @@ def test_remote_approval_answered_from_the_page(sandbox: Sandbox, page, button: 
     use_policy(sandbox, TOUCH_FROM_THE_VIEWER)
     script = Script(turns=[call("Bash", command=command, description="Make the file"),
                            say("All finished here.")])
-    with daemon(sandbox), ScriptedAPI(script) as api:
+    with sandbox.daemon(), ScriptedAPI(script) as api:
         terminal = Terminal(sandbox, api.url, "--permission-mode", "default")
         try:
             open_viewer(page, sandbox.mpmd_home)

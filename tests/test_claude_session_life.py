@@ -46,7 +46,7 @@ import pytest
 from tests.claude.api import COMPACT_SUMMARY, Script, ScriptedAPI, call, say
 from tests.claude.client import Headless, Sandbox, Terminal
 from tests.claude.viewer import SessionsFeed
-from tests.utils import Daemon, journal_events, status, wait_until
+from tests.utils import journal_events, status, wait_until
 
 TOOLS = ["Bash", "Read", "Agent"]
 
@@ -126,13 +126,11 @@ class Life:
         return events
 
 
-@pytest.fixture
-def life() -> Iterator[Life]:
-    sb = Sandbox()
+@pytest.fixture(params=["command", "http"])
+def life(request: pytest.FixtureRequest) -> Iterator[Life]:
+    sb = Sandbox(request.param)
     try:
-        sb.install_hooks()
-        with Daemon(sb.mpmd_home, HOME=str(sb.home), MPMD_VIEWER_PORT="0"), \
-                SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
+        with sb.daemon(), SessionsFeed(status(sb.mpmd_home)["ws_url"]) as feed:
             yield Life(sb, feed)
     finally:
         sb.cleanup()

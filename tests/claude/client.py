@@ -14,6 +14,7 @@ naming the install command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,14 +23,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.utils import ROOT, short_tempdir
+from tests.utils import ROOT, Daemon, short_tempdir
 
 # The version the conformance suite is pinned to; the Makefile's CLAUDE_CODE_VERSION says the
 # same (a test checks they agree).
@@ -112,6 +113,7 @@ class Headless:
 class Sandbox:
     """One isolated place to run Claude Code sessions with mpmd's hooks installed."""
 
+    transport: str = "command"  # how mpmd's hooks reach the daemon: command or http
     base: Path = field(default_factory=short_tempdir)
     claude: Path = field(default_factory=require_claude)
 
@@ -164,6 +166,15 @@ class Sandbox:
         env.update(HOME=str(self.home), MPMD_HOME=str(self.mpmd_home), **extra)
         return subprocess.run([sys.executable, "-m", "mpmd", *args], env=env,
                               capture_output=True, text=True, timeout=120)
+
+    @contextlib.contextmanager
+    def daemon(self, **env: str) -> Iterator[Daemon]:
+        """This sandbox's daemon (any free viewer and http ports), with mpmd's hooks
+        installed for ``transport`` once it runs: http entries need its port."""
+        self.mpmd_home.mkdir(mode=0o700, exist_ok=True)
+        with Daemon(self.mpmd_home, HOME=str(self.home), MPMD_VIEWER_PORT="0", **env) as d:
+            self.install_hooks(self.transport, MPMD_HTTP_PORT="0")
+            yield d
 
     def install_hooks(self, transport: str = "command", **env: str) -> None:
         """`mpmd install-hooks`, the transport named: `auto` would choose by what it finds
