@@ -152,7 +152,7 @@ class Daemon:
 
 def journal_lines(home: Path) -> list[bytes]:
     """Every journal line (read-only: safe while the daemon writes)."""
-    from mpmd.journal import Journal
+    from mpmd.storage.journal import Journal
 
     journal = Journal(home / "journal", read_only=True)
     try:

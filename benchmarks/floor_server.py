@@ -1,6 +1,7 @@
 """The transport floor that benchmarks/ingest.py measures mpmd against, in the same run.
 
-The daemon's own socket server (mpmd.ingest: raw accept, peer check, frame decoding, acks)
+The daemon's own socket server (mpmd.ingest.hook_socket: raw accept, peer check, frame
+decoding, acks)
 over a store that keeps nothing and acks every frame STORED. Whatever rate mpmd reaches
 below this one is the price of its per-event work: dedup, parse, enrich, redact, ring,
 journal.
@@ -19,9 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 from mpm_hook import wire
-from mpmd.daemon import new_event_loop
-from mpmd.framing import EventFrame
-from mpmd.ingest import IngestServer, Rejects
+from mpmd.daemon.wiring import new_event_loop
+from mpmd.ingest.framing import EventFrame
+from mpmd.ingest.hook_socket import IngestServer, Rejects
 
 
 class NullStore:

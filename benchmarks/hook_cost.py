@@ -96,7 +96,7 @@ DECIDING_RULE = "npm-tests-are-fine"
 def policy_text(rules: int = 50) -> str:
     """The shipped example policy, then rules of every kind that do not match the fixture,
     then one that does (``DECIDING_RULE``): ``rules`` rules in all."""
-    example = (C.ROOT / "mpmd" / "policy_example.toml").read_text()
+    example = (C.ROOT / "mpmd" / "ops" / "policy_example.toml").read_text()
     kinds = [
         lambda i: (f'name = "deny-command-{i}"\naction = "deny"\ntools = ["Bash"]\n'
                    f'command = ["tool{i} *", "*/tool{i} *", "x{i}-[a-z]* --force*"]'),

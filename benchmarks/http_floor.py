@@ -1,6 +1,6 @@
 """The http floor that benchmarks/ingest.py measures the daemon's http endpoint against.
 
-The daemon's own endpoint (mpmd.http_ingest.HttpIngest: accept, the peer's uid by
+The daemon's own endpoint (mpmd.ingest.http_endpoint.HttpIngest: accept, the peer's uid by
 sock_diag, httptools, the checks of docs/security.md, the answer) over a store that keeps
 nothing (floor_server.NullStore: every event STORED). Whatever CPU the daemon spends per
 http event above this one is the price of its per-event work: decode, enrich, redact, ring,
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # PYTHONSAFEPATH (--source) leav
 from floor_server import NullStore  # noqa: E402
 
 from mpm_hook import wire  # noqa: E402
-from mpmd.daemon import new_event_loop  # noqa: E402
-from mpmd.http_ingest import HttpIngest, load_or_create_token  # noqa: E402
+from mpmd.daemon.wiring import new_event_loop  # noqa: E402
+from mpmd.ingest.http_endpoint import HttpIngest, load_or_create_token  # noqa: E402
 
 
 async def serve(state_dir: Path, ready_fd: int) -> None:

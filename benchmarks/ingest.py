@@ -18,7 +18,7 @@ store that keeps nothing): the transport floor the daemon's rates are compared w
 
 Then Claude Code's ``http`` hooks (``--mode http``, or both by default): ``--http-clients``
 worker processes, each keeping ``--http-connections`` keep-alive connections to the
-daemon's endpoint (mpmd.http_ingest) with one POST in flight on each, as Claude Code posts
+daemon's endpoint (mpmd.ingest.http_endpoint) with one POST in flight on each, as Claude Code posts
 a hook and waits for its answer (the request head is the one the real CLI sends, captured
 from 2.1.328). Its floor is ``benchmarks/http_floor.py``: the same endpoint over a store
 that keeps nothing. ``--rounds`` rounds of four runs of ``--http-seconds``, their order
@@ -437,7 +437,8 @@ def _short(frame: str) -> str:
 
 _TRUNK_WHERE = ("click/", "<frozen runpy>", "mpmd/__main__.py", "threading.py",
                 "concurrent/futures/thread.py", "asyncio/base_events.py", "asyncio/runners.py")
-_TRUNK_FRAMES = ("start (mpmd/cli.py)", "run (mpmd/daemon.py)", "_run (asyncio/events.py)")
+_TRUNK_FRAMES = ("start (mpmd/cli/main.py)", "run (mpmd/daemon/wiring.py)",
+                 "_run (asyncio/events.py)")
 
 
 def _trunk(frame: str) -> bool:
@@ -842,7 +843,7 @@ def main() -> int:
         t0 = time.monotonic()
         code = daemon.stop()
         stop_s = time.monotonic() - t0
-        from mpmd.journal import Journal
+        from mpmd.storage.journal import Journal
 
         journal = Journal(home / "journal", read_only=True)
         try:

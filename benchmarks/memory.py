@@ -15,7 +15,8 @@ One real daemon a scenario (defaults otherwise), in a fresh MPMD_HOME:
                 its own name: RSS after, and idle (what the sessions table keeps)
 
 "Idle" is ``--idle-s`` (8 s) after the load: the daemon hands freed memory back once a
-burst is over (mpmd.ingest.release_free_memory, at its next idle sweep). ``--source DIR``
+burst is over (mpmd.ingest.hook_socket.release_free_memory, at its next idle sweep).
+``--source DIR``
 runs the daemon from another copy of the mpmd package, for a before and an after.
 
     .venv/bin/python benchmarks/memory.py [--scenario partial,burst,spool,permission]

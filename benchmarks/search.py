@@ -7,15 +7,15 @@ Rust paths and commands), spread over 30 days in working hours, concurrent sessi
 interleaved; prompts, commands, paths, commit messages, errors and file contents drawn
 from vocabularies with a long tail (Zipf), tool calls as PreToolUse/PostToolUse pairs with
 the same tool_use_id, failures at ~4% of tool calls, permission prompts, subagents,
-compaction. Every line is made by ``mpmd.record.build`` (exactly what the daemon stores)
-and written with ``mpmd.journal.Journal`` (64 MiB segments, rotated at UTC midnight of the
+compaction. Every line is made by ``mpmd.model.record.build`` (exactly what the daemon stores)
+and written with ``mpmd.storage.journal.Journal`` (64 MiB segments, rotated at UTC midnight of the
 events' own clock; closed segments gzipped as the daemon's maintenance does). The journal
 is cached under /tmp between runs (``--fresh`` makes it anew); generation time is shown but
 is no target.
 
 Then, against the targets of the issue:
 
-    reindex       mpmd.index.rebuild over the whole journal (what ``mpmd reindex`` does),
+    reindex       mpmd.history.index.rebuild over the whole journal (what ``mpmd reindex`` does),
                   and the real ``mpmd reindex`` command end to end (no daemon: it rebuilds
                   in its own process)                              target <= 60 s at 1 M
     incremental   Index.add in batches of 256, 2,000 and 4,096 lines on top of the index
@@ -23,8 +23,8 @@ Then, against the targets of the issue:
                   it has a backlog (a smaller one means it is keeping up)
                                                                    target >= 20,000 events/s
     size          index file (+ -wal) / the journal's uncompressed bytes     target <= 1.5
-    queries       typical queries compiled by mpmd.query.compile, through
-                  mpmd.index.search on a read-only connection, ``--runs`` values each
+    queries       typical queries compiled by mpmd.history.query.compile, through
+                  mpmd.history.index.search on a read-only connection, ``--runs`` values each
                   (words picked by how many events hold them, per fts5vocab; phrases,
                   sessions, days and seqs drawn from the data) after a warm-up
                                                                    target p95 <= 200 ms
@@ -70,11 +70,11 @@ from typing import Any
 import _common as C
 import msgspec
 
-from mpmd import index as mindex
-from mpmd import record
-from mpmd.framing import EventFrame
-from mpmd.index_worker import BATCH as WORKER_BATCH
-from mpmd.journal import Journal
+from mpmd.history import index as mindex
+from mpmd.history.index_worker import BATCH as WORKER_BATCH
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import record
+from mpmd.storage.journal import Journal
 
 # Bump when the generator changes: cached journals of another version are not reused.
 GEN_VERSION = "g2"
@@ -256,7 +256,7 @@ COMMANDS = {
             "curl -s localhost:8080/api/{d}", "make build", "make test", "find . -name '*{s}*'",
             "gh pr create --fill", "gh run view --log-failed", "wc -l {path}"),
 }
-# Commands mpmd rates medium or high risk (mpmd.enrich.command_risk): ~3% of Bash calls.
+# Commands mpmd rates medium or high risk (mpmd.model.enrich.command_risk): ~3% of Bash calls.
 RISKY_COMMANDS = (
     "rm -rf node_modules", "rm -rf dist", "git reset --hard HEAD~{n}", "git clean -fdx",
     "cat .env", "git push --force origin {branch}", "sudo apt-get install -y {s}",
@@ -1090,7 +1090,7 @@ def query_cases(v: dict[str, list[Any]], runs: int, rng: random.Random, now_ms: 
 
 def time_queries(path: Path, cases: list[Case], runs: int, now_ms: int,
                  plans: bool) -> dict[str, dict[str, Any]]:
-    from mpmd import query as language
+    from mpmd.history import query as language
 
     conn = mindex.connect_read_only(path)
     out: dict[str, dict[str, Any]] = {}
@@ -1321,7 +1321,8 @@ def main() -> int:
         figures.update(reindex_s=rebuild_s, reindex_events_per_s=read / rebuild_s,
                        reindex_cpu_s=rebuild_cpu, journal_read_s=read_s,
                        row_of_us=row_us)
-        print(f"  reindex (mpmd.index.rebuild): {rebuild_s:.1f} s = {read / rebuild_s:,.0f} "
+        print(f"  reindex (mpmd.history.index.rebuild): {rebuild_s:.1f} s = "
+              f"{read / rebuild_s:,.0f} "
               f"events/s (CPU {rebuild_cpu:.1f} s; other processes used {other or 0:.2f} "
               "cores meanwhile)")
         sqlite_s = rebuild_s - read_s - row_us * read / 1e6

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         print(f"mpm-hook: not starting mpmd: it would use the folders {got}, the hook "
               f"{want}", file=sys.stderr)
         return 3
-    from mpmd.cli import main as mpmd_main
+    from mpmd.cli.main import main as mpmd_main
 
     sys.argv = ["mpmd", "start", "--foreground", "--log-file"]
     mpmd_main()

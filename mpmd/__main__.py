@@ -1,3 +1,3 @@
-from mpmd.cli import main
+from mpmd.cli.main import main
 
 main()

@@ -285,7 +285,7 @@ class Settings:
         """Tell hooks max_frame_bytes (docs/protocol.md), so they cut payloads to fit it
         rather than have their frames refused; replaced whole, a hook never reads half.
         A failure is only logged: hooks then keep to an older limit or the wire's ceiling,
-        and the daemon cuts what they send over its own (mpmd.spool)."""
+        and the daemon cuts what they send over its own (mpmd.ingest.spool)."""
         path = self.frame_limit_path
         try:
             publish(path, f"{self.max_frame_bytes}\n".encode())

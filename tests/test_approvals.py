@@ -1,4 +1,4 @@
-"""mpmd.approvals: permission requests held open for the viewer, over real socket pairs."""
+"""mpmd.serve.approvals: permission requests held open for the viewer, over real socket pairs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mpm_hook import remote
-from mpmd.approvals import Approvals, Waiting, expires_at_ms
+from mpmd.serve.approvals import Approvals, Waiting, expires_at_ms
 
 
 def in_a_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -136,9 +136,9 @@ async def test_stopping_the_daemon_answers_everyone() -> None:
 async def test_what_viewers_see_of_a_request_is_redacted_before_it_is_cut() -> None:
     import json
 
-    from mpmd.approvals import RemoteHolder
-    from mpmd.framing import EventFrame
-    from mpmd.sessions import MAX_DETAIL
+    from mpmd.ingest.framing import EventFrame
+    from mpmd.model.sessions import MAX_DETAIL
+    from mpmd.serve.approvals import RemoteHolder
 
     h = Harness()
     token = "ghp_" + "A1b2C3d4E5" * 4

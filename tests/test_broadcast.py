@@ -1,4 +1,4 @@
-"""The broadcaster (mpmd.broadcast) over a real ring and a real journal, its clients served
+"""The broadcaster (mpmd.serve.broadcast) over a real ring and a real journal, its clients served
 through a send function that records what a socket would carry, and can stall like one."""
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd import record
-from mpmd.broadcast import MESSAGE_BYTES, MESSAGE_EVENTS, Broadcaster, Client, Filter, _bounded
-from mpmd.framing import EventFrame
-from mpmd.journal import Journal
-from mpmd.ring import HEADER_BYTES, Ring
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import record
+from mpmd.serve.broadcast import (
+    MESSAGE_BYTES,
+    MESSAGE_EVENTS,
+    Broadcaster,
+    Client,
+    Filter,
+    _bounded,
+)
+from mpmd.storage.journal import Journal
+from mpmd.storage.ring import HEADER_BYTES, Ring
 from tests.utils import fixture_payloads
 
 CAP = 1 << 20

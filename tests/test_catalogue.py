@@ -1,4 +1,4 @@
-"""The one event catalogue (mpmd.events): everything derived from it agrees with it, the table
+"""The one event catalogue (mpmd.model.events): everything derived from it agrees with it, the table
 in docs/events.md says the same, and the real Claude Code knows exactly its event types and
 no notification type it has no meaning for."""
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import msgspec
 from websockets.asyncio.client import connect
 
-from mpmd import doctor, enrich, events, hooks_settings
+from mpmd.model import enrich, events
+from mpmd.ops import doctor, hooks_settings
 from tests.claude.api import Script, ScriptedAPI, say
 from tests.claude.client import Sandbox, Terminal, require_claude
 from tests.utils import ROOT, Daemon, status

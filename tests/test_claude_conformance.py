@@ -41,7 +41,7 @@ from tests.claude.client import Headless, Sandbox, require_claude
 from tests.claude.viewer import SessionsFeed
 from tests.utils import Daemon, iter_files, journal_events, status, wait_until
 
-# Made-up secrets of the formats mpmd.redact knows (GitHub token, AWS access key id).
+# Made-up secrets of the formats mpmd.model.redact knows (GitHub token, AWS access key id).
 GITHUB_TOKEN = "ghp_R8xq2LmT5vW9zN3pK7yB1cD4fG6hJ0aS2eQ"
 AWS_KEY_ID = "AKIAQ7W3EXAMPLEKEY12"
 SECRET_COMMAND = (f"export AWS_ACCESS_KEY_ID={AWS_KEY_ID} GITHUB_TOKEN={GITHUB_TOKEN} && "

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mpmd.hooks_settings import COMMAND_ONLY_EVENTS, TOOL_EVENTS
+from mpmd.ops.hooks_settings import COMMAND_ONLY_EVENTS, TOOL_EVENTS
 from tests.claude.api import Script, ScriptedAPI, calls, say, tool
 from tests.claude.client import Headless, Sandbox
 from tests.utils import Daemon, journal_events, status, wait_until

@@ -57,6 +57,8 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
 
             wait_until(waiting, "the session to need the person")
             (wait,) = waiting()
+            # The viewer reads the ring; the journal may take its batch a moment later.
+            wait_until(lambda: _events(sb, "PermissionRequest"), "the journal's request")
             (pre,) = _events(sb, "PreToolUse")
             (request,) = _events(sb, "PermissionRequest")
             # Named at once, from the PermissionRequest: the tool, its command, its call.

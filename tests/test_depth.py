@@ -16,9 +16,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mpmd import config, events, record
-from mpmd.daemon import Daemon as DaemonObject
-from mpmd.framing import EventFrame
+from mpmd import config
+from mpmd.daemon.wiring import Daemon as DaemonObject
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import events, record
 from tests.utils import (
     Daemon,
     journal_events,
@@ -174,7 +175,8 @@ def test_a_failing_background_task_is_counted_shown_and_started_again(home, monk
 
 
 def test_doctor_and_status_tell_of_a_failed_task():
-    from mpmd import cli, doctor
+    from mpmd.cli import main as cli
+    from mpmd.ops import doctor
 
     running = {"running": True, "task_failures": {}}
     assert doctor.check_tasks(running).level == doctor.OK
@@ -193,9 +195,9 @@ def test_a_payload_the_line_builder_fails_on_is_stored_as_its_bytes(tmp_path, mo
     from collections import Counter
 
     from mpm_hook import wire
-    from mpmd.dedup import RecentIds
-    from mpmd.ring import open_ring_file
-    from mpmd.store import Store
+    from mpmd.ingest.dedup import RecentIds
+    from mpmd.storage.ring import open_ring_file
+    from mpmd.storage.store import Store
 
     async def scenario() -> tuple[tuple[int, int], Counter[str], bytes]:
         ring, mm = open_ring_file(tmp_path / "ring", 1 << 20)

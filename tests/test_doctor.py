@@ -1,4 +1,4 @@
-"""`mpmd doctor`: each check on plain data (mpmd.doctor), the I/O that gathers the facts,
+"""`mpmd doctor`: each check on plain data (mpmd.ops.doctor), the I/O that gathers the facts,
 and the command end to end against a real daemon and real settings files written by
 `mpmd install-hooks` into a temporary HOME."""
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from mpmd import config
-from mpmd import doctor as dr
-from mpmd.doctor import FAIL, OK, SKIP, WARN, Check, HookTarget, PathMode, SettingsFile
-from mpmd.hooks_settings import INSTALLED_EVENTS, ClaudeCode, Endpoint, HttpHook, install
+from mpmd.ops import doctor as dr
+from mpmd.ops.doctor import FAIL, OK, SKIP, WARN, Check, HookTarget, PathMode, SettingsFile
+from mpmd.ops.hooks_settings import INSTALLED_EVENTS, ClaudeCode, Endpoint, HttpHook, install
 from tests.utils import Daemon, env_for, run_hook, short_tempdir
 
 HOME = "/home/you"
@@ -1044,7 +1044,7 @@ def test_install_hooks_http_before_the_daemon_ever_ran(home: Path, user_home: Pa
 
 
 def test_the_status_line_of_the_http_endpoint():
-    from mpmd.cli import _http_line
+    from mpmd.cli.main import _http_line
 
     assert _http_line({"http_url": "http://127.0.0.1:7720/hook", "http_refused": {}}) == \
         "http://127.0.0.1:7720/hook"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpmd import enrich, events
+from mpmd.model import enrich, events
 from tests.utils import fixture_payloads
 
 OPERATIONS = {"read", "write", "execute", "network", "metadata"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mpmd import events
+from mpmd.model import events
 from tests.utils import FIXTURES, ROOT, fixture_payloads
 
 SHARED = ROOT.parent / "shared" / "fixtures" / FIXTURES.name

@@ -26,7 +26,7 @@ from mpmd.forward import otlp
 from mpmd.forward.http import Outcome, classify, retry_after
 from mpmd.forward.runner import Backoff, Breaker, Forwarder, Forwarders, problems
 from mpmd.forward.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, sign, verify
-from mpmd.journal import Journal
+from mpmd.storage.journal import Journal
 from tests.utils import Daemon, fixture_payloads, journal_events, send_events, status, wait_until
 
 logs_service_pb2 = pytest.importorskip(

@@ -12,7 +12,7 @@ import pytest
 
 from mpm_hook import hook, wire
 from mpmd import config
-from mpmd.framing import decode_one
+from mpmd.ingest.framing import decode_one
 from tests.utils import (
     Daemon,
     journal_events,

@@ -231,17 +231,17 @@ def test_before_the_index_exists_the_api_says_so(tmp_path: Path) -> None:
     """The first minutes after an upgrade: the worker is still building the index."""
     import pytest
 
-    from mpmd import history_api
+    from mpmd.history import api
 
     missing = tmp_path / "index.sqlite3"
-    events = json.loads(history_api.events(missing, "q=tool:Bash", tmp_path))
+    events = json.loads(api.events(missing, "q=tool:Bash", tmp_path))
     assert events == {"events": [], "next": None, "indexing": True}
-    stats = json.loads(history_api.stats(missing, "since=1d", tmp_path))
+    stats = json.loads(api.stats(missing, "since=1d", tmp_path))
     assert stats["indexing"] and stats["events"] == 0 and stats["tools"] == []
     assert stats["until"] - stats["since"] >= 86_400_000  # the same shape as with an index
-    sessions = json.loads(history_api.history_sessions(missing, "", tmp_path))
+    sessions = json.loads(api.history_sessions(missing, "", tmp_path))
     assert sessions == {"sessions": [], "indexing": True}
-    with pytest.raises(history_api.NotFound, match="being built"):
-        history_api.history_session(missing, "id=abc", tmp_path)
-    with pytest.raises(history_api.BadRequest, match="bad query"):
-        history_api.events(missing, "q=tool:", tmp_path)  # the query is checked first
+    with pytest.raises(api.NotFound, match="being built"):
+        api.history_session(missing, "id=abc", tmp_path)
+    with pytest.raises(api.BadRequest, match="bad query"):
+        api.events(missing, "q=tool:", tmp_path)  # the query is checked first

@@ -117,7 +117,7 @@ def shown_seqs(page: Page, testid: str) -> list[int]:
 
 
 # The index's text of an event and its tokens (docs/query.md, "Free text"): the oracle for
-# free-text queries, written from the documentation, not from mpmd.index.
+# free-text queries, written from the documentation, not from mpmd.history.index.
 TEXT_FIELDS = ("prompt", "command", "description", "error", "error_details", "message",
                "reason", "pattern", "url", "query", "title", "last_assistant_message",
                "task_subject", "task_description", "compact_summary", "custom_instructions",

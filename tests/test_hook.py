@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from mpm_hook import wire
-from mpmd.framing import decode_one
+from mpmd.ingest.framing import decode_one
 from tests.utils import HOOK_SCRIPT, env_for, mpmd_cli, run_hook, spool_files
 
 # What `python -I -S` has loaded before running a script, plus what the hook may add.

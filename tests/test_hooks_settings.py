@@ -1,4 +1,4 @@
-"""Tests for mpmd.hooks_settings: merging our hook into Claude Code settings files."""
+"""Tests for mpmd.ops.hooks_settings: merging our hook into Claude Code settings files."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the package is not necessarily installed in the venv
     sys.path.insert(0, str(ROOT))
 
-from mpmd import hooks_settings as hs  # noqa: E402
-from mpmd.hooks_settings import (  # noqa: E402
+from mpmd.ops import hooks_settings as hs  # noqa: E402
+from mpmd.ops.hooks_settings import (  # noqa: E402
     COMMAND_ONLY_EVENTS,
     INSTALLED_EVENTS,
     KNOWN_EVENTS,

@@ -1,4 +1,5 @@
-"""Claude Code's `http` hooks straight into the daemon (mpmd.http_ingest, docs/security.md):
+"""Claude Code's `http` hooks straight into the daemon (mpmd.ingest.http_endpoint,
+docs/security.md):
 a real daemon, real TCP clients on loopback (one of them another local user), a real
 WebSocket viewer answering a held request, and the real Claude Code CLI posting its hooks."""
 
@@ -288,7 +289,7 @@ def test_the_port_setting_off_taken_and_checked(home: Path,
 
 
 def test_the_owner_of_a_loopback_peer() -> None:
-    from mpmd.peercred import PeerUnknown, TcpPeers, proc_net_uid
+    from mpmd.ingest.peercred import PeerUnknown, TcpPeers, proc_net_uid
 
     peers = TcpPeers()
     with socket.socket() as listener:

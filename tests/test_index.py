@@ -1,4 +1,5 @@
-"""The search index (mpmd.index, mpmd.indexer): derived from the journal, never missing or
+"""The search index (mpmd.history.index, mpmd.history.indexer): derived from the journal,
+never missing or
 repeating an event, rebuilt when missing or damaged, pruned with the journal."""
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from mpmd import index as index_module
-from mpmd import record
-from mpmd.framing import EventFrame
-from mpmd.index import Index, connect_read_only, fetch_lines, open_index, rebuild
-from mpmd.journal import Journal
+from mpmd.history import index as index_module
+from mpmd.history.index import Index, connect_read_only, fetch_lines, open_index, rebuild
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import record
+from mpmd.storage.journal import Journal
 from tests.utils import (
     Daemon,
     fixture_payloads,
@@ -135,11 +136,11 @@ def test_rebuild_reports_progress_and_replaces_in_one_step(tmp_path: Path) -> No
 
 
 class WorkerProcess:
-    """A real `python -m mpmd.index_worker`, spoken to as the daemon does."""
+    """A real `python -m mpmd.history.index_worker`, spoken to as the daemon does."""
 
     def __init__(self, journal_dir: Path, index_path: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mpmd.index_worker", str(journal_dir), str(index_path)],
+            [sys.executable, "-m", "mpmd.history.index_worker", str(journal_dir), str(index_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.reports: list[dict] = []
 

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpm_hook import wire
-from mpmd.framing import REFUSE_AFTER, FrameDecoder
-from mpmd.ingest import FRAMES_PER_TURN
+from mpmd.ingest.framing import REFUSE_AFTER, FrameDecoder
+from mpmd.ingest.hook_socket import FRAMES_PER_TURN
 from tests.utils import (
     Daemon,
     journal_events,

@@ -1,4 +1,4 @@
-"""Tests for mpmd.journal: the JSON Lines segments that are the daemon's source of truth."""
+"""Tests for mpmd.storage.journal: the JSON Lines segments that are the daemon's source of truth."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpmd import journal as journal_mod
-from mpmd.journal import Journal, line_seq
+from mpmd.storage import journal as journal_mod
+from mpmd.storage.journal import Journal, line_seq
 
 DAY = 86400
 # 2025-03-10 12:00:00 UTC
@@ -217,7 +217,7 @@ def test_torn_last_line_repaired_at_open(jdir, clock, caplog):
         f.write(line(4)[:15])  # killed in the middle of a write
     # A reader never yields the partial line, even before the repair.
     assert seqs(j.read_from(1)) == [1, 2, 3]
-    with caplog.at_level(logging.WARNING, logger="mpmd.journal"):
+    with caplog.at_level(logging.WARNING, logger="mpmd.storage.journal"):
         j2 = Journal(jdir, clock=clock)
     assert "torn" in caplog.text
     assert j2.last_seq == 3
@@ -406,7 +406,7 @@ def test_open_removes_compression_leftovers(jdir, clock, caplog):
     # Crash between the rename and the unlink: both files.
     twin = jdir / (second.name + ".gz")
     twin.write_bytes(gzip.compress(second.read_bytes()))
-    with caplog.at_level(logging.WARNING, logger="mpmd.journal"):
+    with caplog.at_level(logging.WARNING, logger="mpmd.storage.journal"):
         j2 = Journal(jdir, clock=clock)
     assert not tmp.exists()
     assert not twin.exists()
@@ -469,7 +469,7 @@ def test_retention_by_age(jdir, clock, caplog):
     # Segments 0 and 1 are old, 2 is recent; the active one is old but must stay.
     for seg in (segs[0], segs[1], segs[3]):
         os.utime(seg.path, (old, old))
-    with caplog.at_level(logging.INFO, logger="mpmd.journal"):
+    with caplog.at_level(logging.INFO, logger="mpmd.storage.journal"):
         assert j.enforce_retention() == 2
     assert segs[0].name in caplog.text and segs[1].name in caplog.text
     assert [s.first_seq for s in j.segments()] == [21, 31]
@@ -573,7 +573,7 @@ def test_read_from_skips_unparseable_lines(jdir, clock, caplog):
     with open(path, "ab") as f:
         f.write(b"not json at all\n")
     j.append(recs(3, 3))
-    with caplog.at_level(logging.WARNING, logger="mpmd.journal"):
+    with caplog.at_level(logging.WARNING, logger="mpmd.storage.journal"):
         assert seqs(j.read_from(1)) == [1, 2, 3]
     assert "not an event" in caplog.text
     assert seqs(j.read_last(3)) == [1, 2, 3]

@@ -1,4 +1,4 @@
-"""mpmd.journal_tail: following a journal that is written, rotated, gzipped and pruned
+"""mpmd.storage.journal_tail: following a journal that is written, rotated, gzipped and pruned
 under the reader, every line exactly once and in order."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpmd.journal import Journal, line_seq
-from mpmd.journal_tail import Tail
+from mpmd.storage.journal import Journal, line_seq
+from mpmd.storage.journal_tail import Tail
 
 
 def line(seq: int, pad: int = 40) -> bytes:
@@ -84,7 +84,7 @@ def test_half_written_lines_wait_for_their_end(tmp_path: Path) -> None:
 
 
 def test_a_line_longer_than_a_read(tmp_path: Path) -> None:
-    from mpmd import journal_tail
+    from mpmd.storage import journal_tail
 
     journal = writer(tmp_path / "j", segment_bytes=1 << 22)
     journal.append([(1, line(1)), (2, line(2, pad=journal_tail.CHUNK * 2)), (3, line(3))])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mpmd.metrics import LATENCY_BOUNDS_S, LatencyHistogram
+from mpmd.serve.metrics import LATENCY_BOUNDS_S, LatencyHistogram
 from tests.utils import (
     Daemon,
     fixture_payloads,

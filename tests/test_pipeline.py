@@ -258,7 +258,7 @@ def test_oversized_payload_is_cut_and_recorded(home):
 
 
 def test_stored_events_decode_with_documented_schema(home):
-    from mpmd.events import StoredEvent
+    from mpmd.model.events import StoredEvent
 
     with Daemon(home):
         for payload in fixture_payloads():

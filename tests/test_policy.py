@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from mpm_hook import policy as P
 from mpm_hook import policy_compile as C
 from mpm_hook import wire
-from mpmd import record
-from mpmd.framing import EventFrame, decode_one
+from mpmd.ingest.framing import EventFrame, decode_one
+from mpmd.model import record
+from mpmd.ops.policy import EXAMPLE_PATH
 from tests.utils import (
     Daemon,
     env_for,
@@ -340,7 +341,7 @@ def test_regular_expressions_are_searched():
 
 
 def test_the_compiled_record_survives_marshal():
-    text = Path(P.__file__).parent.parent.joinpath("mpmd", "policy_example.toml").read_text()
+    text = EXAMPLE_PATH.read_text()
     rec = compiled(text)
     again = marshal.loads(marshal.dumps(rec))
     assert again == rec
@@ -368,7 +369,7 @@ def test_the_compiled_record_survives_marshal():
     ("Write", {"file_path": "/home/dev/shop/src/a.ts"}, None, None),
 ])
 def test_the_shipped_example_policy(tool, tool_input, rule, action):
-    text = (Path(__file__).parent.parent / "mpmd" / "policy_example.toml").read_text()
+    text = EXAMPLE_PATH.read_text()
     rec = compiled(text)
     assert rec[P.REC_WARNINGS] == ()
     decision = P.decide(rec, event(tool, **tool_input))
@@ -800,7 +801,7 @@ def test_policy_init_check_and_path(home):
     first = mpmd_cli(home, "policy", "init")
     assert first.returncode == 0, first.stderr
     text = (home / "policy.toml").read_bytes()
-    assert text == (Path(__file__).parent.parent / "mpmd" / "policy_example.toml").read_bytes()
+    assert text == EXAMPLE_PATH.read_bytes()
     for name in ("policy.toml", "policy.compiled"):
         assert stat.S_IMODE((home / name).stat().st_mode) == 0o600
     again = mpmd_cli(home, "policy", "init")

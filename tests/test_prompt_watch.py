@@ -1,4 +1,5 @@
-"""mpmd.prompt_watch: a "no" to a permission prompt, read off a transcript, within bounds.
+"""mpmd.transcripts.prompt_watch: a "no" to a permission prompt, read off a transcript,
+within bounds.
 (The real client's side is in tests/test_claude_permission_prompt.py.)"""
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd import prompt_watch
-from mpmd.prompt_watch import PromptWatch, Wait, refusal
-from mpmd.sessions import EventView, Sessions
+from mpmd.model.sessions import EventView, Sessions
+from mpmd.transcripts import prompt_watch
+from mpmd.transcripts.prompt_watch import PromptWatch, Wait, refusal
 
 ID = "toolu_0123456789abcdef"
 NO = ("The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if "

@@ -1,4 +1,4 @@
-"""The search query language (mpmd.query, docs/query.md): the parser, its errors, and the
+"""The search query language (mpmd.history.query, docs/query.md): the parser, its errors, and the
 SQL it makes, checked against a brute-force evaluator of the documented semantics over a
 real index."""
 
@@ -18,10 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mpmd import events, record
-from mpmd.framing import EventFrame
-from mpmd.index import TEXT_FIELDS, Index, connect_read_only, fetch_lines, row_of
-from mpmd.query import (
+from mpmd.history.index import TEXT_FIELDS, Index, connect_read_only, fetch_lines, row_of
+from mpmd.history.query import (
     FIELDS,
     MAX_DEPTH,
     MAX_TERMS,
@@ -40,6 +38,8 @@ from mpmd.query import (
     parse,
     to_sql,
 )
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import events, record
 from tests.utils import ROOT, fixture_payloads, short_tempdir
 
 DAY_MS = 86_400_000
@@ -699,7 +699,7 @@ def test_negation_includes_events_without_the_field(db: Db) -> None:
 
 
 # A grammar over the vocabulary the events hold. A generated query is a tree of tuples,
-# rendered to text and evaluated here, independently of mpmd.query's own AST.
+# rendered to text and evaluated here, independently of mpmd.history.query's own AST.
 
 @dataclass(frozen=True)
 class Vocab:
@@ -888,8 +888,8 @@ def test_generated_queries_match_the_brute_force(db: Db, data: st.DataObject) ->
 
 
 def test_scope_tells_files_outside_the_session_folder(tmp_path: Path) -> None:
-    from mpmd import record
-    from mpmd.framing import EventFrame
+    from mpmd.ingest.framing import EventFrame
+    from mpmd.model import record
 
     write = next(json.loads(p) for p in fixture_payloads()
                  if b'"PostToolUse"' in p and b'"Write"' in p)

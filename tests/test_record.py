@@ -1,4 +1,4 @@
-"""Any payload bytes become one valid journal line (mpmd.record.build)."""
+"""Any payload bytes become one valid journal line (mpmd.model.record.build)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import msgspec
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mpmd import events, record
-from mpmd.framing import EventFrame
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import events, record
 from tests.utils import fixture_payloads
 
 _json_values = st.recursive(

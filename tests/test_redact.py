@@ -1,4 +1,4 @@
-"""mpmd.redact: what is a secret, what is not, and the pre-check that must never miss one."""
+"""mpmd.model.redact: what is a secret, what is not, and the pre-check that must never miss one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mpmd.redact import _MARKER, _SECRET_KEY, REDACTED, needs_redaction, redact_obj, redact_text
+from mpmd.model.redact import (
+    _MARKER,
+    _SECRET_KEY,
+    REDACTED,
+    needs_redaction,
+    redact_obj,
+    redact_text,
+)
 from tests.utils import fixture_payloads as fixture_lines
 
 # Sample secrets, built from pieces so that this file does not trip secret scanners.

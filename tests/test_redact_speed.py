@@ -1,4 +1,4 @@
-"""mpmd.redact's fast path: the combined pattern tried only where a match can start.
+"""mpmd.model.redact's fast path: the combined pattern tried only where a match can start.
 
 It must give what the full pass (``_SECRET_TEXT.sub`` at every position) gives, character for
 character: the candidate starts must include every position where the pattern matches, and
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mpmd import redact
-from mpmd.redact import _SECRET_TEXT, _redact_text, _redact_text_full, _starts
+from mpmd.model import redact
+from mpmd.model.redact import _SECRET_TEXT, _redact_text, _redact_text_full, _starts
 from tests.test_redact import FRAGMENTS, json_values
 
 # Sample secrets of every kind the module docstring names, built from pieces so that this

@@ -1,4 +1,4 @@
-"""Tests for mpmd.ring: the memory-mapped circular buffer of records."""
+"""Tests for mpmd.storage.ring: the memory-mapped circular buffer of records."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from mpmd.ring import (
+from mpmd.storage.ring import (
     HEADER_BYTES,
     MAGIC,
     MAX_CONSUMERS,
@@ -886,7 +886,7 @@ def test_ring_over_a_real_mmap_survives_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "ring"
     child = (
         "import os, signal, sys\n"
-        "from mpmd.ring import open_ring_file\n"
+        "from mpmd.storage.ring import open_ring_file\n"
         "ring, mm = open_ring_file(sys.argv[1], 65536)\n"
         "ring.add_consumer('journal')\n"
         "for i in range(500):\n"

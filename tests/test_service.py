@@ -1,6 +1,6 @@
 """mpmd as a per-user service: the unit files and the plist (mpmd.service), `mpmd service`
 (against stand-in systemctl / launchctl programs: a test must never enable anything on the
-machine it runs on), the LISTEN_FDS protocol (mpmd.activation), and real socket activation
+machine it runs on), the LISTEN_FDS protocol (mpmd.ingest.activation), and real socket activation
 through systemd-socket-activate."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from mpmd import activation, service
 from mpmd.config import Settings
+from mpmd.ingest import activation
+from mpmd.ops import service
 from tests.utils import (
     ROOT,
     Daemon,
@@ -369,7 +370,7 @@ def test_launchd_install_and_uninstall(tmp: Path, stubs: dict[str, str]) -> None
     assert not plist.exists()
 
 
-# ---- the LISTEN_FDS protocol (mpmd.activation) -----------------------------------------
+# ---- the LISTEN_FDS protocol (mpmd.ingest.activation) -----------------------------------------
 def test_parse_ignores_what_is_not_for_us() -> None:
     assert activation.parse({}, 42) == []
     env = {"LISTEN_PID": "41", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "mpmd"}
@@ -455,7 +456,7 @@ def test_take_listener_refuses_a_wrong_socket(tmp: Path,
     with listening(tmp / "elsewhere.sock") as wrong:
         fd = passed_as_fd(wrong)
         env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1"}
-        with caplog.at_level(logging.ERROR, logger="mpmd.activation"):
+        with caplog.at_level(logging.ERROR, logger="mpmd.ingest.activation"):
             assert activation.take_listener(tmp / "mpmd.sock", env, first_fd=fd) is None
         with pytest.raises(OSError):
             os.fstat(fd)  # closed: refused descriptors are not kept open
@@ -528,7 +529,7 @@ def test_take_listeners_refuses_an_http_socket_it_must_not_serve(
         first = passed_in_order(unix, tcp)
         env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "2",
                "LISTEN_FDNAMES": "mpmd:mpmd-http"}
-        with caplog.at_level(logging.ERROR, logger="mpmd.activation"):
+        with caplog.at_level(logging.ERROR, logger="mpmd.ingest.activation"):
             got = activation.take_listeners(path, wanted, env, first_fd=first)
         assert got.http is None and not is_open(first + 1)
         assert got.hook is not None

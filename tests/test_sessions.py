@@ -1,4 +1,4 @@
-"""The viewer's sessions table, folded from stored events (mpmd.sessions)."""
+"""The viewer's sessions table, folded from stored events (mpmd.model.sessions)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd import record
-from mpmd.framing import EventFrame
-from mpmd.sessions import MAX_AGENTS, MAX_PENDING, MAX_RUNNING, EventView, Sessions
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import record
+from mpmd.model.sessions import MAX_AGENTS, MAX_PENDING, MAX_RUNNING, EventView, Sessions
 from tests.utils import fixture_payloads
 
 _view = msgspec.json.Decoder(EventView)

@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from mpmd import config
-from mpmd import doctor as dr
+from mpmd.ops import doctor as dr
 from tests.utils import Daemon, env_for, iter_files, mpmd_cli, short_tempdir, status
 
 NOBODY = 65534
@@ -270,7 +270,7 @@ def test_a_folder_others_may_write_is_made_owner_only_and_used(home: Path) -> No
 
 def test_the_daemon_itself_refuses_in_one_line(place: Path) -> None:
     """Its own start-up, whoever started it: a ConfigError with the path and the fix."""
-    from mpmd.daemon import Daemon as DaemonCore
+    from mpmd.daemon.wiring import Daemon as DaemonCore
 
     home = place / "state"
     home.write_text("")

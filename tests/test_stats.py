@@ -1,4 +1,4 @@
-"""Analytics over the index (mpmd.stats), checked against counts made from the events."""
+"""Analytics over the index (mpmd.history.stats), checked against counts made from the events."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgspec
 
-from mpmd import stats
-from mpmd.index import Index, connect_read_only
+from mpmd.history import stats
+from mpmd.history.index import Index, connect_read_only
 from tests.test_index import make_lines
 
 

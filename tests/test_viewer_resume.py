@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from websockets.asyncio.client import ClientConnection, connect
 
-from mpmd import record
-from mpmd.broadcast import Broadcaster, Client, Filter
-from mpmd.framing import EventFrame
-from mpmd.journal import Journal, line_seq
-from mpmd.ring import HEADER_BYTES, Ring
+from mpmd.ingest.framing import EventFrame
+from mpmd.model import record
+from mpmd.serve.broadcast import Broadcaster, Client, Filter
+from mpmd.storage.journal import Journal, line_seq
+from mpmd.storage.ring import HEADER_BYTES, Ring
 from tests.utils import (
     Daemon,
     fixture_payloads,

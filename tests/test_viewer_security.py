@@ -120,7 +120,7 @@ def test_a_foreign_host_is_refused_everywhere(viewer: Viewer) -> None:
 @pytest.mark.parametrize("path", [
     "/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd",
     "//etc/passwd", "/index.html/../../mpmd/config.py", "/webui/index.html", "/viewer-token",
-    "/../viewer-token", "/.git/config", "/app.js%00.html", "/mpmd/viewer.py",
+    "/../viewer-token", "/.git/config", "/app.js%00.html", "/mpmd/serve/viewer.py",
 ])
 def test_no_request_path_reaches_the_file_system(viewer: Viewer, path: str) -> None:
     code, response = viewer.request(path)

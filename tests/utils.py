@@ -119,7 +119,7 @@ def mpmd_cli(home: Path, *args: str, timeout: float = 60,
 
 
 def journal_lines(home: Path) -> list[bytes]:
-    from mpmd.journal import Journal
+    from mpmd.storage.journal import Journal
 
     journal = Journal(home / "journal", read_only=True)
     try:

@@ -1,5 +1,5 @@
 """Forwarders at run time: each one a thread of the daemon that follows the journal from
-its own cursor (mpmd.journal_tail.Tail, like the index worker) and posts batches.
+its own cursor (mpmd.storage.journal_tail.Tail, like the index worker) and posts batches.
 
 Why the journal and not the ring: a forwarder whose receiver is down would hold ring space
 until the daemon answered BUSY. Following the journal, a forwarder that is down costs the
@@ -38,8 +38,8 @@ from mpmd.config import Settings
 from mpmd.forward import config as fconfig
 from mpmd.forward.cursor import cursor_path, read_cursor, write_cursor
 from mpmd.forward.http import Outcome, Poster, classify, describe
-from mpmd.journal import Journal, line_seq
-from mpmd.journal_tail import Tail
+from mpmd.storage.journal import Journal, line_seq
+from mpmd.storage.journal_tail import Tail
 
 log = logging.getLogger("mpmd.forward")
 

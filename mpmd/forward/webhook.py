@@ -17,7 +17,7 @@ import hmac
 
 from mpmd.forward.config import ForwardConfig, read_secret
 from mpmd.forward.http import Outcome
-from mpmd.journal import line_seq
+from mpmd.storage.journal import line_seq
 
 SIGNATURE_HEADER = "X-Mpmd-Signature"
 DELIVERY_HEADER = "X-Mpmd-Delivery"

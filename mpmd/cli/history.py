@@ -1,0 +1,288 @@
+"""`mpmd query`, `mpmd stats` and `mpmd reindex`: the history commands, over the search
+index (mpmd.history.index; the query language is mpmd.history.query, docs/query.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from mpmd import config
+from mpmd.control import client
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _session_lines(settings: config.Settings, session: str,
+                   progress: Callable[[int, int], object] | None = None) -> list[bytes]:
+    from mpmd.history import index
+
+    conn = _open_index(settings)
+    try:
+        return index.session_lines(conn, session, progress)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        conn.close()
+
+
+@click.command()
+def reindex() -> None:
+    """Rebuild the search index from the journal."""
+    settings = _settings()
+    try:
+        lines = client.stream(settings, {"cmd": "reindex"})
+        first = json.loads(next(lines))
+    except client.NotRunning:
+        _reindex_here(settings)
+        return
+    done = _follow_progress(first, lines, "indexing", lambda answer: answer["indexed"])
+    click.echo(f"search index rebuilt by the daemon: {done.get('last_seq', 0)} events")
+
+
+def _follow_progress(first: dict[str, Any], answers: Iterator[bytes], label: str,
+                     step: Callable[[dict[str, Any]], int]) -> dict[str, Any]:
+    """Show a daemon's streamed progress ({"total"}, then steps, then {"done"} or
+    {"error"}) as a progress bar on stderr; returns the "done" answer."""
+    if "error" in first:
+        raise click.ClickException(first["error"])
+    with click.progressbar(length=first["total"], label=label, file=sys.stderr) as bar:
+        for line in answers:
+            answer: dict[str, Any] = json.loads(line)
+            if "error" in answer:
+                raise click.ClickException(answer["error"])
+            if answer.get("done"):
+                return answer
+            bar.update(step(answer))
+    raise click.ClickException("the daemon stopped answering before it was done")
+
+
+def _reindex_here(settings: config.Settings) -> None:
+    """No daemon: rebuild in this process (unless a hung one still holds the folders)."""
+    from mpmd.history.index import rebuild
+    from mpmd.storage.journal import Journal
+
+    if client.lock_holder(settings):
+        raise click.ClickException("a daemon holds these folders but does not answer: "
+                                   "stop it first (mpmd stop)")
+    journal = Journal(settings.journal_dir, read_only=True)
+    try:
+        total = max(0, journal.last_seq - (journal.first_seq or 1) + 1)
+        with click.progressbar(length=total, label="indexing", show_pos=True) as bar:
+            index = rebuild(settings.index_path, journal.read_from(0), progress=bar.update)
+        click.echo(f"search index rebuilt: {index.last_seq} events")
+        index.close()
+    finally:
+        journal.close()
+
+
+# `mpmd query -tool:Bash` must reach the query, not click's option parser.
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("text", nargs=-1, type=click.UNPROCESSED)
+@click.option("--limit", type=int, default=50, show_default=True, help="Events to show.")
+@click.option("--before", type=int, help="Only events before this seq (the next page).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of events.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="The journal's JSON lines.")
+def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
+          as_jsonl: bool) -> None:
+    """Search every indexed event, newest first (the language: docs/query.md).
+
+    \b
+    mpmd query npm test
+    mpmd query 'tool:Bash risk:high since:2d'
+    mpmd query 'type:PostToolUseFailure OR type:StopFailure' --jsonl
+    mpmd query @failures         (a saved search: mpmd searches)
+    """
+    from mpmd.cli.main import format_line
+    from mpmd.history import index, searches
+    from mpmd.history import query as language
+
+    settings = _settings()
+    try:
+        wanted = searches.expand(" ".join(text), settings.config_dir)
+        where, params = language.compile(wanted, int(time.time() * 1000))
+    except searches.SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    except language.QueryError as exc:
+        raise click.ClickException(f"bad query: {exc}") from None
+    conn = _open_index(settings)
+    try:
+        lines = index.search(conn, where, params, limit=limit, before=before)
+    finally:
+        conn.close()
+    if as_json:
+        events: list[Any] = [json.loads(line) for line in lines]
+        click.echo(json.dumps(events))
+        return
+    for line in lines:
+        out = line.decode("utf-8", "replace") if as_jsonl else format_line(line, with_date=True)
+        if out is not None:
+            click.echo(out)
+
+
+def _open_index(settings: config.Settings) -> Any:
+    from mpmd.history import index
+
+    if not settings.index_path.exists():
+        raise click.ClickException("no search index yet: start the daemon, or run mpmd reindex")
+    return index.connect_read_only(settings.index_path)
+
+
+@click.command()
+@click.option("--since", default="7d", show_default=True,
+              help="A duration back from now (2h, 7d) or a date (2026-11-20).")
+@click.option("--until", help="The end of the range (exclusive), same forms; default now.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def stats(since: str, until: str | None, as_json: bool) -> None:
+    """Analytics across sessions: activity, tools, failures, projects."""
+    from mpmd.history import query as language
+    from mpmd.history import stats as analytics
+
+    settings = _settings()
+    now = int(time.time() * 1000)
+    try:
+        since_ms = language.time_bound("since", since, now)
+        until_ms = language.time_bound("until", until, now) if until else now + 1
+    except language.QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    conn = _open_index(settings)
+    try:
+        result = analytics.compute(conn, since_ms, until_ms)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['events']} events in {result['sessions']} sessions")
+    if result["tools"]:
+        click.echo("\ntool                             calls  failed  success  median")
+        for t in result["tools"][:20]:
+            median = "-" if t["median_ms"] is None else f"{t['median_ms']:.0f} ms"
+            click.echo(f"{t['tool'][:32]:32} {t['calls']:6} {t['failures']:7} "
+                       f"{t['success_rate']:8.0%} {median:>7}")
+    if result["error_patterns"]:
+        click.echo("\nfailures                                      count")
+        for p in result["error_patterns"][:10]:
+            click.echo(f"{(p['source'] + ': ' + p['pattern'])[:45]:45} {p['count']:6}")
+    if result["projects"]:
+        click.echo("\nproject                                    sessions  events")
+        for p in result["projects"][:10]:
+            click.echo(f"{p['cwd'][-42:]:42} {p['sessions']:8} {p['events']:7}")
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def searches(ctx: click.Context) -> None:
+    """Saved searches (mpmd query @name): list them, save or delete your own."""
+    if ctx.invoked_subcommand is None:
+        from mpmd.history import searches as saved
+
+        settings = _settings()
+        try:
+            mine = saved.own(settings.config_dir)
+        except saved.SearchError as exc:
+            raise click.ClickException(str(exc)) from None
+        for name, text in sorted({**saved.PRESETS, **mine}.items()):
+            origin = "saved " if name in mine else "preset"
+            click.echo(f"@{name:24} {origin}  {text}")
+
+
+@searches.command("save", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("text", nargs=-1, required=True, type=click.UNPROCESSED)
+def save_search(name: str, text: tuple[str, ...]) -> None:
+    """Save QUERY as @NAME (replacing a saved one of that name)."""
+    from mpmd.history import searches as saved
+
+    try:
+        saved.save(_settings().config_dir, name, " ".join(text))
+    except saved.SearchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"saved @{name}")
+
+
+@searches.command("delete")
+@click.argument("name")
+def delete_search(name: str) -> None:
+    """Delete your saved search NAME (presets stay)."""
+    from mpmd.history import searches as saved
+
+    if not saved.delete(_settings().config_dir, name):
+        raise click.ClickException(f"you have no saved search {name!r}")
+    click.echo(f"deleted @{name}")
+
+
+@click.command()
+@click.argument("session")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "md", "html"]),
+              default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of to standard output.")
+def export(session: str, fmt: str, output: str | None) -> None:
+    """Export one session (its id or first characters) as JSON Lines, JSON, or a readable
+    Markdown or self-contained HTML report."""
+    from mpmd.history import export as exporter
+
+    settings = _settings()
+    with click.progressbar(length=1, label="reading", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total  # known once the session is found
+            bar.update(done - bar.pos)
+
+        lines = _session_lines(settings, session, progress)
+    data = exporter.render(lines, fmt)
+    if output is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        with open(output, "wb") as f:
+            f.write(data)
+        click.echo(f"{len(lines)} events written to {output}", err=True)
+
+
+@click.command()
+@click.argument("session")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Time scale: 10 plays ten times faster.")
+@click.option("--stdout", "to_stdout", is_flag=True,
+              help="Print the events (JSON lines) with their timing instead of sending them "
+                   "to the connected viewers.")
+def replay(session: str, speed: float, to_stdout: bool) -> None:
+    """Replay a session (its id or first characters) with its original timing, scaled:
+    to the viewers, marked as a replay, or to standard output. Quiet stretches are cut to
+    10 s."""
+    if not speed > 0:
+        raise click.ClickException("--speed must be above 0")
+    settings = _settings()
+    if to_stdout:
+        _replay_here(settings, session, speed)
+        return
+    try:
+        answers = client.stream(settings, {"cmd": "replay", "session": session,
+                                            "speed": speed})
+        first = json.loads(next(answers))
+    except client.NotRunning:
+        raise click.ClickException("mpmd is not running (replay to the viewers needs it; "
+                                   "--stdout does not)") from None
+    _follow_progress(first, answers, "replaying", lambda _answer: 1)
+    click.echo(f"replayed {first['total']} events of {first['session_id']}", err=True)
+
+
+def _replay_here(settings: config.Settings, session: str, speed: float) -> None:
+    from mpmd.history import replay as replaying
+
+    lines = _session_lines(settings, session)
+    for wait, line in replaying.schedule(lines, speed):
+        if wait:
+            time.sleep(wait)  # the replay's own timing
+        click.echo(line.decode("utf-8", "replace"))
+        sys.stdout.flush()

@@ -1,0 +1,157 @@
+"""The daemon's control socket: a second owner-only Unix socket (``control.sock``) that takes
+one JSON line request and answers in JSON lines:
+    {"cmd": "status"}           -> one object (what `mpmd status --json` prints)
+    {"cmd": "stop"}             -> {"ok": true}, then the daemon shuts down gracefully
+    {"cmd": "follow", "after": N} -> every journal line with seq > N, as they are written
+    {"cmd": "reindex"}          -> {"total": N}, {"indexed": n} as it goes, then
+                                   {"done": true, "last_seq": N} or {"error": "..."}
+    {"cmd": "replay", "session": ID, "speed": X}
+                                -> {"total": N}, {"sent": n} as it goes, then {"done": true}
+The other end is mpmd.control.client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mpmd.ingest import peercred
+
+if TYPE_CHECKING:
+    from mpmd.daemon.wiring import Daemon
+
+FOLLOWER_MAX_BUFFER = 16 * 1024 * 1024
+
+
+class Followers:
+    """Live journal lines pushed to `mpmd tail -f` clients. A client that falls more than
+    FOLLOWER_MAX_BUFFER behind is told it lagged and dropped; it resumes from the journal."""
+
+    def __init__(self) -> None:
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    def publish(self, lines: list[bytes]) -> None:
+        if not self.writers:
+            return
+        data = b"\n".join(lines) + b"\n"
+        for writer in list(self.writers):
+            transport = writer.transport
+            if transport.get_write_buffer_size() > FOLLOWER_MAX_BUFFER:
+                writer.write(b'{"lagged": true}\n')
+                writer.close()
+                self.writers.discard(writer)
+            else:
+                writer.write(data)
+
+
+async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
+    """Rebuild the search index in the index worker, streaming its progress."""
+    first = daemon.journal.first_seq or 1
+    total = max(0, daemon.journal.last_seq - first + 1)
+    writer.write(json.dumps({"total": total}).encode() + b"\n")
+    shown = 0
+
+    def progress(done: int) -> None:  # cumulative from the worker; steps to the client
+        nonlocal shown
+        writer.write(json.dumps({"indexed": done - shown}).encode() + b"\n")
+        shown = done
+
+    try:
+        last_seq = await daemon.indexer.rebuild(progress)
+    except Exception as exc:  # the worker's own words: a busy or failed rebuild, or its end
+        writer.write(json.dumps({"error": f"rebuild failed: {exc}"}).encode() + b"\n")
+        return
+    writer.write(json.dumps({"done": True, "last_seq": last_seq}).encode() + b"\n")
+
+
+async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
+                  request: dict[str, Any]) -> None:
+    """Replay one session to the connected viewers (mpmd.history.replay), streaming progress."""
+    from mpmd.history import index, replay
+
+    speed = float(request.get("speed", 1.0))
+    if not speed > 0:
+        raise ValueError("speed must be above 0")
+    path = daemon.settings.index_path
+
+    def read() -> list[bytes]:
+        conn = index.connect_read_only(path)
+        try:
+            return index.session_lines(conn, str(request.get("session", "")))
+        finally:
+            conn.close()
+
+    if not path.exists():
+        writer.write(b'{"error": "no search index yet"}\n')
+        return
+    try:
+        lines = await asyncio.to_thread(read)
+    except LookupError as exc:
+        writer.write(json.dumps({"error": str(exc)}).encode() + b"\n")
+        return
+    session_id = json.loads(lines[0]).get("session_id")
+    writer.write(json.dumps({"total": len(lines), "session_id": session_id}).encode() + b"\n")
+
+    def progress(n: int) -> None:
+        writer.write(json.dumps({"sent": n}).encode() + b"\n")
+
+    await replay.to_viewers(daemon.broadcaster, str(session_id), lines, speed, progress)
+    writer.write(b'{"done": true}\n')
+
+
+async def serve_control(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        uid = peercred.peer_uid(sock) if sock is not None else None
+        if uid is not None and uid != os.getuid():
+            daemon.counters["rejected_foreign_uid"] += 1
+            writer.close()
+            return
+        try:
+            line = await asyncio.wait_for(reader.readline(), daemon.settings.idle_timeout_s)
+            request = json.loads(line) if line.strip() else {}
+            if not isinstance(request, dict):
+                raise ValueError("request must be a JSON object")
+            cmd = request.get("cmd")
+            if cmd == "status":
+                writer.write(json.dumps(daemon.status()).encode() + b"\n")
+            elif cmd == "stop":
+                writer.write(b'{"ok": true}\n')
+                daemon.stopping.set()
+            elif cmd == "follow":
+                after = int(request.get("after", daemon.journal.last_seq))
+                for old in daemon.journal.read_from(after + 1):
+                    writer.write(old + b"\n")
+                    await writer.drain()
+                daemon.followers.writers.add(writer)
+                await reader.read()  # until the client goes away
+                daemon.followers.writers.discard(writer)
+            elif cmd == "reindex":
+                await _reindex(daemon, writer)
+            elif cmd == "replay":
+                await _replay(daemon, writer, request)
+            else:
+                writer.write(json.dumps({"error": f"unknown command {cmd!r}"}).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ValueError, ConnectionError) as exc:
+            with contextlib.suppress(ConnectionError):
+                writer.write(json.dumps({"error": str(exc) or type(exc).__name__}).encode()
+                             + b"\n")
+        finally:
+            writer.close()
+
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    old_umask = os.umask(0o177)
+    try:
+        server = await asyncio.start_unix_server(handle, path=str(path))
+    finally:
+        os.umask(old_umask)
+    return server
+
+
+# ---- client -----------------------------------------------------------------------------

@@ -1,0 +1,825 @@
+"""What the viewer shows for an event: operation, risk, file path, content length, summary.
+
+Pure: no I/O, no clock, no environment. ``enrich`` never raises, whatever the Struct holds
+(fields are typed loosely, and Structs built in code are not validated at all).
+
+API::
+
+    enrich(event, status=None, *, redact=True) -> events.Enrichment
+    summary_for_status(status, event_type=None) -> str
+    command_risk(command, cwd=None) -> (risk, reason)
+
+``event`` is what ``events.parse_payload`` returned (None for empty, malformed, non-object or
+truncated payloads); ``status`` is its status, used only for the summary of None ("Malformed
+payload", "Empty payload", ...) and of ``UnknownEvent`` (an unknown type: its name; a schema
+mismatch: "<name> (unexpected field types)"). Both get operation metadata and risk low.
+``redact``: run ``mpmd.model.redact.redact_text`` on every payload text that goes into the summary
+and on ``file_path`` (before cutting it, so a cut cannot leave half a secret). The daemon passes
+``redact=redact.needs_redaction(raw)``: when the raw payload holds nothing to redact, neither
+does any text taken from it, and the common event skips the work.
+
+Operation (what the action does to the machine):
+
+- read: Read, Glob, Grep, LS, NotebookRead.
+- write: Write, Edit, MultiEdit, NotebookEdit.
+- execute: Bash, BashOutput, KillShell (and KillBash).
+- network: WebFetch, WebSearch.
+- metadata: Task/Agent, TodoWrite, other built-in tools, and every non-tool event (a prompt,
+  a session boundary, a notification; FileChanged too: it reports a change made outside the
+  agent, not one the agent made).
+- MCP tools ``mcp__<server>__<tool>``: by the first verb in the tool's name (``create_issue``,
+  ``listPulls``): get/list/read/search/find/query/describe/view/show... -> read;
+  create/update/delete/write/push/post/send/merge/comment... -> write; run/exec/execute/
+  eval/invoke/deploy... -> execute; anything else -> network (a call to another process or
+  service whose effect we cannot tell).
+
+Risk (low/medium/high) with a short ``risk_reason`` (None when low). Tool events of every
+phase (PreToolUse, PermissionRequest, PermissionDenied, PostToolUse, PostToolUseFailure) carry
+the risk of their tool call, so a denied ``curl ... | sh`` is still high.
+
+- Bash: one trigger regex per command; no match is low (the common path). Otherwise the
+  highest matching rule wins. High: download piped into a shell, sudo/doas, chmod 777 or a+rwx,
+  dd to a device, mkfs/wipefs, a fork bomb, git push --force/-f/+ref, writes (> >> tee cp mv
+  sed -i) into /etc, system dirs, ~/.ssh, ~/.aws or shell rc files, recursive rm of /, ~, $HOME,
+  .. or an absolute path outside cwd, a secret file sent by curl/wget/scp/nc. Medium: network
+  commands (curl, wget, ssh, scp, rsync, nc...), package installs and npx, git push, git reset
+  --hard / clean -f, piping into a shell, recursive rm inside the project, rm of a path outside
+  it, touching .env/key files.
+- Write/Edit/MultiEdit/NotebookEdit: high for secret or key files (.env*, .envrc, .npmrc,
+  id_rsa, *.pem, .aws/credentials, .netrc...), system or shell configuration (/etc, /usr, rc
+  files, ~/.ssh/, .git/config, .git/hooks/, .claude/settings*.json), or any path outside cwd
+  (``~`` counts as outside) except a temp dir (medium); medium for build and CI configuration
+  (CI workflows, package.json, pyproject.toml, requirements*.txt, Makefile, Dockerfile,
+  .mcp.json, .claude/, .vscode/...).
+- Read/Grep/Glob/LS: high for private keys and credential stores, medium for .env-style files.
+- WebFetch/WebSearch: medium (untrusted content in, data out). MCP: medium when the verb
+  writes or executes. ConfigChange: medium (settings changed mid-session). Others: low.
+
+Summary: one line, at most 200 characters (cut with "…"). Paths inside cwd are shown
+relative to it; ``file_path`` keeps the path as given. Pre-tool events read in the present
+("Reading src/a.ts", "Running: npm test"), post-tool events in the past ("Read src/a.ts",
+"Executed: npm test"); permission, denial and failure events say so ("Permission needed: Bash
+rm -rf node_modules", "Permission denied: Bash curl … | sh — <reason>", "Failed: Bash npm test
+— <first line of the error>").
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from mpmd.model import events
+from mpmd.model.redact import redact_text
+
+__all__ = ["MAX_SUMMARY", "SUMMARY_MAX", "command_risk", "enrich", "summary_for_status"]
+
+READ, WRITE, EXECUTE, NETWORK, METADATA = "read", "write", "execute", "network", "metadata"
+LOW, MEDIUM, HIGH = "low", "medium", "high"
+_RANK = {LOW: 0, MEDIUM: 1, HIGH: 2}
+SUMMARY_MAX = MAX_SUMMARY = 200
+_DETAIL_MAX = 120  # a command or path inside a longer line, leaving room for a reason
+
+_WS = re.compile(r"[\s\x00-\x1f\x7f]+")
+
+
+# --- small, total helpers ------------------------------------------------------------------------
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _field(mapping: Any, *keys: str) -> str | None:
+    """The first non-empty string among ``mapping[key]`` (mapping may be anything)."""
+    if isinstance(mapping, dict):
+        for key in keys:
+            value = mapping.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _line(text: str, red: bool, limit: int = _DETAIL_MAX, *, first_line: bool = False) -> str:
+    """Payload text made fit for a summary: redacted, one line, cut."""
+    if red:
+        text = redact_text(text)[0]
+    if first_line:
+        text = text.strip().partition("\n")[0]
+    if not text.isprintable():  # newlines, tabs, control characters: one line, one space
+        text = _WS.sub(" ", text)
+    return _cut(text.strip(), limit)
+
+
+def _text_of(value: Any) -> str | None:
+    """A human text from a loosely typed field (an error, a reason, a message)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        return _field(value, "message", "error", "reason", "text", "type")
+    return None
+
+
+def _relative(path: str, cwd: str | None) -> str:
+    if cwd:
+        base = cwd.rstrip("/\\")
+        if path.startswith(base) and base:
+            if len(path) == len(base):
+                return "."
+            if path[len(base)] in "/\\" and len(path) > len(base) + 1:
+                return path[len(base) + 1 :]
+    return path
+
+
+# --- paths and their risk ------------------------------------------------------------------------
+
+# Checked on the file name (fullmatch: one position) and on the path with a leading "/" (each
+# pattern starts with "/", so sre only tries at slashes): a combined search over the whole path
+# with (?:^|/) costs ten times more.
+_TEMP = re.compile(r"/tmp/|/private/tmp/|/var/tmp/|/var/folders/|/dev/shm/|[a-z]:/temp/", re.I)
+_DRIVE = re.compile(r"[A-Za-z]:/")
+_KEY_NAME = re.compile(
+    r"id_(?:rsa|dsa|ecdsa|ed25519)|.*\.(?:pem|key|p12|pfx|jks|keystore|ppk)|[._]netrc|\.pgpass"
+    r"|\.git-credentials|credentials(?:\.json|\.db)?"
+)
+_KEY_DIR = re.compile(r"/\.gnupg/|/\.aws/credentials$|/\.docker/config\.json$|/\.kube/config$")
+_ENV_NAME = re.compile(
+    r"\.env(?:\.(?!(?:example|sample|template|dist|defaults)$).+)?|\.envrc|\.npmrc|\.pypirc"
+    r"|secrets?\.(?:ya?ml|json|toml|env|txt)"
+)
+_SYSTEM_ROOTS = ("/etc/", "/usr/", "/bin/", "/sbin/", "/boot/", "/lib/", "/lib64/", "/System/",
+                 "/Library/")  # fmt: skip
+_RC_NAMES = frozenset({".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile",
+                       ".zshrc", ".zprofile", ".zshenv", ".zlogin", ".cshrc",
+                       ".tcshrc"})  # fmt: skip
+_SYSTEM_DIR = re.compile(
+    r"/\.(?:ssh|aws|gnupg)/|/\.config/fish/|/\.git/(?:config$|hooks/)"
+    r"|/\.claude/settings(?:\.local)?\.json$"
+)
+_CONFIG_NAME = re.compile(
+    r"\.gitlab-ci\.yml|Jenkinsfile|\.mcp\.json|\.pre-commit-config\.yaml|package\.json"
+    r"|pyproject\.toml|setup\.py|setup\.cfg|requirements.*\.txt|Cargo\.toml|go\.mod|Gemfile"
+    r"|Makefile|Dockerfile.*|(?:docker-)?compose.*\.ya?ml|\.gitattributes|\.gitmodules"
+)
+_CONFIG_DIR = re.compile(r"/\.(?:github/workflows|circleci|claude|vscode|husky|devcontainer)/")
+
+
+def _norm(path: str) -> str:
+    return path.replace("\\", "/")
+
+
+def _parts(path: str) -> tuple[str, str, str]:
+    """(path with /, the same rooted with a leading /, file name)."""
+    p = _norm(path)
+    q = p if p.startswith("/") else "/" + p
+    return p, q, q.rpartition("/")[2]
+
+
+def _outside(path: str, cwd: str | None) -> bool:
+    """Whether ``path`` resolves outside ``cwd`` (unknown cwd: never; ``~``: always)."""
+    if not cwd:
+        return False
+    p = _norm(path)
+    if p.startswith(("~", "$")):
+        return True
+    base = _norm(cwd).rstrip("/") or "/"
+    if p.startswith(base + "/") and "/." not in p and base[0] == "/":  # the common case
+        return False
+    if not (p.startswith("/") or _DRIVE.match(p)):
+        p = base + "/" + p
+    p = posixpath.normpath(p)
+    if _DRIVE.match(base):  # Windows: case-insensitive
+        p, base = p.lower(), base.lower()
+    return not (p == base or p.startswith(base.rstrip("/") + "/"))
+
+
+def _write_risk(path: str | None, cwd: str | None) -> tuple[str, str | None]:
+    if not path:
+        return LOW, None
+    p, q, name = _parts(path)
+    if _KEY_NAME.fullmatch(name) or _ENV_NAME.fullmatch(name) or _KEY_DIR.search(q):
+        return HIGH, "writes a secret or key file"
+    if p.startswith(_SYSTEM_ROOTS) or name in _RC_NAMES or _SYSTEM_DIR.search(q):
+        return HIGH, "writes system, shell or tool configuration"
+    if _outside(path, cwd):
+        if _TEMP.match(p):
+            return MEDIUM, "writes to a temp dir outside the project"
+        return HIGH, "writes outside the project"
+    if _CONFIG_NAME.fullmatch(name) or _CONFIG_DIR.search(q):
+        return MEDIUM, "changes build or CI configuration"
+    return LOW, None
+
+
+def _read_risk(path: str | None) -> tuple[str, str | None]:
+    if not path:
+        return LOW, None
+    _, q, name = _parts(path)
+    if _KEY_NAME.fullmatch(name) or _KEY_DIR.search(q):
+        return HIGH, "reads a private key or credential store"
+    if _ENV_NAME.fullmatch(name):
+        return MEDIUM, "reads a secrets file"
+    return LOW, None
+
+
+# --- Bash ----------------------------------------------------------------------------------------
+
+_SENSITIVE_TARGET = (
+    r"(?:(?:~|\$HOME|\$\{HOME\}|/home/[^/\s]+|/Users/[^/\s]+|/root)/\.(?:ssh/|aws/|gnupg/"
+    r"|bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|config/fish/)"
+    r"|/etc/|/(?:usr|bin|sbin|boot|lib|System|Library)/)"
+)
+_SECRET_FILE = (
+    r"(?:^|[\s/\"'=<@])(?:\.env(?!\.(?:example|sample|template|dist)\b)(?:\.[\w.-]+)?"
+    r"|id_(?:rsa|dsa|ecdsa|ed25519)(?!\.pub)|[\w.-]+\.(?:pem|p12|pfx)|\.netrc|\.pgpass"
+    r"|\.git-credentials|\.aws/credentials)(?=$|[\s\"';&|)>])"
+)
+_NET_CMD = r"(?<![\w.-])(?:curl|wget|ssh|scp|sftp|rsync|nc|ncat|netcat|telnet|ftp|socat)\b(?![-./])"
+_SEG = r"[^;&|\n]*"  # within one simple command
+
+# (pattern, risk, reason), checked in order when the combined pattern matched.
+_BASH_RULES: list[tuple[str, str, str]] = [
+    (
+        r"\b(?:curl|wget)\b[^;&\n]*\|\s*(?:sudo\s+)?(?:env\s+)?"
+        r"(?:ba|z|da|k|fi)?sh\b|\b(?:ba|z)?sh\s+(?:-c\s+)?[\"']?(?:\$\(|<\(|`)\s*(?:curl|wget)\b"
+        r"|\b(?:curl|wget)\b[^;&\n]*\|\s*(?:sudo\s+)?(?:python[0-9.]*|perl|ruby|node)\b",
+        HIGH,
+        "pipes a download into a shell",
+    ),
+    (r"\b(?:sudo|doas|pkexec)\b|\bsu\s+(?:-|root\b)", HIGH, "runs as root"),
+    (
+        r"\bchmod\s+(?:-[A-Za-z]+\s+)*(?:0?777|[ugoa]*\+rwx|a\+w|o\+w)\b",
+        HIGH,
+        "makes files world-writable",
+    ),
+    (
+        r"\bdd\b" + _SEG + r"\bof=/dev/(?!null\b|zero\b|stdout\b|stderr\b)"
+        r"|>\s*/dev/(?:sd|hd|nvme|disk|mmcblk|xvd)",
+        HIGH,
+        "writes to a raw device",
+    ),
+    (r"\b(?:mkfs(?:\.\w+)?|wipefs|mkswap)\b", HIGH, "formats a filesystem"),
+    (r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:", HIGH, "fork bomb"),
+    (
+        r"\bgit\b" + _SEG + r"\bpush\b" + _SEG + r"(?:\s--force(?:-with-lease)?\b"
+        r"|\s-[A-Za-z]*f[A-Za-z]*\b|\s\+[^\s]+)",
+        HIGH,
+        "force-pushes",
+    ),
+    (
+        r"(?:>>?|\btee\s+(?:-a\s+)?)\s*[\"']?" + _SENSITIVE_TARGET
+        + r"|\b(?:cp|mv|ln|install|rsync)\b" + _SEG + r"\s[\"']?" + _SENSITIVE_TARGET
+        + r"[^\s;&|]*[\"']?\s*(?:$|[;&|\n])|\bsed\s+-i" + _SEG + _SENSITIVE_TARGET,
+        HIGH,
+        "modifies system or shell configuration",
+    ),
+    (
+        r"\b(?:npm|pnpm|yarn|bun)\s+(?:i|install|add|ci)\b|\bnpx\s|\bpipx?[0-9.]*\s+install\b"
+        r"|\buv\s+(?:pip\s+install|add|tool\s+install)\b|\bpoetry\s+add\b|\bgem\s+install\b"
+        r"|\bcargo\s+(?:install|add)\b|\bgo\s+(?:install|get)\b|\bbrew\s+install\b"
+        r"|\b(?:apt|apt-get|dnf|yum|apk|pacman|zypper)\s+(?:install|add|-S)\b|\bconda\s+install\b",
+        MEDIUM,
+        "installs packages",
+    ),
+    (r"\bgit\b" + _SEG + r"\bpush\b", MEDIUM, "pushes to a remote"),
+    (
+        r"\bgit\b" + _SEG + r"\b(?:reset\s+--hard|clean\s+-[A-Za-z]*f)",
+        MEDIUM,
+        "discards local changes",
+    ),
+    (r"\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|\beval\b", MEDIUM, "runs generated shell code"),
+    (_NET_CMD, MEDIUM, "network access"),
+    (_SECRET_FILE, MEDIUM, "touches a secret file"),
+]
+_RM = r"(?:^|[;&|(`\s])(?:sudo\s+)?rm\s+(?P<args>[^;&|\n`)]*)"
+# The common path: one search for anything any rule (or rm) needs, written as a trie on the
+# first character: every alternative starts with a literal, so sre skips ahead to the next
+# candidate character and rejects most branches with one comparison. A plain union of the
+# rules (\b and lookbehinds first) tries every alternative at every position: ~20x slower.
+_BASH_TRIGGER = re.compile(
+    r"r(?:m\s|eset|sync)|s(?:udo|u\s|sh|cp|ftp|ocat)|c(?:hmod|lean|url|argo\s+(?:install|add)\b"
+    r"|onda\s)|p(?:ush|ip|kexec|oetry|acman\s)"
+    r"|/(?:etc/|usr/|bin/|sbin/|boot/|lib|System/|Library/|dev/|\.)"
+    r"|\.(?:env|pem|p12|pfx|netrc|pgpass|git-cred|aws)|e(?:val)|i(?:d_)|_(?:netrc)"
+    r"|n(?:px|pm\s+(?:i|install|add|ci)\b|cat|etcat|c\b)|w(?:get|ipefs)|m(?:kfs|kswap)"
+    r"|d(?:oas|nf\s)|g(?:em\s|o\s+(?:install|get)\b)|u(?:v\s)|y(?:arn\s|um\s)"
+    r"|b(?:un\s|rew\s)|a(?:pt|pk\s)|z(?:ypper\s)|t(?:elnet)|f(?:tp)"
+    r"|:\s*\(|\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
+)
+_BASH_COMPILED = [(re.compile(p), risk, reason) for p, risk, reason in _BASH_RULES]
+_RM_RE = re.compile(_RM)
+_NET_RE = re.compile(_NET_CMD)
+_SECRET_FILE_RE = re.compile(_SECRET_FILE)
+_HOME_OR_ROOT = frozenset({"/", "/*", "~", "~/*", "$HOME", "$HOME/*", "${HOME}", "${HOME}/*"})
+
+
+def _rm_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
+    """The worst of the ``rm`` invocations in ``command``."""
+    worst: tuple[str, str | None] = (LOW, None)
+    for m in _RM_RE.finditer(command):
+        words = [w.strip("\"'") for w in m.group("args").split()]
+        recursive = any(
+            w == "--recursive" or (w[:1] == "-" and w[1:2] != "-" and "r" in w.lower())
+            for w in words
+        )
+        for target in (w for w in words if w and not w.startswith("-")):
+            found: tuple[str, str | None]
+            if target in _HOME_OR_ROOT or target.rstrip("/") in ("", "~", "$HOME", "${HOME}"):
+                found = (HIGH, "deletes / or the home directory")
+            elif target[0] in "/~$" or ".." in target:
+                if cwd and not _outside(target, cwd):
+                    found = (MEDIUM, "deletes recursively inside the project")
+                else:
+                    found = (HIGH, "deletes recursively outside the project")
+            else:
+                found = (MEDIUM, "deletes recursively inside the project")
+            if not recursive:
+                if found[0] == HIGH:
+                    found = (MEDIUM, "deletes files outside the project")
+                else:
+                    continue
+            if _RANK[found[0]] > _RANK[worst[0]]:
+                worst = found
+    return worst
+
+
+def command_risk(command: str | None, cwd: str | None = None) -> tuple[str, str | None]:
+    """(risk, reason) of a shell command run in ``cwd`` (the Bash rules above)."""
+    if not isinstance(command, str) or not command or _BASH_TRIGGER.search(command) is None:
+        return LOW, None
+    return _rules_risk(command, cwd)
+
+
+def _rules_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
+    """Every rule, without the trigger (tests check that the trigger never hides one)."""
+    risk, reason = _rm_risk(command, cwd)
+    for pattern, rule_risk, rule_reason in _BASH_COMPILED:
+        if _RANK[rule_risk] > _RANK[risk] and pattern.search(command):
+            risk, reason = rule_risk, rule_reason
+            if risk == HIGH:
+                break
+    if risk != HIGH and _NET_RE.search(command) and _SECRET_FILE_RE.search(command):
+        risk, reason = HIGH, "sends a secret file over the network"
+    return risk, reason
+
+
+# --- MCP -----------------------------------------------------------------------------------------
+
+_MCP_VERBS = {
+    READ: "get list read search find query describe view show lookup fetch count check inspect "
+    "status browse retrieve download export stat ls cat diff compare explain",
+    WRITE: "create update delete remove write edit push post put patch add set send merge close "
+    "upload move rename insert comment commit publish archive assign modify replace reply fork "
+    "save upsert drop clear reset approve reject label tag star unstar open reopen submit",
+    EXECUTE: "run exec execute eval invoke call start stop kill restart deploy trigger",
+}
+_MCP_VERB = {verb: op for op, verbs in _MCP_VERBS.items() for verb in verbs.split()}
+_MCP_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def _mcp(name: str) -> tuple[str, str, str]:
+    """(display name "server.tool", operation, risk) for ``mcp__server__tool``."""
+    _, _, rest = name.partition("__")
+    server, _, tool = rest.partition("__")
+    display = f"{server}.{tool}" if tool else server or name
+    operation = NETWORK
+    for word in _MCP_WORDS.findall(tool or server):
+        if word.lower() in _MCP_VERB:
+            operation = _MCP_VERB[word.lower()]
+            break
+    return display, operation, MEDIUM if operation in (WRITE, EXECUTE) else LOW
+
+
+# --- tool calls ----------------------------------------------------------------------------------
+
+_TOOL_OPERATION = {
+    "Read": READ, "Glob": READ, "Grep": READ, "LS": READ, "NotebookRead": READ,
+    "Write": WRITE, "Edit": WRITE, "MultiEdit": WRITE, "NotebookEdit": WRITE,
+    "Bash": EXECUTE, "BashOutput": EXECUTE, "KillShell": EXECUTE, "KillBash": EXECUTE,
+    "WebFetch": NETWORK, "WebSearch": NETWORK,
+}  # fmt: skip
+
+
+class _Call:
+    """What a tool call is, in every phase: built once per event."""
+
+    __slots__ = ("operation", "risk", "reason", "path", "length", "present", "past", "label")
+
+    def __init__(self) -> None:
+        self.operation = METADATA
+        self.risk = LOW
+        self.reason: str | None = None
+        self.path: str | None = None
+        self.length: int | None = None
+        self.present = self.past = self.label = ""
+
+
+def _length(tool: str, inp: dict[str, Any]) -> int | None:
+    if tool == "Write":
+        content = inp.get("content")
+        return len(content) if isinstance(content, str) else None
+    if tool == "Edit":
+        new = inp.get("new_string")
+        return len(new) if isinstance(new, str) else None
+    if tool == "MultiEdit":
+        edits = inp.get("edits")
+        if isinstance(edits, list):
+            return sum(
+                len(e["new_string"])
+                for e in edits
+                if isinstance(e, dict) and isinstance(e.get("new_string"), str)
+            )
+        return None
+    if tool == "NotebookEdit":
+        source = inp.get("new_source")
+        return len(source) if isinstance(source, str) else None
+    return None
+
+
+def _call(tool: str, tool_input: Any, cwd: str | None, red: bool) -> _Call:
+    c = _Call()
+    inp = tool_input if isinstance(tool_input, dict) else {}
+    c.operation = _TOOL_OPERATION.get(tool, METADATA)
+    raw_path = _field(inp, "file_path", "notebook_path", "path")
+    c.path = raw_path
+    shown = _line(_relative(raw_path, cwd), red) if raw_path else ""
+    at = f" {shown}" if shown else ""
+    if tool in ("Read", "NotebookRead"):
+        c.risk, c.reason = _read_risk(raw_path)
+        c.present, c.past, c.label = f"Reading{at}", f"Read{at}", f"{tool}{at}"
+    elif tool in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
+        c.risk, c.reason = _write_risk(raw_path, cwd)
+        c.length = _length(tool, inp)
+        if tool == "Write":
+            c.present, c.past = f"Writing{at}", f"Wrote{at}"
+        else:
+            c.present, c.past = f"Editing{at}", f"Modified{at}"
+        c.label = f"{tool}{at}"
+    elif tool in ("Bash", "BashOutput", "KillShell", "KillBash"):
+        command = _field(inp, "command")
+        if tool == "Bash":
+            c.risk, c.reason = command_risk(command, cwd)
+            cmd = (_line(command, red) if command else "") or "?"
+            c.present, c.past, c.label = f"Running: {cmd}", f"Executed: {cmd}", f"Bash {cmd}"
+        else:
+            shell = _field(inp, "bash_id", "shell_id")
+            sid = f" {_line(shell, red, 40)}" if shell else ""
+            if tool == "BashOutput":
+                c.present, c.past = f"Reading output of shell{sid}", f"Read output of shell{sid}"
+            else:
+                c.present, c.past = f"Stopping shell{sid}", f"Stopped shell{sid}"
+            c.label = f"{tool}{sid}"
+    elif tool == "Grep":
+        c.risk, c.reason = _read_risk(raw_path)
+        pattern = _field(inp, "pattern")
+        what = f" '{_line(pattern, red, 80)}'" if pattern else ""
+        where = f" in {shown}" if shown else ""
+        c.present, c.past = f"Searching for{what}{where}", f"Searched for{what}{where}"
+        c.label = f"Grep{what}{where}"
+    elif tool in ("Glob", "LS"):
+        c.risk, c.reason = _read_risk(raw_path)
+        pattern = _field(inp, "pattern") if tool == "Glob" else None
+        what = f" {_line(pattern, red, 80)}" if pattern else ""
+        where = f" in {shown}" if shown and pattern else shown and f" {shown}"
+        if tool == "Glob":
+            c.present, c.past = f"Finding{what}{where}", f"Found{what}{where}"
+        else:
+            c.present, c.past = f"Listing{where}", f"Listed{where}"
+        c.label = f"{tool}{what}{where}"
+    elif tool == "WebFetch":
+        c.risk, c.reason = MEDIUM, "network access"
+        url = _field(inp, "url")
+        u = f" {_line(url, red)}" if url else ""
+        c.present, c.past, c.label = f"Fetching{u}", f"Fetched{u}", f"WebFetch{u}"
+    elif tool == "WebSearch":
+        c.risk, c.reason = MEDIUM, "network access"
+        query = _field(inp, "query")
+        q = f" {_line(query, red)}" if query else ""
+        c.present, c.past, c.label = f"Searching the web:{q}", f"Web search:{q}", f"WebSearch{q}"
+    elif tool in ("Task", "Agent"):
+        agent = _field(inp, "subagent_type") or "agent"
+        desc = _field(inp, "description") or _field(inp, "prompt")
+        d = f": {_line(desc, red, 100, first_line=True)}" if desc else ""
+        a = _line(agent, red, 60) or "agent"
+        c.present, c.past = f"Delegating to {a}{d}", f"Delegated to {a}{d}"
+        c.label = f"{tool} {a}{d}"
+    elif tool == "TodoWrite":
+        todos = inp.get("todos")
+        n = f" ({len(todos)})" if isinstance(todos, list) else ""
+        c.present, c.past, c.label = f"Updating todos{n}", f"Updated todos{n}", f"TodoWrite{n}"
+    elif tool == "TaskCreate":  # TodoWrite's successor in Claude Code 2.1.x: one task a call
+        subject = _field(inp, "subject")
+        s = f": {_line(subject, red, 100, first_line=True)}" if subject else ""
+        c.present, c.past, c.label = f"Creating task{s}", f"Created task{s}", f"TaskCreate{s}"
+    elif tool == "TaskUpdate":
+        task, change = _field(inp, "taskId"), _field(inp, "status", "subject")
+        t = f" #{_line(task, red, 40)}" if task else ""
+        s = f": {_line(change, red, 80, first_line=True)}" if change else ""
+        c.present, c.past = f"Updating task{t}{s}", f"Updated task{t}{s}"
+        c.label = f"TaskUpdate{t}{s}"
+    elif tool.startswith("mcp__"):
+        display, c.operation, c.risk = _mcp(tool)
+        if c.risk != LOW:
+            c.reason = "MCP tool with side effects"
+        name = _line(display, red, 100)
+        c.present, c.past, c.label = f"Calling MCP {name}", f"MCP {name}", f"MCP {name}"
+    else:
+        name = _line(tool, red, 80)
+        detail = _field(inp, "command", "url", "query", "pattern", "description", "prompt")
+        d = f" {_line(detail, red, 100, first_line=True)}" if detail else at
+        c.present, c.past, c.label = f"Using {name}{d}", f"Used {name}{d}", f"{name}{d}"
+    return c
+
+
+def _tool_event(event: events.ToolEvent, red: bool) -> events.Enrichment:
+    tool = _str(event.tool_name) or "tool"
+    cwd = _str(event.cwd)
+    c = _call(tool, event.tool_input, cwd, red)
+    match event:
+        case events.PreToolUse():
+            summary = c.present
+        case events.PostToolUse():
+            summary = c.past
+            response = event.tool_response
+            if tool == "Write" and isinstance(response, dict) and response.get("type") == "create":
+                summary = "Created" + c.past[len("Wrote") :]
+        case events.PermissionRequest():
+            summary = f"Permission needed: {c.label}"
+        case events.PermissionDenied():
+            reason = _text_of(event.reason)
+            tail = f" — {_line(reason, red, 100, first_line=True)}" if reason else ""
+            summary = f"Permission denied: {_cut(c.label, _DETAIL_MAX)}{tail}"
+        case events.PostToolUseFailure():
+            error = _text_of(event.error)
+            tail = f" — {_line(error, red, 100, first_line=True)}" if error else ""
+            verb = "Interrupted" if event.is_interrupt is True else "Failed"
+            summary = f"{verb}: {_cut(c.label, _DETAIL_MAX)}{tail}"
+        case _:
+            summary = c.past
+    path = c.path
+    if path is not None and red:
+        path = redact_text(path)[0]
+    return events.Enrichment(
+        operation=c.operation,
+        risk=c.risk,
+        risk_reason=c.reason,
+        file_path=path,
+        content_length=c.length,
+        summary=_cut(summary, SUMMARY_MAX),
+    )
+
+
+def _batch(event: events.PostToolBatch, red: bool) -> events.Enrichment:
+    calls = event.tool_calls if isinstance(event.tool_calls, list) else []
+    cwd = _str(event.cwd)
+    risk, reason = LOW, None
+    names: list[str] = []
+    for item in calls:
+        if not isinstance(item, dict):
+            continue
+        tool = _str(item.get("tool_name")) or "tool"
+        if len(names) < 5:
+            names.append(tool)
+        c = _call(tool, item.get("tool_input"), cwd, False)
+        if _RANK[c.risk] > _RANK[risk]:
+            risk, reason = c.risk, c.reason
+    n = len(calls)
+    tools = f": {_line(', '.join(names), red, 100)}" if names else ""
+    summary = f"Batch of {n} tool call{'' if n == 1 else 's'}{tools}"
+    return events.Enrichment(risk=risk, risk_reason=reason, summary=summary)
+
+
+# --- every event ---------------------------------------------------------------------------------
+
+
+def summary_for_status(status: str | None, event_type: str | None = None) -> str:
+    """The summary of an event that could not be read as a known type."""
+    name = event_type if isinstance(event_type, str) and event_type else "unknown"
+    if status == events.EMPTY:
+        return "Empty payload"
+    if status == events.NOT_OBJECT:
+        return "Payload is not a JSON object"
+    if status == events.MALFORMED:
+        return "Malformed payload"
+    if status == events.TRUNCATED:
+        return "Payload cut by the hook (too large)"
+    if status == events.SCHEMA_MISMATCH:
+        return _cut(f"{name} (unexpected field types)", SUMMARY_MAX)
+    return _cut(name, SUMMARY_MAX)  # an unknown event type: its name says it all
+
+
+def _t(value: Any, red: bool, limit: int = _DETAIL_MAX, first_line: bool = False) -> str:
+    """A loosely typed field as summary text, "" when it holds none."""
+    text = _text_of(value)
+    return _line(text, red, limit, first_line=first_line) if text else ""
+
+
+def _opt(value: Any, red: bool, limit: int = _DETAIL_MAX) -> str:
+    """`` (text)`` for an optional detail, or ""."""
+    text = _t(value, red, limit)
+    return f" ({text})" if text else ""
+
+
+def _where(path: Any, cwd: Any, red: bool) -> tuple[str | None, str]:
+    """(file_path to store, path to show) for an event's own path field."""
+    p = _str(path)
+    if p is None:
+        return None, ""
+    shown = _line(_relative(p, _str(cwd)), red)
+    return (redact_text(p)[0] if red else p), shown
+
+
+def _said(summary: str, **fields: Any) -> events.Enrichment:
+    return events.Enrichment(summary=_cut(summary, SUMMARY_MAX), **fields)
+
+
+def _agent(event: Any, red: bool) -> str:
+    return _t(event.agent_type, red, 80) or _t(event.agent_id, red, 80) or "?"
+
+
+def _message_display(e: events.MessageDisplay, red: bool) -> events.Enrichment:
+    delta = _t(e.delta, red, 150, True)
+    return _said(f"Message: {delta}" if delta else "Message")
+
+
+def _prompt_submit(e: events.UserPromptSubmit, red: bool) -> events.Enrichment:
+    prompt = _str(e.prompt)
+    length = len(prompt) if prompt else (0 if e.prompt == "" else None)
+    return _said(f"Prompt: {_t(prompt, red, 150, True)}" if prompt else "Prompt",
+                 content_length=length)
+
+
+def _notification(e: events.Notification, red: bool) -> events.Enrichment:
+    message = _t(e.message, red, 150)
+    if message:
+        return _said(f"Notification: {message}")
+    return _said(f"Notification{_opt(e.notification_type, red)}")
+
+
+def _prompt_expansion(e: events.UserPromptExpansion, red: bool) -> events.Enrichment:
+    prompt = _str(e.prompt)
+    command = _t(e.command_name, red, 80)
+    args = e.command_args if isinstance(e.command_args, str) else ""
+    shown = f"/{command.lstrip('/')} {args}" if command else _t(prompt, red, 100, True)
+    return _said(f"Command {_line(shown, red)}{_opt(e.command_source, red, 40)}",
+                 content_length=len(prompt) if prompt else None)
+
+
+def _session_start(e: events.SessionStart, red: bool) -> events.Enrichment:
+    parts = ", ".join(x for x in (_t(e.source, red, 40), _t(e.model, red, 60)) if x)
+    return _said(f"Session started ({parts})" if parts else "Session started")
+
+
+def _task(e: events.TaskCreated | events.TaskCompleted, red: bool) -> events.Enrichment:
+    what = "created" if isinstance(e, events.TaskCreated) else "completed"
+    subject = _t(e.task_subject, red, 150) or _t(e.task_id, red, 60) or "?"
+    return _said(f"Task {what}: {subject}")
+
+
+def _instructions(e: events.InstructionsLoaded, red: bool) -> events.Enrichment:
+    path, shown = _where(e.file_path, e.cwd, red)
+    return _said(f"Loaded instructions {shown}".rstrip(), file_path=path)
+
+
+def _config_change(e: events.ConfigChange, red: bool) -> events.Enrichment:
+    path, shown = _where(e.file_path, e.cwd, red)
+    source = _t(e.source, red, 60)
+    if shown:
+        summary = f"Config changed: {shown}" + (f" ({source})" if source else "")
+    else:
+        summary = f"Config changed: {source or '?'}"
+    return _said(summary, risk=MEDIUM, risk_reason="settings changed during the session",
+                 file_path=path)
+
+
+def _cwd_changed(e: events.CwdChanged, red: bool) -> events.Enrichment:
+    path, _ = _where(e.new_cwd, None, red)
+    return _said(f"cwd changed to {_t(e.new_cwd, red) or '?'}", file_path=path)
+
+
+def _directory_added(e: events.DirectoryAdded, red: bool) -> events.Enrichment:
+    path, _ = _where(e.directory, None, red)
+    return _said(f"Directory added: {_t(e.directory, red) or '?'}", file_path=path)
+
+
+def _file_changed(e: events.FileChanged, red: bool) -> events.Enrichment:
+    path, shown = _where(e.file_path, e.cwd, red)
+    return _said(f"File changed: {shown or '?'}{_opt(e.event, red, 30)}", file_path=path)
+
+
+def _worktree_removed(e: events.WorktreeRemove, red: bool) -> events.Enrichment:
+    path, shown = _where(e.worktree_path, e.cwd, red)
+    return _said(f"Worktree removed: {shown or '?'}", file_path=path)
+
+
+def _model_switch(e: events.PreModelSwitch | events.PostModelSwitch,
+                  red: bool) -> events.Enrichment:
+    # Before the switch it is asked for; after, it happened (for any cause).
+    what = "Model switch" if isinstance(e, events.PreModelSwitch) else "Model switched"
+    to = _t(e.to_model, red, 60) or _t(e.requested_model, red, 60) or "?"
+    start = _t(e.from_model, red, 60)
+    source = _opt(e.source, red, 40)
+    return _said(f"{what}: {start} -> {to}{source}" if start else f"{what} to {to}{source}")
+
+
+def _elicitation(e: events.Elicitation, red: bool) -> events.Enrichment:
+    server = _t(e.mcp_server_name, red, 60) or "MCP server"
+    message = _t(e.message, red, 150, True)
+    return _said(f"{server} asks: {message}" if message else f"{server} asks for input")
+
+
+def _elicitation_result(e: events.ElicitationResult, red: bool) -> events.Enrichment:
+    server = _t(e.mcp_server_name, red, 60) or "MCP server"
+    return _said(f"{server} elicitation: {_t(e.action, red, 40) or 'answered'}")
+
+
+def _remote_answer(e: events.RemoteAnswer, red: bool) -> events.Enrichment:
+    tool = _t(e.tool_name, red, 60) or "tool"
+    if e.behavior in ("allow", "deny"):
+        verb = "Approved" if e.behavior == "allow" else "Denied"
+        return _said(f"{verb} from the viewer: {tool}")
+    why = _t(e.answered_by, red, 40) or "no answer"
+    return _said(f"No answer from the viewer ({why}) for {tool}: asked in the terminal")
+
+
+def _permission_answered(e: events.PermissionAnswered, red: bool) -> events.Enrichment:
+    return _said(f"Answered no in the terminal: {_t(e.tool_name, red, 60) or 'tool'}")
+
+
+# One handler per concrete event type: a dict lookup, where a match statement tried up to 30
+# isinstance checks per event (FileChanged cost 4.5 us, Stop 1 us, for no other reason).
+_HANDLERS: dict[type, Any] = {
+    events.PreToolUse: _tool_event,
+    events.PostToolUse: _tool_event,
+    events.PermissionRequest: _tool_event,
+    events.PermissionDenied: _tool_event,
+    events.PostToolUseFailure: _tool_event,
+    events.PostToolBatch: _batch,
+    events.MessageDisplay: _message_display,
+    events.UserPromptSubmit: _prompt_submit,
+    events.Notification: _notification,
+    events.Stop: lambda e, red: _said("Stop"),
+    events.SubagentStart: lambda e, red: _said(f"Subagent started: {_agent(e, red)}"),
+    events.SubagentStop: lambda e, red: _said(f"Subagent stopped: {_agent(e, red)}"),
+    events.UserPromptExpansion: _prompt_expansion,
+    events.SessionStart: _session_start,
+    events.SessionEnd: lambda e, red: _said(f"Session ended{_opt(e.reason, red, 60)}"),
+    events.Setup: lambda e, red: _said(f"Setup{_opt(e.trigger, red, 60)}"),
+    events.TaskCreated: _task,
+    events.TaskCompleted: _task,
+    events.TeammateIdle: lambda e, red: _said(
+        f"Teammate idle: {_t(e.teammate_name, red, 80) or '?'}"
+    ),
+    events.StopFailure: lambda e, red: _said(
+        f"Stop failed: {_t(e.error, red, 100, True) or 'unknown error'}"
+    ),
+    events.InstructionsLoaded: _instructions,
+    events.ConfigChange: _config_change,
+    events.CwdChanged: _cwd_changed,
+    events.DirectoryAdded: _directory_added,
+    events.FileChanged: _file_changed,
+    events.WorktreeCreate: lambda e, red: _said(
+        f"Worktree created: {_t(e.name, red, 100) or '?'}"
+    ),
+    events.WorktreeRemove: _worktree_removed,
+    events.PreCompact: lambda e, red: _said(f"Compacting{_opt(e.trigger, red, 40)}"),
+    events.PostCompact: lambda e, red: _said(f"Compacted{_opt(e.trigger, red, 40)}"),
+    events.PreModelSwitch: _model_switch,
+    events.PostModelSwitch: _model_switch,
+    events.Elicitation: _elicitation,
+    events.ElicitationResult: _elicitation_result,
+    events.RemoteAnswer: _remote_answer,
+    events.PermissionAnswered: _permission_answered,
+}
+
+
+def _enrich(event: Any, status: str | None, red: bool) -> events.Enrichment:
+    handler = _HANDLERS.get(type(event))
+    if handler is not None:
+        result: events.Enrichment = handler(event, red)
+        return result
+    if event is None:
+        return events.Enrichment(summary=summary_for_status(status or events.MALFORMED))
+    if isinstance(event, events.UnknownEvent):
+        name = _t(event.hook_event_name, red, 100) or None
+        return events.Enrichment(summary=summary_for_status(status or events.UNKNOWN_TYPE, name))
+    if isinstance(event, events.ToolEvent):  # a subclass made in code
+        return _tool_event(event, red)
+    name = events.event_type_of(event) if isinstance(event, events.CommonFields) else None
+    return events.Enrichment(summary=summary_for_status(status, name))
+
+
+def enrich(
+    event: events.CommonFields | None, status: str | None = None, *, redact: bool = True
+) -> events.Enrichment:
+    """Operation, risk, path, length and summary of one event (see the module docstring)."""
+    try:
+        result = _enrich(event, status, redact)
+    except Exception:  # pragma: no cover - a bug; tests run _enrich unguarded to find them
+        return events.Enrichment(summary="Event (could not summarize)")
+    if len(result.summary) > SUMMARY_MAX:
+        result.summary = _cut(result.summary, SUMMARY_MAX)
+    return result

@@ -1,0 +1,90 @@
+"""Who may reach the viewer: the token file, and the checks every request passes.
+
+The viewer listens on loopback TCP, which every local user and every web page the user
+visits can reach. Three checks keep them out (docs/viewer.md):
+  - Host must name the viewer itself, or a DNS-rebinding page could read it as same-origin;
+  - Origin, when sent (browsers always send it on WebSockets), must be the viewer's own, or
+    any site could open a WebSocket to it (cross-site WebSocket hijacking);
+  - the token, 256 random bits kept owner-only, must come with every WebSocket and API
+    request, and is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("mpmd.serve.access")
+
+TOKEN_FILE_NAME = "viewer-token"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+# Why a request was refused; each is also the name of the counter it bumps.
+REFUSED_HOST = "viewer_refused_host"
+REFUSED_ORIGIN = "viewer_refused_origin"
+REFUSED_TOKEN = "viewer_refused_token"
+
+
+def load_or_create_token(state_dir: Path) -> str:
+    """The viewer token, made on first start. A file others could read (or not a token) is
+    replaced: a token anyone else may have seen protects nothing."""
+    path = state_dir / TOKEN_FILE_NAME
+    try:
+        st = path.stat()
+        token = path.read_text().strip()
+        if st.st_mode & 0o077 == 0 and st.st_uid == os.getuid() and _well_formed(token):
+            return token
+        log.warning("%s was readable by others or damaged: making a new viewer token", path)
+    except FileNotFoundError:
+        pass
+    token = secrets.token_hex(32)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, token.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return token
+
+
+def _well_formed(token: str) -> bool:
+    return len(token) == 64 and all(c in "0123456789abcdef" for c in token)
+
+
+def allowed_hosts(port: int) -> frozenset[str]:
+    return frozenset(f"{name}:{port}" for name in LOOPBACK_NAMES)
+
+
+def allowed_origins(port: int) -> frozenset[str]:
+    return frozenset(f"http://{name}:{port}" for name in LOOPBACK_NAMES)
+
+
+def token_of(path: str, authorization: str | None) -> str | None:
+    """The token a request carries: ``Authorization: Bearer`` or ``?token=``."""
+    if authorization and authorization.startswith("Bearer "):
+        return authorization[len("Bearer "):].strip()
+    values = parse_qs(urlsplit(path).query).get("token")
+    return values[0] if values else None
+
+
+def token_matches(given: str | None, token: str) -> bool:
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def check_host_origin(port: int, host: str | None, origin: str | None) -> str | None:
+    """The refusal (a counter name) for a request's Host and Origin, or None when both are
+    the viewer's own."""
+    if host is None or host not in allowed_hosts(port):
+        return REFUSED_HOST
+    if origin is not None and origin not in allowed_origins(port):
+        return REFUSED_ORIGIN
+    return None
