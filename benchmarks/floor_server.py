@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mpm_hook import wire
 from mpmd.daemon.wiring import new_event_loop
-from mpmd.ingest.framing import EventFrame
 from mpmd.ingest.hook_socket import IngestServer, Rejects
+from mpmd.model.events import EventFrame
 
 
 class NullStore:

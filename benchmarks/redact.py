@@ -22,11 +22,11 @@ from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mpmd.ingest.framing import EventFrame  # noqa: E402
 from mpmd.model import (
     record,  # noqa: E402
     redact,
 )
+from mpmd.model.events import EventFrame  # noqa: E402
 
 SECRETS = ("AKIAQWERTYUIOPASDFGH", "ghp_" + "A1b2C3d4E5" * 4,
            "xoxb-1234567890-abcdefghijklmnop", "password=hunter2hunter2")

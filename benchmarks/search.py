@@ -72,8 +72,8 @@ import msgspec
 
 from mpmd.history import index as mindex
 from mpmd.history.index_worker import BATCH as WORKER_BATCH
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.storage.journal import Journal
 
 # Bump when the generator changes: cached journals of another version are not reused.

@@ -136,7 +136,7 @@ async def test_stopping_the_daemon_answers_everyone() -> None:
 async def test_what_viewers_see_of_a_request_is_redacted_before_it_is_cut() -> None:
     import json
 
-    from mpmd.ingest.framing import EventFrame
+    from mpmd.model.events import EventFrame
     from mpmd.model.sessions import MAX_DETAIL
     from mpmd.serve.approvals import RemoteHolder
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.serve.broadcast import (
     MESSAGE_BYTES,
     MESSAGE_EVENTS,

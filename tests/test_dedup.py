@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd.ingest.dedup import RecentIds
+from mpmd.storage.dedup import RecentIds
 
 
 @given(

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from mpmd import config
 from mpmd.daemon.wiring import Daemon as DaemonObject
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import events, record
+from mpmd.model.events import EventFrame
 from tests.utils import (
     Daemon,
     journal_events,
@@ -195,7 +195,7 @@ def test_a_payload_the_line_builder_fails_on_is_stored_as_its_bytes(tmp_path, mo
     from collections import Counter
 
     from mpm_hook import wire
-    from mpmd.ingest.dedup import RecentIds
+    from mpmd.storage.dedup import RecentIds
     from mpmd.storage.ring import open_ring_file
     from mpmd.storage.store import Store
 

@@ -1,7 +1,7 @@
 """An id stored before is never stored again, however many events came since (issue 12,
 defect 7).
 
-The daemon remembers the last 65,536 ids (mpmd.ingest.dedup.RecentIds). A frame stamped before the
+The daemon remembers the last 65,536 ids (mpmd.storage.dedup.RecentIds). A frame stamped before the
 oldest id it still remembers cannot be told apart from memory: it is answered BUSY, the
 hook spools it, and the spool drain looks it up in the journal. So every retry path (the
 hook sends once, then spools the same frame) gets an exact answer whatever the id's age.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from mpm_hook import hook, wire
-from mpmd.ingest.dedup import RecentIds
+from mpmd.storage.dedup import RecentIds
 from tests.utils import (
     Daemon,
     journal_events,

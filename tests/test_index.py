@@ -18,8 +18,8 @@ import pytest
 
 from mpmd.history import index as index_module
 from mpmd.history.index import Index, connect_read_only, fetch_lines, open_index, rebuild
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.storage.journal import Journal
 from tests.utils import (
     Daemon,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mpmd.serve.metrics import LATENCY_BOUNDS_S, LatencyHistogram
+from mpmd.serve.metrics import latency_family
+from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 from tests.utils import (
     Daemon,
     fixture_payloads,
@@ -50,7 +51,7 @@ def test_the_histogram_buckets_and_percentiles() -> None:
     for ms in (0.5, 0.5, 3, 3, 3, 40, 7000):
         h.observe_ns(int(ms * 1e6))
     h.observe_ns(-5)  # a hook clock a little ahead: counted as 0
-    family = h.family()
+    family = latency_family(h)
     buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
     assert buckets["0.001"] == 3 and buckets["0.005"] == 6 and buckets["0.05"] == 7
     assert buckets["5.0"] == 7 and buckets["+Inf"] == 8

@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from mpm_hook import policy as P
 from mpm_hook import policy_compile as C
 from mpm_hook import wire
-from mpmd.ingest.framing import EventFrame, decode_one
+from mpmd.ingest.framing import decode_one
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.ops.policy import EXAMPLE_PATH
 from tests.utils import (
     Daemon,

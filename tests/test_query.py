@@ -38,8 +38,8 @@ from mpmd.history.query import (
     parse,
     to_sql,
 )
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import events, record
+from mpmd.model.events import EventFrame
 from tests.utils import ROOT, fixture_payloads, short_tempdir
 
 DAY_MS = 86_400_000
@@ -888,8 +888,8 @@ def test_generated_queries_match_the_brute_force(db: Db, data: st.DataObject) ->
 
 
 def test_scope_tells_files_outside_the_session_folder(tmp_path: Path) -> None:
-    from mpmd.ingest.framing import EventFrame
     from mpmd.model import record
+    from mpmd.model.events import EventFrame
 
     write = next(json.loads(p) for p in fixture_payloads()
                  if b'"PostToolUse"' in p and b'"Write"' in p)

@@ -6,8 +6,8 @@ import msgspec
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import events, record
+from mpmd.model.events import EventFrame
 from tests.utils import fixture_payloads
 
 _json_values = st.recursive(

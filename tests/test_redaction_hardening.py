@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from mpm_hook import wire
-from mpmd.ingest.framing import EventFrame
 from mpmd.ingest.hook_socket import Rejects
 from mpmd.model import enrich, events, record
+from mpmd.model.events import EventFrame
 from mpmd.model.redact import needs_redaction, redact_obj, redact_raw, redact_text
 from mpmd.model.sessions import EventView, Sessions
 from tests.test_history import api

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from mpmd.history.replay import schedule
+from mpmd.serve.replay import schedule
 from tests.test_index import make_lines
 from tests.utils import (
     Daemon,

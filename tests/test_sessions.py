@@ -8,8 +8,8 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.model.sessions import MAX_AGENTS, MAX_PENDING, MAX_RUNNING, EventView, Sessions
 from tests.utils import fixture_payloads
 

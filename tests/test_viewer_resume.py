@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from websockets.asyncio.client import ClientConnection, connect
 
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
+from mpmd.model.events import EventFrame
 from mpmd.serve.broadcast import Broadcaster, Client, Filter
 from mpmd.storage.journal import Journal, line_seq
 from mpmd.storage.ring import HEADER_BYTES, Ring

@@ -8,7 +8,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mpm_hook import wire
-from mpmd.ingest.framing import EventFrame, FrameDecoder, FrameError, decode_one
+from mpmd.ingest.framing import FrameDecoder, FrameError, decode_one
+from mpmd.model.events import EventFrame
 
 ids = st.binary(min_size=16, max_size=16)
 timestamps = st.integers(min_value=0, max_value=(1 << 63) - 1)

@@ -278,7 +278,7 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
 
 
 def _replay_here(settings: config.Settings, session: str, speed: float) -> None:
-    from mpmd.history import replay as replaying
+    from mpmd.serve import replay as replaying
 
     lines = _session_lines(settings, session)
     for wait, line in replaying.schedule(lines, speed):

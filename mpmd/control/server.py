@@ -70,8 +70,9 @@ async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
 
 async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
                   request: dict[str, Any]) -> None:
-    """Replay one session to the connected viewers (mpmd.history.replay), streaming progress."""
-    from mpmd.history import index, replay
+    """Replay one session to the connected viewers (mpmd.serve.replay), streaming progress."""
+    from mpmd.history import index
+    from mpmd.serve import replay
 
     speed = float(request.get("speed", 1.0))
     if not speed > 0:

@@ -42,13 +42,11 @@ from mpmd.control.server import Followers, serve_control
 from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import activation
-from mpmd.ingest.dedup import RecentIds
-from mpmd.ingest.framing import EventFrame
 from mpmd.ingest.hook_socket import IngestServer, Rejects
 from mpmd.ingest.http_endpoint import HttpIngest, load_or_create_token, publish_port
 from mpmd.ingest.spool import SpoolDrainer
 from mpmd.ingest.spool import pending as spool_pending
-from mpmd.model.events import StoredEventView
+from mpmd.model.events import EventFrame, StoredEventView
 from mpmd.ops import policy
 from mpmd.ops.policy import describe as describe_policy
 from mpmd.ops.service import http_loss_risk
@@ -56,6 +54,7 @@ from mpmd.serve import access, metrics
 from mpmd.serve.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.serve.broadcast import Broadcaster
 from mpmd.serve.viewer import Viewer, ViewerUnavailable
+from mpmd.storage.dedup import RecentIds
 from mpmd.storage.journal import Journal, line_seq
 from mpmd.storage.ring import PageReleaser, open_ring_file
 from mpmd.storage.store import Store

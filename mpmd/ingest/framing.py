@@ -17,22 +17,7 @@ import struct
 import msgspec
 
 from mpm_hook import wire
-
-DecisionValue = str | int | float | bool | None
-
-
-class EventFrame(msgspec.Struct, array_like=True, frozen=True):
-    """An event frame's body (see mpm_hook.wire for the layout). ``decision`` is the
-    optional sixth element: what a policy rule decided (docs/protocol.md); frames without
-    it, as every hook before policies wrote them, decode with None. Further trailing
-    elements, from a newer hook, are ignored."""
-
-    version: int
-    id: bytes
-    ts_ns: int
-    payload: bytes
-    original_size: int
-    decision: dict[str, DecisionValue] | None = None
+from mpmd.model.events import EventFrame
 
 
 class FrameError(Exception):

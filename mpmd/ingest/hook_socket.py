@@ -25,7 +25,8 @@ from typing import Protocol
 
 from mpm_hook import wire
 from mpmd.ingest import peercred
-from mpmd.ingest.framing import REFUSE_AFTER, EventFrame, FrameDecoder
+from mpmd.ingest.framing import REFUSE_AFTER, FrameDecoder
+from mpmd.model.events import EventFrame
 from mpmd.model.redact import redact_raw_bytes
 from mpmd.storage.store import Store
 

@@ -42,8 +42,9 @@ from mpm_hook import paths as hook_paths
 from mpm_hook import policy as hook_policy
 from mpm_hook.files import write_atomically
 from mpmd.durable import publish
-from mpmd.ingest.framing import EventFrame, FrameError, decode_body
+from mpmd.ingest.framing import FrameError, decode_body
 from mpmd.ingest.peercred import PeerUnknown, TcpPeers
+from mpmd.model.events import EventFrame
 from mpmd.storage.store import Store
 
 log = logging.getLogger("mpmd.http")

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mpm_hook import wire
-from mpmd.ingest.framing import EventFrame, FrameError, decode_one
-from mpmd.model.events import StoredEventView
+from mpmd.ingest.framing import FrameError, decode_one
+from mpmd.model.events import EventFrame, StoredEventView
 
 if TYPE_CHECKING:
     from mpmd.ingest.hook_socket import Rejects

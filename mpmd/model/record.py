@@ -12,8 +12,8 @@ import time
 
 import msgspec
 
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import enrich, events, redact
+from mpmd.model.events import EventFrame
 
 _encoder = msgspec.json.Encoder()
 _any_decoder = msgspec.json.Decoder()

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from mpm_hook import remote
-from mpmd.ingest.framing import EventFrame
+from mpmd.model.events import EventFrame
 from mpmd.model.redact import redact_obj, redact_text
 from mpmd.model.sessions import detail_of
 

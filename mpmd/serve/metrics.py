@@ -8,7 +8,6 @@ custom collector, so a scrape every 15 s costs the daemon nothing in between.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,50 +21,18 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Hook started -> event in the ring, in seconds: hooks run on Claude Code's critical path,
-# so the interesting part is the first few milliseconds (interpreter start-up is ~10 ms).
-LATENCY_BOUNDS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0)
-_BOUNDS_NS = [int(b * 1e9) for b in LATENCY_BOUNDS_S]
-
-
-class LatencyHistogram:
-    """Counts per bucket, kept by the store for every event it takes (a bisect and two
-    additions: prometheus_client's Histogram takes a lock per observation)."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(_BOUNDS_NS) + 1)
-        self.sum_ns = 0
-
-    def observe_ns(self, delta_ns: int) -> None:
-        delta_ns = max(delta_ns, 0)  # the hook's clock may be a little ahead of ours
-        self.counts[bisect.bisect_left(_BOUNDS_NS, delta_ns)] += 1
-        self.sum_ns += delta_ns
-
-    def percentiles_ms(self, points: tuple[int, ...]) -> dict[str, float | None]:
-        """For `mpmd status`: the bucket bound under which each percentile falls (None past
-        the last bound, or with no events yet)."""
-        total = sum(self.counts)
-        out: dict[str, float | None] = {}
-        for p in points:
-            running, found = 0, None
-            for bound, count in zip(LATENCY_BOUNDS_S, self.counts, strict=False):
-                running += count
-                if total and running >= total * p / 100:
-                    found = bound * 1000
-                    break
-            out[f"p{p}"] = found
-        return out
-
-    def family(self) -> HistogramMetricFamily:
-        buckets, total = [], 0
-        for bound, count in zip((*LATENCY_BOUNDS_S, None), self.counts, strict=True):
-            total += count
-            buckets.append(("+Inf" if bound is None else repr(bound), total))
-        return HistogramMetricFamily(
-            "mpmd_hook_to_ring_seconds",
-            "From the hook's start (its timestamp) to the event stored in the ring.",
-            buckets=buckets, sum_value=self.sum_ns / 1e9)
+def latency_family(h: LatencyHistogram) -> HistogramMetricFamily:
+    buckets, total = [], 0
+    for bound, count in zip((*LATENCY_BOUNDS_S, None), h.counts, strict=True):
+        total += count
+        buckets.append(("+Inf" if bound is None else repr(bound), total))
+    return HistogramMetricFamily(
+        "mpmd_hook_to_ring_seconds",
+        "From the hook's start (its timestamp) to the event stored in the ring.",
+        buckets=buckets, sum_value=h.sum_ns / 1e9)
 
 
 # (name, help) of counters read from the daemon's counters, by counter key.
@@ -107,7 +74,7 @@ class DaemonCollector(Collector):
         for kind, n in sorted(self.event_types.items()):
             by_type.add_metric([kind], n)
         yield by_type
-        yield self.latency.family()
+        yield latency_family(self.latency)
         for key, (name, doc) in _COUNTERS.items():
             yield CounterMetricFamily(name.removesuffix("_total"), doc,
                                       value=counters.get(key, 0))

@@ -13,10 +13,10 @@ import time
 from collections import Counter
 
 from mpm_hook import wire
-from mpmd.ingest.dedup import RecentIds
-from mpmd.ingest.framing import EventFrame
 from mpmd.model import record
-from mpmd.serve.metrics import LatencyHistogram
+from mpmd.model.events import EventFrame
+from mpmd.storage.dedup import RecentIds
+from mpmd.storage.latency import LatencyHistogram
 from mpmd.storage.ring import Ring
 
 log = logging.getLogger("mpmd.storage.store")
