@@ -27,7 +27,8 @@ from floor_server import NullStore  # noqa: E402
 
 from mpm_hook import wire  # noqa: E402
 from mpmd.daemon.wiring import new_event_loop  # noqa: E402
-from mpmd.ingest.http_endpoint import HttpIngest, load_or_create_token  # noqa: E402
+from mpmd.durable import load_or_create_token  # noqa: E402
+from mpmd.ingest.http_endpoint import HttpIngest  # noqa: E402
 
 
 async def serve(state_dir: Path, ready_fd: int) -> None:

@@ -17,6 +17,7 @@ import msgspec
 from mpmd import config
 from mpmd.cli import doctor, history, policy, service
 from mpmd.control import client
+from mpmd.durable import write_atomic
 from mpmd.model.events import StoredEventView
 from mpmd.ops import hooks_settings
 
@@ -398,12 +399,7 @@ def install_hook_copy(settings: config.Settings, changed: list[str] | None = Non
         data = (source / name).read_bytes()
         dest = target / name
         if not dest.exists() or dest.read_bytes() != data:
-            tmp = dest.with_suffix(".tmp")
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            tmp.replace(dest)
+            write_atomic(dest, data)
     # A .pyc gets its source's mode less the umask: never looser than the 0600 sources.
     compileall.compile_dir(str(target), quiet=1)
     for path, mode in _owner_only_tree(settings.hook_copy_dir):
@@ -470,7 +466,7 @@ def install_hooks(settings_file: Path, transport: str) -> None:
                                    "command works with every Claude Code)")
     http = None
     if choice.transport == hooks_settings.HTTP:
-        from mpmd.ingest.http_endpoint import load_or_create_token
+        from mpmd.durable import load_or_create_token
 
         assert choice.port is not None and choice.endpoint is not None
         # The running daemon's token (choose_transport made sure there is one); with none

@@ -39,11 +39,12 @@ from mpm_hook import hook, wire
 from mpmd import __version__
 from mpmd.config import HTTP_OFF, Settings, owner_only_dir
 from mpmd.control.server import Followers, serve_control
+from mpmd.durable import load_or_create_token, write_atomic
 from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import activation
 from mpmd.ingest.hook_socket import IngestServer, Rejects
-from mpmd.ingest.http_endpoint import HttpIngest, load_or_create_token, publish_port
+from mpmd.ingest.http_endpoint import HttpIngest, publish_port
 from mpmd.ingest.spool import SpoolDrainer
 from mpmd.ingest.spool import pending as spool_pending
 from mpmd.model.events import EventFrame, StoredEventView
@@ -556,11 +557,7 @@ class Daemon:
                                   ("broadcast", self.broadcaster.run),
                                   ("prompt watch", self._prompt_watch_loop))
             ]
-            # Owner-only whatever the umask, as every file of ours.
-            pid_fd = os.open(s.pid_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(pid_fd, 0o600)  # one left by a crash keeps its old mode otherwise
-            with os.fdopen(pid_fd, "w") as pid_file:
-                pid_file.write(f"{os.getpid()}\n")
+            write_atomic(s.pid_path, f"{os.getpid()}\n".encode())
             self._report_ready()
             log.info("listening on %s", s.socket_path)
             await self.stopping.wait()

@@ -8,12 +8,11 @@ worst the batch delivered just before the crash is delivered again (at-least-onc
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
 
-from mpmd.durable import fsync_dir
+from mpmd.durable import write_atomic
 
 log = logging.getLogger("mpmd.forward")
 
@@ -46,16 +45,4 @@ def write_cursor(path: Path, seq: int) -> None:
     if not folder.is_dir():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, f"{seq}\n".encode())
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(folder)
+    write_atomic(path, f"{seq}\n".encode())

@@ -7,11 +7,11 @@ Presets ship with mpmd; the user's own live in `searches.toml` in the config fol
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
 
+from mpmd.durable import write_atomic
 from mpmd.history import query
 
 FILE_NAME = "searches.toml"
@@ -71,11 +71,7 @@ def _write(config_dir: Path, searches: dict[str, str]) -> None:
     body = "# mpmd saved searches: mpmd query @name (docs/query.md)\n[searches]\n" + "".join(
         f"{name} = {json.dumps(text, ensure_ascii=False)}\n" for name, text in
         sorted(searches.items()))
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(body)
-    os.replace(tmp, path)
+    write_atomic(path, body.encode())
 
 
 def save(config_dir: Path, name: str, text: str) -> None:

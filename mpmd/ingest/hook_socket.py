@@ -51,6 +51,8 @@ class Rejects:
             for old in existing[: max(0, len(existing) - KEEP_REJECTED_FILES + 1)]:
                 old.unlink(missing_ok=True)
             target = self.folder / (name or f"{time.time_ns():020d}-{reason}.bin")
+            # Not durable.write_atomic: a diagnostic copy, written on the loop, where an
+            # fsync for every broken frame would let a broken client stall ingestion.
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 # Cut first: the cut can end the kept bytes in the middle of a secret.

@@ -27,7 +27,6 @@ import asyncio
 import hmac
 import logging
 import os
-import secrets
 import socket
 import time
 from collections import Counter, deque
@@ -40,7 +39,6 @@ import httptools
 from mpm_hook import hook, remote, wire
 from mpm_hook import paths as hook_paths
 from mpm_hook import policy as hook_policy
-from mpm_hook.files import write_atomically
 from mpmd.durable import publish
 from mpmd.ingest.framing import FrameError, decode_body
 from mpmd.ingest.peercred import PeerUnknown, TcpPeers
@@ -91,26 +89,6 @@ _DECIDED = (b'"PreToolUse"', b'"PermissionRequest"')
 
 # Connection states, for the sweep.
 IDLE, READING, HELD, LINGER = range(4)
-
-
-def load_or_create_token(path: Path) -> str:
-    """The endpoint's bearer token, made on first start: 256 random bits, owner-only. A file
-    others could read (or not a token) is replaced: a token anyone else may have seen
-    protects nothing."""
-    try:
-        st = path.stat()
-        token = path.read_text().strip()
-        if st.st_mode & 0o077 == 0 and st.st_uid == os.getuid() and len(token) == 64 \
-                and all(c in "0123456789abcdef" for c in token):
-            return token
-        log.warning("%s was readable by others or damaged: making a new token", path)
-    except FileNotFoundError:
-        pass
-    token = secrets.token_hex(32)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    write_atomically(str(tmp), str(path), token.encode() + b"\n")  # created 0600
-    return token
 
 
 def publish_port(path: Path, port: int | None) -> None:

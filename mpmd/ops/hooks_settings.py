@@ -46,18 +46,16 @@ cleared, its backup too), since the token is written into it literally.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mpm_hook.hook import START_FLAG
-from mpmd.durable import fsync_dir, make_owner_only_folders
+from mpmd.durable import make_owner_only_folders, write_atomic
 from mpmd.model.events import CLAUDE_CODE_EVENTS
 
 # Every hook event Claude Code knows, in its own order, from the one catalogue (mpmd.model.events).
@@ -709,7 +707,7 @@ def save_settings(
 
     This always writes: callers check ``Changes.changed`` first (as :func:`apply` does) so
     an unchanged file keeps its bytes and mtime. Writes JSON with indent=2 and a trailing
-    newline through a temp file in the same folder (fsync, then os.replace), keeps the
+    newline whole or not at all (mpmd.durable.write_atomic), keeps the
     existing file's permission bits (a new file gets 0o600) and creates missing parent
     folders (0700). If ``backup`` and the file exists, its current bytes are first copied to
     ``<name>.mpmd-backup`` next to it (a single backup, overwritten each time). A symlink is
@@ -846,30 +844,16 @@ def _save(path: Path, data: Mapping[str, Any], *, backup: bool, expected: Any,
     backup_path = None
     if backup and current is not None:
         backup_path = path.with_name(path.name + BACKUP_SUFFIX)
-        _atomic_write(Path(os.path.realpath(backup_path)), current, st, private)
-    _atomic_write(target, text.encode("utf-8"), st, private)
+        _write_like(Path(os.path.realpath(backup_path)), current, st, private)
+    _write_like(target, text.encode("utf-8"), st, private)
     return backup_path
 
 
-def _atomic_write(target: Path, content: bytes, like: os.stat_result | None,
-                  private: bool = False) -> None:
-    """Replace ``target`` with ``content``, with the mode (and owner) of ``like``, less the
-    group and other bits when ``private``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+def _write_like(target: Path, content: bytes, like: os.stat_result | None,
+                private: bool = False) -> None:
+    """Replace ``target`` with ``content``, with the mode and owner of ``like`` (a file of
+    another user, edited with sudo, stays theirs), less the group and other bits when
+    ``private``."""
     mode = (like.st_mode & 0o7777) if like else NEW_FILE_MODE
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode & ~0o077 if private else mode)
-            if like is not None and (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
-                # e.g. run with sudo on a user's file: leave it theirs
-                with contextlib.suppress(PermissionError):
-                    os.fchown(f.fileno(), like.st_uid, like.st_gid)
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)
+    write_atomic(target, content, mode=mode & ~0o077 if private else mode,
+                 owner=(like.st_uid, like.st_gid) if like is not None else None)

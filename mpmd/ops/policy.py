@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import marshal
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from mpm_hook import paths, policy_compile
 from mpm_hook import policy as hook_policy
 from mpm_hook.policy_compile import PolicyError
 from mpmd.config import Settings
+from mpmd.durable import write_atomic
 
 __all__ = ["PolicyError", "check", "describe", "source_path", "compiled_path"]
 
@@ -122,9 +122,7 @@ def init(settings: Settings) -> Path:
     example = EXAMPLE_PATH.read_bytes()  # first: a missing example must leave no empty file
     source = source_path(settings)
     source.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(example)
+    write_atomic(source, example, replace=False)
     return source
 
 
@@ -232,10 +230,7 @@ def allow_always(settings: Settings, rule_index: int, tool: str | None, tool_inp
             + f"reason = {_toml_string('always allowed from the mpmd viewer')}\n\n")
     new = "".join(lines[:at]) + rule + "".join(lines[at:])
     policy_compile.compile_text(new, str(source), (0, 0, 0))  # PolicyError: leave it be
-    tmp = source.with_name(source.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-    os.replace(tmp, source)
+    # The user's own file: its mode kept, every byte of it or none.
+    write_atomic(source, new.encode("utf-8"), mode=source.stat().st_mode & 0o777)
     check(settings)
     return name

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mpm_hook import paths
 from mpmd.config import HTTP_OFF, Settings
+from mpmd.durable import write_atomic
 from mpmd.ingest.activation import HTTP_FD_NAME, HTTP_HOST
 
 SERVICE_UNIT = "mpmd.service"
@@ -497,15 +498,7 @@ def write(unit: UnitFile) -> bool:
     if current_content(unit.path) == unit.content:
         return False
     unit.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = unit.path.with_name(f".{unit.path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, unit.content)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, unit.path)
+    write_atomic(unit.path, unit.content, mode=0o644)
     return True
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
-import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from mpmd import durable
 
 log = logging.getLogger("mpmd.serve.access")
 
@@ -30,32 +30,8 @@ REFUSED_TOKEN = "viewer_refused_token"
 
 
 def load_or_create_token(state_dir: Path) -> str:
-    """The viewer token, made on first start. A file others could read (or not a token) is
-    replaced: a token anyone else may have seen protects nothing."""
-    path = state_dir / TOKEN_FILE_NAME
-    try:
-        st = path.stat()
-        token = path.read_text().strip()
-        if st.st_mode & 0o077 == 0 and st.st_uid == os.getuid() and _well_formed(token):
-            return token
-        log.warning("%s was readable by others or damaged: making a new viewer token", path)
-    except FileNotFoundError:
-        pass
-    token = secrets.token_hex(32)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, token.encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    return token
-
-
-def _well_formed(token: str) -> bool:
-    return len(token) == 64 and all(c in "0123456789abcdef" for c in token)
+    """The viewer token, made on first start (mpmd.durable.load_or_create_token)."""
+    return durable.load_or_create_token(state_dir / TOKEN_FILE_NAME)
 
 
 def allowed_hosts(port: int) -> frozenset[str]:
