@@ -230,7 +230,6 @@ def allow_always(settings: Settings, rule_index: int, tool: str | None, tool_inp
             + f"reason = {_toml_string('always allowed from the mpmd viewer')}\n\n")
     new = "".join(lines[:at]) + rule + "".join(lines[at:])
     policy_compile.compile_text(new, str(source), (0, 0, 0))  # PolicyError: leave it be
-    # The user's own file: its mode kept, every byte of it or none.
-    write_atomic(source, new.encode("utf-8"), mode=source.stat().st_mode & 0o777)
+    write_atomic(source, new.encode("utf-8"))  # owner-only, as policy init makes it
     check(settings)
     return name
