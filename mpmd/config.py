@@ -23,6 +23,7 @@ from typing import Any
 
 from mpm_hook import paths, wire
 from mpmd.durable import make_owner_only_folders, publish
+from mpmd.errors import ConfigError, FolderRefused
 
 log = logging.getLogger("mpmd.config")
 
@@ -34,15 +35,6 @@ CONFIG_FILE_NAME = "config.toml"
 HTTP_PORT_NAME = "http.port"
 HTTP_TOKEN_NAME = "http.token"
 HTTP_OFF = -1  # http_port = -1: no http endpoint
-
-
-class ConfigError(ValueError):
-    """A setting has a value mpmd cannot use; the message names it and says why."""
-
-
-class FolderRefused(ConfigError):
-    """A folder mpmd would keep its files in is not one it can trust or create; the message
-    names it and the fix, on one line."""
 
 
 # Where logind puts the user's runtime folder; XDG_RUNTIME_DIR names it when it is set.

@@ -15,13 +15,6 @@ from mpmd import config
 from mpmd.control import client
 
 
-def _settings() -> config.Settings:
-    try:
-        return config.load()
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _session_lines(settings: config.Settings, session: str,
                    progress: Callable[[int, int], object] | None = None) -> list[bytes]:
     from mpmd.history import index
@@ -38,7 +31,7 @@ def _session_lines(settings: config.Settings, session: str,
 @click.command()
 def reindex() -> None:
     """Rebuild the search index from the journal."""
-    settings = _settings()
+    settings = config.load()
     try:
         lines = client.stream(settings, {"cmd": "reindex"})
         first = json.loads(next(lines))
@@ -106,14 +99,9 @@ def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
     from mpmd.history import index, searches
     from mpmd.history import query as language
 
-    settings = _settings()
-    try:
-        wanted = searches.expand(" ".join(text), settings.config_dir)
-        where, params = language.compile(wanted, int(time.time() * 1000))
-    except searches.SearchError as exc:
-        raise click.ClickException(str(exc)) from None
-    except language.QueryError as exc:
-        raise click.ClickException(f"bad query: {exc}") from None
+    settings = config.load()
+    wanted = searches.expand(" ".join(text), settings.config_dir)
+    where, params = language.compile(wanted, int(time.time() * 1000))
     conn = _open_index(settings)
     try:
         lines = index.search(conn, where, params, limit=limit, before=before)
@@ -147,13 +135,10 @@ def stats(since: str, until: str | None, as_json: bool) -> None:
     from mpmd.history import query as language
     from mpmd.history import stats as analytics
 
-    settings = _settings()
+    settings = config.load()
     now = int(time.time() * 1000)
-    try:
-        since_ms = language.time_bound("since", since, now)
-        until_ms = language.time_bound("until", until, now) if until else now + 1
-    except language.QueryError as exc:
-        raise click.ClickException(str(exc)) from None
+    since_ms = language.time_bound("since", since, now)
+    until_ms = language.time_bound("until", until, now) if until else now + 1
     conn = _open_index(settings)
     try:
         result = analytics.compute(conn, since_ms, until_ms)
@@ -186,11 +171,8 @@ def searches(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         from mpmd.history import searches as saved
 
-        settings = _settings()
-        try:
-            mine = saved.own(settings.config_dir)
-        except saved.SearchError as exc:
-            raise click.ClickException(str(exc)) from None
+        settings = config.load()
+        mine = saved.own(settings.config_dir)
         for name, text in sorted({**saved.PRESETS, **mine}.items()):
             origin = "saved " if name in mine else "preset"
             click.echo(f"@{name:24} {origin}  {text}")
@@ -203,10 +185,7 @@ def save_search(name: str, text: tuple[str, ...]) -> None:
     """Save QUERY as @NAME (replacing a saved one of that name)."""
     from mpmd.history import searches as saved
 
-    try:
-        saved.save(_settings().config_dir, name, " ".join(text))
-    except saved.SearchError as exc:
-        raise click.ClickException(str(exc)) from None
+    saved.save(config.load().config_dir, name, " ".join(text))
     click.echo(f"saved @{name}")
 
 
@@ -216,7 +195,7 @@ def delete_search(name: str) -> None:
     """Delete your saved search NAME (presets stay)."""
     from mpmd.history import searches as saved
 
-    if not saved.delete(_settings().config_dir, name):
+    if not saved.delete(config.load().config_dir, name):
         raise click.ClickException(f"you have no saved search {name!r}")
     click.echo(f"deleted @{name}")
 
@@ -232,7 +211,7 @@ def export(session: str, fmt: str, output: str | None) -> None:
     Markdown or self-contained HTML report."""
     from mpmd.history import export as exporter
 
-    settings = _settings()
+    settings = config.load()
     with click.progressbar(length=1, label="reading", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -262,7 +241,7 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
     10 s."""
     if not speed > 0:
         raise click.ClickException("--speed must be above 0")
-    settings = _settings()
+    settings = config.load()
     if to_stdout:
         _replay_here(settings, session, speed)
         return

@@ -18,6 +18,7 @@ from mpmd import config
 from mpmd.cli import doctor, history, policy, service
 from mpmd.control import client
 from mpmd.durable import write_atomic
+from mpmd.errors import MpmdError, QueryError
 from mpmd.model.events import StoredEventView
 from mpmd.ops import hooks_settings
 
@@ -28,14 +29,21 @@ HOOK_FILES = ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py", "f
               "policy.py", "policy_compile.py", "remote.py")
 
 
-def _settings(**flags: Any) -> config.Settings:
-    try:
-        return config.load(**flags)
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+
+class _Commands(click.Group):
+    """mpmd's commands. Here and nowhere else, an MpmdError from any of them (mpmd.errors)
+    becomes its message and exit status 1, as click prints its own usage errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QueryError as exc:
+            raise click.ClickException(f"bad query: {exc}") from None
+        except MpmdError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mpmd")
 def main() -> None:
     """mpmd: keeps every Claude Code hook event in a journal you own."""
@@ -48,16 +56,13 @@ def main() -> None:
 @click.option("--log-file", is_flag=True, hidden=True)
 def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
     """Start the daemon; returns once it accepts events."""
-    settings = _settings(ring_bytes=ring_bytes)
-    try:
-        own_folders(settings)
-        if client.lock_holder(settings):
-            pid = client.read_pid(settings.pid_path)
-            click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
-            return
-        install_hook_copy(settings)
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = config.load(ring_bytes=ring_bytes)
+    own_folders(settings)
+    if client.lock_holder(settings):
+        pid = client.read_pid(settings.pid_path)
+        click.echo(f"mpmd is already running (pid {pid}), socket {settings.socket_path}")
+        return
+    install_hook_copy(settings)
     note = config.runtime_dir_note()
     if foreground:
         import logging
@@ -72,8 +77,6 @@ def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
             wiring.run(settings, int(ready) if ready else None)
         except wiring.AlreadyRunning as exc:
             click.echo(f"mpmd is already running ({exc})")
-        except config.ConfigError as exc:  # the daemon's own start-up refused a folder
-            raise click.ClickException(str(exc)) from None
         return
     if note:
         click.echo(note, err=True)
@@ -83,10 +86,7 @@ def start(foreground: bool, ring_bytes: int | None, log_file: bool) -> None:
                    " (mpmd service status)")
         return
     extra = ["--ring-bytes", str(ring_bytes)] if ring_bytes else []
-    try:
-        pid = client.start_background(settings, extra)
-    except (RuntimeError, config.ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+    pid = client.start_background(settings, extra)
     click.echo(f"mpmd started (pid {pid}), socket {settings.socket_path}")
 
 
@@ -129,11 +129,8 @@ def _activate_through_socket_unit(settings: config.Settings, wait_s: float = 30.
 @main.command()
 def stop() -> None:
     """Stop the daemon: drains the ring to the journal, returns once it has exited."""
-    settings = _settings()
-    try:
-        stopped = client.stop(settings)
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = config.load()
+    stopped = client.stop(settings)
     click.echo("mpmd stopped" if stopped else "mpmd is not running")
 
 
@@ -163,7 +160,7 @@ def gather_status(settings: config.Settings) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(as_json: bool) -> None:
     """Is the daemon running, and how much has it seen."""
-    settings = _settings()
+    settings = config.load()
     info = gather_status(settings)
     if as_json:
         click.echo(json.dumps(info))
@@ -260,7 +257,7 @@ def _viewer_line(info: dict[str, Any]) -> str:
               help="Print the viewer's URL (token included) instead of opening a browser.")
 def open_viewer(print_only: bool) -> None:
     """Open the live viewer in your browser."""
-    settings = _settings()
+    settings = config.load()
     info = gather_status(settings)
     if not info["running"]:
         raise click.ClickException("mpmd is not running: start it with `mpmd start`")
@@ -337,7 +334,7 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
     """Show the latest events, one readable line each."""
     from mpmd.storage.journal import Journal, line_seq
 
-    settings = _settings()
+    settings = config.load()
 
     def emit(line: bytes) -> None:
         if _matches(line, session, types):
@@ -448,15 +445,12 @@ def hook_command(settings: config.Settings, script: Path) -> str:
                    "and the daemon's endpoint answers, else command.")
 def install_hooks(settings_file: Path, transport: str) -> None:
     """Register mpmd's hook for every event type in a Claude Code settings file."""
-    settings = _settings()
+    settings = config.load()
     path = settings_file.expanduser()
     from mpmd.ops.doctor import repair_modes, tilde  # what `mpmd doctor` flags, this repairs
 
     copy_changes: list[str] = []
-    try:
-        command = hook_command(settings, install_hook_copy(settings, copy_changes))
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    command = hook_command(settings, install_hook_copy(settings, copy_changes))
     home = os.path.expanduser("~")
     for change in [tilde(c, home) for c in copy_changes] + repair_modes(settings):
         click.echo(f"owner-only again: {change}")
@@ -476,11 +470,8 @@ def install_hooks(settings_file: Path, transport: str) -> None:
             else load_or_create_token(settings.http_token_path)
         assert token is not None
         http = hooks_settings.HttpHook(choice.port, token)
-    try:
-        changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command,
-                                                                              http=http))
-    except hooks_settings.SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    changes = hooks_settings.apply(path, lambda s: hooks_settings.install(s, command,
+                                                                          http=http))
     shown = tilde(path, home)
     if transport == "auto":
         click.echo(f"transport: {choice.transport} (auto), because {choice.why}")
@@ -538,10 +529,7 @@ def choose_transport(settings: config.Settings, requested: str, path: Path,
 def uninstall_hooks(settings_file: Path) -> None:
     """Remove exactly mpmd's entries from a Claude Code settings file."""
     path = settings_file.expanduser()
-    try:
-        changes = hooks_settings.apply(path, hooks_settings.uninstall)
-    except hooks_settings.SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    changes = hooks_settings.apply(path, hooks_settings.uninstall)
     if changes.changed:
         click.echo(f"{path}: removed mpmd's hooks from {len(changes.removed)} events")
     else:

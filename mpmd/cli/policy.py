@@ -14,13 +14,6 @@ from mpmd import config
 from mpmd.ops import policy as mpmd_policy
 
 
-def _settings() -> config.Settings:
-    try:
-        return config.load()
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 @click.group()
 def policy() -> None:
     """Allow, deny or ask for Claude Code's tool calls (docs/policy.md)."""
@@ -29,7 +22,7 @@ def policy() -> None:
 @policy.command()
 def check() -> None:
     """Validate policy.toml and compile it for the hook (exit 1 when it is invalid)."""
-    settings = _settings()
+    settings = config.load()
     try:
         checked = mpmd_policy.check(settings)
     except OSError as exc:
@@ -59,7 +52,7 @@ def test_event(event_file: Any, project: str | None, policy_file: Path | None,
                verbose: bool) -> None:
     """Show which rule decides EVENT_FILE (a hook payload as JSON, or a line of `mpmd tail
     --json`; - for stdin) and exactly what the hook would print."""
-    settings = _settings()
+    settings = config.load()
     try:
         record = mpmd_policy.compile_for_test(settings, policy_file)
     except FileNotFoundError:
@@ -125,7 +118,7 @@ def _input_summary(tool_input: dict[str, Any]) -> str:
 @policy.command()
 def init() -> None:
     """Write the example policy to policy.toml (never overwrites) and compile it."""
-    settings = _settings()
+    settings = config.load()
     try:
         path = mpmd_policy.init(settings)
     except FileExistsError:
@@ -143,6 +136,6 @@ def init() -> None:
 @click.option("--compiled", is_flag=True, help="The compiled form the hook reads instead.")
 def path_(compiled: bool) -> None:
     """Print where policy.toml is (whether it exists or not)."""
-    settings = _settings()
+    settings = config.load()
     click.echo(mpmd_policy.compiled_path(settings) if compiled
                else mpmd_policy.source_path(settings))

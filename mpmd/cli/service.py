@@ -22,12 +22,6 @@ if TYPE_CHECKING:
 MANAGERS = ("auto", "systemd", "launchd")
 
 
-def _settings() -> config.Settings:
-    try:
-        return config.load()
-    except config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
 
 def _manager(choice: str) -> str:
     if choice != "auto":
@@ -43,13 +37,10 @@ def _manager(choice: str) -> str:
 def _files(manager: str, settings: config.Settings) -> list[UnitFile]:
     from mpmd.ops import service as svc
 
-    try:
-        layout = svc.current_layout(settings)
-        if manager == "launchd":
-            return svc.launchd_files(layout, svc.launch_agents_dir(Path.home()))
-        return svc.systemd_files(layout, svc.systemd_unit_dir(os.environ, Path.home()))
-    except svc.ServiceError as exc:
-        raise click.ClickException(str(exc)) from None
+    layout = svc.current_layout(settings)
+    if manager == "launchd":
+        return svc.launchd_files(layout, svc.launch_agents_dir(Path.home()))
+    return svc.systemd_files(layout, svc.systemd_unit_dir(os.environ, Path.home()))
 
 
 def _run_all(commands: list[list[str]]) -> None:
@@ -104,7 +95,7 @@ _manager_option = click.option(
 @_manager_option
 def install(dry_run: bool, manager: str) -> None:
     """Write the service files for this user and enable them."""
-    settings = _settings()
+    settings = config.load()
     manager = _manager(manager)
     files = _files(manager, settings)
     if manager == "launchd":
@@ -189,10 +180,7 @@ def _install_launchd(settings: config.Settings, files: list[UnitFile],
         return
     agent = svc.launchd_state(uid)
     _stop_hand_started(settings, agent.pid is not None)
-    try:
-        config.owner_only_dir(settings.log_dir)  # launchd opens its log file there
-    except config.FolderRefused as exc:
-        raise click.ClickException(str(exc)) from None
+    config.owner_only_dir(settings.log_dir)  # launchd opens its log file there
     _write_all(files)
     _run_all(svc.launchd_install_commands(uid, plist, agent.loaded))
     click.echo(f"{svc.LAUNCHD_LABEL} is loaded: launchd starts mpmd at login and again if it "
@@ -206,7 +194,7 @@ def uninstall(dry_run: bool, manager: str) -> None:
     """Disable the service and remove its files."""
     from mpmd.ops import service as svc
 
-    settings = _settings()
+    settings = config.load()
     manager = _manager(manager)
     files = _files(manager, settings)
     if manager == "launchd":
@@ -276,7 +264,7 @@ def status(manager: str) -> None:
     """What is installed, and whether the service manager runs it."""
     from mpmd.ops import service as svc
 
-    settings = _settings()
+    settings = config.load()
     manager = _manager(manager)
     files = _files(manager, settings)
     for unit in files:

@@ -17,15 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mpmd.errors import NotRunning, StateError
+
 if TYPE_CHECKING:
     from mpmd.config import Settings
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
-
-
-class NotRunning(RuntimeError):
-    pass
 
 
 def _connect(settings: Settings, timeout_s: float | None) -> socket.socket:
@@ -132,12 +130,12 @@ def start_background(settings: Settings, extra_args: list[str] | None = None) ->
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([ready], [], [], remaining)[0]:
                 proc.kill()
-                raise RuntimeError(f"mpmd did not become ready in {START_TIMEOUT_S:.0f}s; "
+                raise StateError(f"mpmd did not become ready in {START_TIMEOUT_S:.0f}s; "
                                    f"see {settings.log_path}")
             chunk = os.read(ready.fileno(), 64)
             if not chunk:
                 code = proc.wait()
-                raise RuntimeError(f"mpmd exited during start-up (code {code}):\n"
+                raise StateError(f"mpmd exited during start-up (code {code}):\n"
                                    + tail_file(settings.log_path, 15))
             got += chunk
     return proc.pid
@@ -155,7 +153,7 @@ def stop(settings: Settings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
     if not wait_for_exit(settings, timeout_s):
-        raise RuntimeError(f"mpmd did not exit within {timeout_s:.0f}s")
+        raise StateError(f"mpmd did not exit within {timeout_s:.0f}s")
     return True
 
 

@@ -40,6 +40,7 @@ from mpmd import __version__
 from mpmd.config import HTTP_OFF, Settings, owner_only_dir
 from mpmd.control.server import Followers, serve_control
 from mpmd.durable import load_or_create_token, write_atomic
+from mpmd.errors import AlreadyRunning
 from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import activation
@@ -79,10 +80,6 @@ TASK_RESTART_S = (0.1, 30.0)
 TASK_HEALTHY_S = 60.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _received_decoder = msgspec.json.Decoder(dict[str, object])
-
-
-class AlreadyRunning(RuntimeError):
-    pass
 
 
 def take_lock(path: Path) -> int:

@@ -23,14 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mpmd.config import CONFIG_FILE_NAME
+from mpmd.errors import ForwardConfigError
 
 KINDS = ("otlp", "webhook")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token
-
-
-class ForwardConfigError(ValueError):
-    """A ``[[forward]]`` table mpmd cannot use; the message names the table and the key."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from mpmd import __version__
+from mpmd.errors import MissingExtra
 from mpmd.forward.config import ForwardConfig
 from mpmd.forward.http import Outcome
 
@@ -63,10 +64,6 @@ _DECISION_ATTRS = (
 )
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-class MissingExtra(RuntimeError):
-    pass
 
 
 def _proto() -> tuple[Any, Any, Any, Any]:

@@ -12,18 +12,11 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from mpmd.errors import BadRequest, NotFound
 from mpmd.history import index, query, searches
 from mpmd.history import stats as analytics
 
 MAX_LIMIT = 1000
-
-
-class BadRequest(ValueError):
-    status = 400
-
-
-class NotFound(BadRequest):
-    status = 404
 
 
 def _int(args: dict[str, list[str]], name: str, default: int | None,

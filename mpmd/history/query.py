@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import TypeAlias
 
+from mpmd.errors import QueryError
 from mpmd.model import events
 
 __all__ = [
@@ -88,21 +89,6 @@ _WHOLE_SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 _DAY_MS = 86_400_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-class QueryError(ValueError):
-    """A query that cannot be run. ``str(e)`` is one line naming the bad token and its column
-    (1-based); ``position`` is the token's offset in the text (0-based), ``token`` the token
-    as written, so ``text[position:position + len(token)]`` is what to underline."""
-
-    def __init__(self, message: str, position: int, token: str) -> None:
-        super().__init__(message)
-        self.position = position
-        self.token = token
-
-    @property
-    def column(self) -> int:
-        return self.position + 1
 
 
 # The AST: frozen dataclasses. ``position`` is where the term starts in the query text.

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from mpmd.durable import write_atomic
+from mpmd.errors import SearchError
 from mpmd.history import query
 
 FILE_NAME = "searches.toml"
@@ -24,10 +25,6 @@ PRESETS: dict[str, str] = {
     "subagents": "type:SubagentStart OR type:SubagentStop",
     "writes-outside-project": "op:write scope:outside",
 }
-
-
-class SearchError(ValueError):
-    pass
 
 
 def _path(config_dir: Path) -> Path:

@@ -38,6 +38,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpmd.errors import ActivationError
+
 log = logging.getLogger("mpmd.ingest.activation")
 
 SD_LISTEN_FDS_START = 3
@@ -55,10 +57,6 @@ class Passed:
 
     fd: int
     name: str
-
-
-class ActivationError(ValueError):
-    """The LISTEN_* variables are meant for us but make no sense; the message says why."""
 
 
 def parse(environ: MutableMapping[str, str], pid: int,

@@ -56,6 +56,7 @@ from typing import Any
 
 from mpm_hook.hook import START_FLAG
 from mpmd.durable import make_owner_only_folders, write_atomic
+from mpmd.errors import SettingsError
 from mpmd.model.events import CLAUDE_CODE_EVENTS
 
 # Every hook event Claude Code knows, in its own order, from the one catalogue (mpmd.model.events).
@@ -97,10 +98,6 @@ STARTING_EVENT = "SessionStart"
 
 BACKUP_SUFFIX = ".mpmd-backup"
 NEW_FILE_MODE = 0o600
-
-
-class SettingsError(ValueError):
-    """A settings file we cannot read or must not rewrite."""
 
 
 @dataclass(frozen=True)

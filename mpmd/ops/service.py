@@ -26,6 +26,7 @@ from pathlib import Path
 from mpm_hook import paths
 from mpmd.config import HTTP_OFF, Settings
 from mpmd.durable import write_atomic
+from mpmd.errors import ServiceError
 from mpmd.ingest.activation import HTTP_FD_NAME, HTTP_HOST
 
 SERVICE_UNIT = "mpmd.service"
@@ -128,10 +129,6 @@ Also=@SOCKET_UNITS@
 """
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
-
-
-class ServiceError(RuntimeError):
-    """Something `mpmd service` cannot do here; the message says what and why."""
 
 
 # ---- what gets written --------------------------------------------------------------------

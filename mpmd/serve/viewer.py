@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mpmd import __version__
+from mpmd.errors import ViewerUnavailable
 from mpmd.history import api
 from mpmd.model.events import (
     NAMESPACE_OF,
@@ -115,10 +116,6 @@ class Answer(msgspec.Struct, tag_field="type", tag="answer", forbid_unknown_fiel
 
 
 _message_decoder = msgspec.json.Decoder(Subscribe | Answer)
-
-
-class ViewerUnavailable(RuntimeError):
-    pass
 
 
 class ClientStalled(Exception):

@@ -62,6 +62,8 @@ import time
 import zlib
 from typing import Any, TypeAlias
 
+from mpmd.errors import ConsumerSlotsFull, RingCorrupt
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "HEADER_BYTES",
@@ -109,14 +111,6 @@ _rec_pack_into = _REC.pack_into
 _rec_unpack_from = _REC.unpack_from
 _u64_pack = _U64.pack
 _crc32 = zlib.crc32
-
-
-class RingCorrupt(ValueError):
-    """The buffer does not hold a valid ring, or a record failed its checksum."""
-
-
-class ConsumerSlotsFull(ValueError):
-    """All MAX_CONSUMERS consumer slots are in use."""
 
 
 def record_size(length: int) -> int:
