@@ -177,11 +177,13 @@ def test_a_failing_background_task_is_counted_shown_and_started_again(home, monk
 def test_doctor_and_status_tell_of_a_failed_task():
     from mpmd.cli import main as cli
     from mpmd.ops import doctor
+    from mpmd.status import Status
 
-    running = {"running": True, "task_failures": {}}
+    running = Status(running=True)
     assert doctor.check_tasks(running).level == doctor.OK
-    failed = {"running": True, "task_failures": {"broadcast": {
-        "failures": 2, "last_error": "RecursionError: too deep", "at": "2026-12-03T10:00"}}}
+    failed = msgspec.convert({"running": True, "task_failures": {"broadcast": {
+        "failures": 2, "last_error": "RecursionError: too deep", "at": "2026-12-03T10:00"}}},
+        Status)
     check = doctor.check_tasks(failed)
     assert check.level == doctor.WARN and "broadcast failed 2 times" in check.line()
     assert "RecursionError" in cli._tasks_line(failed) and cli._tasks_line(running) == ""

@@ -13,12 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mpmd import config
 from mpmd.ops import doctor as dr
 from mpmd.ops.doctor import FAIL, OK, SKIP, WARN, Check, HookTarget, PathMode, SettingsFile
 from mpmd.ops.hooks_settings import INSTALLED_EVENTS, ClaudeCode, Endpoint, HttpHook, install
+from mpmd.status import Status
 from tests.utils import Daemon, env_for, run_hook, short_tempdir
 
 HOME = "/home/you"
@@ -130,13 +132,18 @@ def test_check_config():
 RUNNING = {"running": True, "pid": 1234, "uptime_s": 3 * 3600 + 5, "version": "0.1.0"}
 
 
+def S(fields: dict) -> Status:
+    """A daemon's status as the control socket would send it."""
+    return msgspec.convert(fields, Status)
+
+
 def test_check_daemon_ok():
-    c = dr.check_daemon(RUNNING, False, "socket", "0.1.0", "/run/m/mpmd.sock")
+    c = dr.check_daemon(S(RUNNING), False, "socket", "0.1.0", "/run/m/mpmd.sock")
     assert c.line() == "OK   daemon: reachable (pid 1234, up 3 h)"
 
 
 def test_check_daemon_warns_about_an_older_daemon():
-    c = dr.check_daemon({**RUNNING, "version": "0.0.9"}, False, "socket", "0.1.0", "s")
+    c = dr.check_daemon(S({**RUNNING, "version": "0.0.9"}), False, "socket", "0.1.0", "s")
     assert c.level == WARN and c.fix == "mpmd stop && mpmd start"
     assert "it runs mpmd 0.0.9, and 0.1.0 is installed" in c.message
 
@@ -148,7 +155,7 @@ def test_check_daemon_fails():
     hung = dr.check_daemon(None, True, "socket", "0.1.0", "s")
     assert hung.level == FAIL and "does not answer" in hung.message
     assert hung.fix.startswith("mpmd stop && mpmd start")
-    gone = dr.check_daemon(RUNNING, False, "missing", "0.1.0", "/run/m/mpmd.sock")
+    gone = dr.check_daemon(S(RUNNING), False, "missing", "0.1.0", "/run/m/mpmd.sock")
     assert gone.level == FAIL
     assert "its socket /run/m/mpmd.sock is missing: hooks cannot reach it" in gone.message
 
@@ -467,9 +474,9 @@ def test_transport_http_under_command_only_events_fails():
 def test_transport_warns_when_the_daemon_reports_a_loss_risk():
     risk = "no service manager holds 127.0.0.1:7720: while the daemon is down ..."
     status = {"running": True, "http_loss_risk": risk}
-    c = transport(user(installed(port=7720)), status=status)
+    c = transport(user(installed(port=7720)), status=S(status))
     assert (c.level, c.message) == (WARN, risk)
-    assert transport(user(installed()), status=status).level == OK  # command hooks spool
+    assert transport(user(installed()), status=S(status)).level == OK  # command hooks spool
 
 
 # ---- duplicates and event names ---------------------------------------------------------------
@@ -559,9 +566,9 @@ def test_spool():
 def test_ring():
     assert dr.check_ring(None).level == SKIP
     status = {"running": True, "ring_capacity_bytes": 64 << 20}
-    assert dr.check_ring({**status, "ring_used_bytes": 8 << 20}).line() == \
+    assert dr.check_ring(S({**status, "ring_used_bytes": 8 << 20})).line() == \
         "OK   ring usage: 12 % used (8.0 MiB of 64.0 MiB)"
-    c = dr.check_ring({**status, "ring_used_bytes": 60 << 20})
+    c = dr.check_ring(S({**status, "ring_used_bytes": 60 << 20}))
     assert c.level == WARN and c.message.startswith("94 % used")
 
 
@@ -589,31 +596,31 @@ def test_retention():
 def test_index():
     assert dr.check_index(None).level == SKIP
     status = {"running": True, "journal_last_seq": 500, "index_worker_pid": 77}
-    assert dr.check_index({**status, "index_last_seq": 500}).line() == \
+    assert dr.check_index(S({**status, "index_last_seq": 500})).line() == \
         "OK   search index: up to date (worker pid 77)"
-    assert dr.check_index({**status, "index_last_seq": 490}).message == \
+    assert dr.check_index(S({**status, "index_last_seq": 490})).message == \
         "10 events behind the journal (worker pid 77)"
-    behind = dr.check_index({**status, "journal_last_seq": 50_000, "index_last_seq": 1})
+    behind = dr.check_index(S({**status, "journal_last_seq": 50_000, "index_last_seq": 1}))
     assert behind.level == WARN
-    dead = dr.check_index({**status, "index_last_seq": 400, "index_worker_pid": None,
-                           "counters": {"index_worker_restarts": 4}})
+    dead = dr.check_index(S({**status, "index_last_seq": 400, "index_worker_pid": None,
+                           "counters": {"index_worker_restarts": 4}}))
     assert dead.level == FAIL and "its worker is not running (restarted 4 times)" in dead.message
 
 
 def test_viewer_with_the_daemon_running():
     up = {"running": True, "viewer_url": "http://127.0.0.1:7710/#token=x", "viewer_port": 7710}
-    assert dr.check_viewer(7710, up, None).line() == "OK   viewer port: 127.0.0.1:7710"
-    assert dr.check_viewer(0, up, None).level == OK
+    assert dr.check_viewer(7710, S(up), None).line() == "OK   viewer port: 127.0.0.1:7710"
+    assert dr.check_viewer(0, S(up), None).level == OK
     moved = {**up, "viewer_port": 7711}
-    taken = dr.check_viewer(7710, moved, dr.PortProbe(7710, False, "pid 42 (nginx)"))
+    taken = dr.check_viewer(7710, S(moved), dr.PortProbe(7710, False, "pid 42 (nginx)"))
     assert taken.line() == ("WARN viewer port: port 7710 is taken by pid 42 (nginx): the viewer "
                             "is on 7711 instead (mpmd open knows) — fix: free the port, or set "
                             "viewer_port in config.toml")
-    free_now = dr.check_viewer(7710, moved, dr.PortProbe(7710, True))
+    free_now = dr.check_viewer(7710, S(moved), dr.PortProbe(7710, True))
     assert free_now.level == WARN and free_now.fix == "mpmd stop && mpmd start to move it " \
                                                       "back to 7710"
-    none = dr.check_viewer(7710, {"running": True, "viewer_url": None,
-                                  "viewer_error": "ports 7710-7719 are all taken"}, None)
+    none = dr.check_viewer(7710, S({"running": True, "viewer_url": None,
+                                  "viewer_error": "ports 7710-7719 are all taken"}), None)
     assert none.level == WARN and "ports 7710-7719 are all taken" in none.message
 
 
@@ -1046,14 +1053,14 @@ def test_install_hooks_http_before_the_daemon_ever_ran(home: Path, user_home: Pa
 def test_the_status_line_of_the_http_endpoint():
     from mpmd.cli.main import _http_line
 
-    assert _http_line({"http_url": "http://127.0.0.1:7720/hook", "http_refused": {}}) == \
+    assert _http_line(S({"http_url": "http://127.0.0.1:7720/hook", "http_refused": {}})) == \
         "http://127.0.0.1:7720/hook"
-    assert _http_line({"http_url": "http://127.0.0.1:7720/hook",
-                       "http_refused": {"token_wrong": 3, "host": 1}}) == \
+    assert _http_line(S({"http_url": "http://127.0.0.1:7720/hook",
+                         "http_refused": {"token_wrong": 3, "host": 1}})) == \
         "http://127.0.0.1:7720/hook  (4 requests refused: mpmd status --json)"
-    assert _http_line({"http_url": None, "http_error": "off (http_port = -1)"}) == \
+    assert _http_line(S({"http_url": None, "http_error": "off (http_port = -1)"})) == \
         "not available: off (http_port = -1)"
-    assert _http_line({}) == "not available: not started"
+    assert _http_line(S({})) == "not available: not started"
 
 
 def test_doctor_with_a_bad_config_still_checks_the_rest(home: Path, user_home: Path):
@@ -1081,15 +1088,18 @@ def test_the_policy_check() -> None:
 
 def test_the_forwarders_check() -> None:
     running = {"running": True}
+    team = {"kind": "webhook", "url": "https://x"}
     assert dr.check_forwarders([], None).level == SKIP
-    assert dr.check_forwarders([], {**running, "forward": {}}).message == "none configured"
-    bad = dr.check_forwarders(['forward "team": url: must be http or https'], running)
+    assert dr.check_forwarders([], S({**running, "forward": {}})).message == "none configured"
+    bad = dr.check_forwarders(['forward "team": url: must be http or https'], S(running))
     assert bad.level == FAIL and 'forward "team"' in bad.message
-    ok = dr.check_forwarders([], {**running, "forward": {"team": {"state": "ok", "backlog": 0}}})
+    ok = dr.check_forwarders([], S({**running, "forward": {
+        "team": {**team, "state": "ok", "backlog": 0}}}))
     assert (ok.level, ok.message) == (OK, "team up to date")
-    down = dr.check_forwarders([], {**running, "forward": {
-        "team": {"state": "retrying", "backlog": 600, "last_error": "503 Service Unavailable"}}})
+    down = dr.check_forwarders([], S({**running, "forward": {
+        "team": {**team, "state": "retrying", "backlog": 600,
+                 "last_error": "503 Service Unavailable"}}}))
     assert down.level == WARN and "team (retrying: 503 Service Unavailable)" in down.message
-    behind = dr.check_forwarders([], {**running, "forward": {
-        "team": {"state": "ok", "backlog": 20_000}}})
+    behind = dr.check_forwarders([], S({**running, "forward": {
+        "team": {**team, "state": "ok", "backlog": 20_000}}}))
     assert behind.level == WARN and "backlog 20000" in behind.message

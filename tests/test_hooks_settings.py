@@ -638,6 +638,7 @@ def test_find_claude(tmp_path):
 
 def test_read_endpoint(tmp_path):
     from mpmd import config
+    from mpmd.status import Status
 
     s = config.Settings(runtime_dir=tmp_path, state_dir=tmp_path, config_dir=tmp_path)
     assert hs.read_endpoint(s, None) == Endpoint(7720)
@@ -645,12 +646,12 @@ def test_read_endpoint(tmp_path):
     (tmp_path / "http.token").write_text(TOKEN + "\n")
     assert hs.read_endpoint(s, None) == Endpoint(7720, False, 7730, None, TOKEN)
     assert hs.read_endpoint(s, None).expected_port == 7720  # the configured one, when down
-    running = {"running": True, "http_url": "http://127.0.0.1:7731/hook", "http_port": 7731}
+    running = Status(running=True, http_url="http://127.0.0.1:7731/hook", http_port=7731)
     assert hs.read_endpoint(s, running) == Endpoint(7720, True, 7731, None, TOKEN)
-    off = {"running": True, "http_url": None, "http_error": "off (http_port = -1)"}
+    off = Status(running=True, http_url=None, http_error="off (http_port = -1)")
     assert hs.read_endpoint(s, off).unavailable == \
         "the daemon runs without its http endpoint (off (http_port = -1))"
-    older = hs.read_endpoint(s, {"running": True})  # a daemon from before the endpoint
+    older = hs.read_endpoint(s, Status(running=True))  # a daemon from before the endpoint
     assert older.port is None and older.unavailable is not None
     (tmp_path / "http.token").write_text("not a token\n")
     assert hs.read_endpoint(s, running).token is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -21,6 +20,7 @@ from mpmd.durable import write_atomic
 from mpmd.errors import MpmdError, QueryError
 from mpmd.model.events import StoredEventView
 from mpmd.ops import hooks_settings
+from mpmd.status import Status
 
 DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
 # The hook's own modules, copied next to the state folder by install-hooks (the hook runs
@@ -134,26 +134,18 @@ def stop() -> None:
     click.echo("mpmd stopped" if stopped else "mpmd is not running")
 
 
-def gather_status(settings: config.Settings) -> dict[str, Any]:
+def gather_status(settings: config.Settings) -> Status:
+    """The daemon's status, or what can be told without it."""
     from mpmd.ingest import spool
 
     try:
-        status: dict[str, Any] = client.request(settings, {"cmd": "status"})
-        return status
+        return client.status(settings)
     except (client.NotRunning, OSError, ValueError):
         pass
-    return {
-        "running": False,
-        "hung": client.lock_holder(settings),
-        "pid": None,
-        "socket": str(settings.socket_path),
-        "journal_dir": str(settings.journal_dir),
-        "spool_dir": str(settings.spool_dir),
-        "events_total": 0,
-        "spool_pending": spool.pending(settings.spool_dir),
-        "ring_used_bytes": None,
-        "uptime_s": None,
-    }
+    return Status(running=False, hung=client.lock_holder(settings),
+                  socket=str(settings.socket_path), journal_dir=str(settings.journal_dir),
+                  spool_dir=str(settings.spool_dir),
+                  spool_pending=spool.pending(settings.spool_dir))
 
 
 @main.command()
@@ -163,20 +155,20 @@ def status(as_json: bool) -> None:
     settings = config.load()
     info = gather_status(settings)
     if as_json:
-        click.echo(json.dumps(info))
+        click.echo(msgspec.json.encode(info).decode())
         return
-    if info["running"]:
+    if info.running:
         click.echo(
-            f"mpmd running, pid {info['pid']}, up {_duration(info['uptime_s'])}\n"
-            f"  events stored since start  {info['events_total']}  (journal at seq "
-            f"{info.get('journal_last_seq')})\n"
-            f"  ring used                  {_size(info['ring_used_bytes'])} of "
-            f"{_size(info.get('ring_capacity_bytes', 0))}\n"
-            f"  spool pending              {info['spool_pending']}\n"
+            f"mpmd running, pid {info.pid}, up {_duration(info.uptime_s)}\n"
+            f"  events stored since start  {info.events_total}  (journal at seq "
+            f"{info.journal_last_seq})\n"
+            f"  ring used                  {_size(info.ring_used_bytes)} of "
+            f"{_size(info.ring_capacity_bytes or 0)}\n"
+            f"  spool pending              {info.spool_pending}\n"
             f"  hook to ring               {_latency_line(info)}\n"
-            f"  socket                     {info['socket']}\n"
+            f"  socket                     {info.socket}\n"
             f"  http hooks                 {_http_line(info)}\n"
-            f"  journal                    {info['journal_dir']}\n"
+            f"  journal                    {info.journal_dir}\n"
             f"  search index               {_index_line(info)}\n"
             f"  policy                     {_policy_line(info)}\n"
             f"  forwarders                 {_forward_line(info)}\n"
@@ -184,72 +176,67 @@ def status(as_json: bool) -> None:
             + _tasks_line(info)
         )
     else:
-        state = "not responding (hung?)" if info.get("hung") else "not running"
-        click.echo(f"mpmd is {state}\n  spool pending {info['spool_pending']} "
-                   f"(taken in at the next start)\n  journal {info['journal_dir']}")
+        state = "not responding (hung?)" if info.hung else "not running"
+        click.echo(f"mpmd is {state}\n  spool pending {info.spool_pending} "
+                   f"(taken in at the next start)\n  journal {info.journal_dir}")
 
 
-def _tasks_line(info: dict[str, Any]) -> str:
+def _tasks_line(info: Status) -> str:
     """Only when a background task failed (and was started again): it is a bug to report."""
-    failed = info.get("task_failures") or {}
-    return "".join(f"\n  task {task:<21}  failed {f.get('failures')} times, started again "
-                   f"(last: {f.get('last_error')}; see the log)"
-                   for task, f in sorted(failed.items()))
+    return "".join(f"\n  task {task:<21}  failed {f.failures} times, started again "
+                   f"(last: {f.last_error}; see the log)"
+                   for task, f in sorted(info.task_failures.items()))
 
 
-def _latency_line(info: dict[str, Any]) -> str:
-    ms = info.get("hook_to_ring_ms") or {}
+def _latency_line(info: Status) -> str:
+    ms = info.hook_to_ring_ms
     if ms.get("p50") is None:
-        return "no events yet" if not info.get("events_total") else "over 5 s (see the log)"
+        return "no events yet" if not info.events_total else "over 5 s (see the log)"
     p99 = f"≤ {ms['p99']:g} ms" if ms.get("p99") is not None else "over 5 s"
     return f"p50 ≤ {ms['p50']:g} ms, p99 {p99}  (full histogram: /metrics)"
 
 
-def _forward_line(info: dict[str, Any]) -> str:
-    forward = info.get("forward") or {}
-    if not forward:
+def _forward_line(info: Status) -> str:
+    if not info.forward:
         return "none (docs/scaling.md)"
     return ", ".join(
-        f"{name} {f.get('state')}" + (f", {f['backlog']} behind" if f.get("backlog") else "")
-        for name, f in sorted(forward.items()))
+        f"{name} {f.state}" + (f", {f.backlog} behind" if f.backlog else "")
+        for name, f in sorted(info.forward.items()))
 
 
-def _policy_line(info: dict[str, Any]) -> str:
-    policy = info.get("policy") or {}
-    state = policy.get("state")
-    if state == "active":
-        return f"{policy.get('rules', 0)} rules ({policy.get('file')})"
-    if state == "invalid":
-        return f"INVALID, the hooks only observe: {policy.get('error')}  (mpmd policy check)"
+def _policy_line(info: Status) -> str:
+    policy = info.policy
+    if policy is not None and policy.state == "active":
+        return f"{policy.rules} rules ({policy.file})"
+    if policy is not None and policy.state == "invalid":
+        return f"INVALID, the hooks only observe: {policy.error}  (mpmd policy check)"
     return "none: mpmd only observes (mpmd policy init writes an example)"
 
 
-def _index_line(info: dict[str, Any]) -> str:
-    behind = max(0, (info.get("journal_last_seq") or 0) - (info.get("index_last_seq") or 0))
+def _index_line(info: Status) -> str:
+    behind = max(0, (info.journal_last_seq or 0) - (info.index_last_seq or 0))
     where = "up to date" if not behind else f"{behind} events behind the journal"
-    if info.get("index_worker_pid") is None:
-        restarts = info.get("counters", {}).get("index_worker_restarts", 0)
+    if info.index_worker_pid is None:
+        restarts = info.counters.get("index_worker_restarts", 0)
         return f"{where}; its worker is not running (restarted {restarts} times; see the log)"
-    return f"{where} (worker pid {info['index_worker_pid']})"
+    return f"{where} (worker pid {info.index_worker_pid})"
 
 
-def _http_line(info: dict[str, Any]) -> str:
+def _http_line(info: Status) -> str:
     """The endpoint Claude Code's http hooks post to (docs/protocol.md), and what it
     refused (the reasons: mpmd status --json, docs/security.md)."""
-    url = info.get("http_url")
-    if not url:
-        return f"not available: {info.get('http_error') or 'not started'}"
-    refused = sum(n for n in (info.get("http_refused") or {}).values() if isinstance(n, int))
-    return f"{url}" + (f"  ({refused} requests refused: mpmd status --json)" if refused
-                       else "")
+    if not info.http_url:
+        return f"not available: {info.http_error or 'not started'}"
+    refused = sum(info.http_refused.values())
+    return info.http_url + (f"  ({refused} requests refused: mpmd status --json)" if refused
+                            else "")
 
 
-def _viewer_line(info: dict[str, Any]) -> str:
-    url = info.get("viewer_url")
-    if not url:
-        return f"not available ({info.get('viewer_error') or 'not started'})"
+def _viewer_line(info: Status) -> str:
+    if not info.viewer_url:
+        return f"not available ({info.viewer_error or 'not started'})"
     # The token stays out of the terminal (and of screenshots of it): `mpmd open` has it.
-    return f"{url.split('#', 1)[0]}  (mpmd open)"
+    return f"{info.viewer_url.split('#', 1)[0]}  (mpmd open)"
 
 
 @main.command("open")
@@ -259,11 +246,11 @@ def open_viewer(print_only: bool) -> None:
     """Open the live viewer in your browser."""
     settings = config.load()
     info = gather_status(settings)
-    if not info["running"]:
+    if not info.running:
         raise click.ClickException("mpmd is not running: start it with `mpmd start`")
-    url = info.get("viewer_url")
+    url = info.viewer_url
     if not url:
-        raise click.ClickException(f"the viewer is not available: {info.get('viewer_error')}")
+        raise click.ClickException(f"the viewer is not available: {info.viewer_error}")
     if print_only:
         click.echo(url)
         return
@@ -513,11 +500,10 @@ def choose_transport(settings: config.Settings, requested: str, path: Path,
         return hooks_settings.choose_transport(requested, hooks_settings.ClaudeCode(),
                                                hooks_settings.Endpoint(settings.http_port))
     try:
-        status = client.request(settings, {"cmd": "status"})
+        status: Status | None = client.status(settings)
     except (client.NotRunning, OSError, ValueError):
         status = None
-    endpoint = hooks_settings.read_endpoint(settings, status if isinstance(status, dict)
-                                            else None)
+    endpoint = hooks_settings.read_endpoint(settings, status)
     shared = tilde(path, home) if hooks_settings.shared_project_file(path, home) else None
     return hooks_settings.choose_transport(requested, hooks_settings.find_claude(home=home),
                                            endpoint, shared_file=shared, home=home)

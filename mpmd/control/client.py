@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from mpmd.errors import NotRunning, StateError
+from mpmd.status import Status
 
 if TYPE_CHECKING:
     from mpmd.config import Settings
@@ -42,6 +45,12 @@ def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0)
     with sock, sock.makefile("rb") as f:
         sock.sendall(json.dumps(payload).encode() + b"\n")
         return json.loads(f.readline())
+
+
+def status(settings: Settings) -> Status:
+    """The running daemon's status: NotRunning when none answers, OSError or ValueError
+    (a msgspec.ValidationError too) when the answer is not one."""
+    return msgspec.convert(request(settings, {"cmd": "status"}), Status)
 
 
 def stream(settings: Settings, payload: dict[str, Any]) -> Iterator[bytes]:

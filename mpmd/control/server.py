@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from mpmd.ingest import peercred
 
 if TYPE_CHECKING:
@@ -119,7 +121,7 @@ async def serve_control(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
                 raise ValueError("request must be a JSON object")
             cmd = request.get("cmd")
             if cmd == "status":
-                writer.write(json.dumps(daemon.status()).encode() + b"\n")
+                writer.write(msgspec.json.encode(daemon.status()) + b"\n")
             elif cmd == "stop":
                 writer.write(b'{"ok": true}\n')
                 daemon.stopping.set()

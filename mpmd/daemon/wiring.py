@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry
@@ -56,6 +57,7 @@ from mpmd.serve import access, metrics
 from mpmd.serve.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.serve.broadcast import Broadcaster
 from mpmd.serve.viewer import Viewer, ViewerUnavailable
+from mpmd.status import ForwarderState, PolicyState, Status, TaskFailure
 from mpmd.storage.dedup import RecentIds
 from mpmd.storage.journal import Journal, line_seq
 from mpmd.storage.ring import PageReleaser, open_ring_file
@@ -400,39 +402,39 @@ class Daemon:
             self._spool_wakeup.set()
 
     # ---- status -------------------------------------------------------------------------
-    def status(self) -> dict[str, object]:
+    def status(self) -> Status:
         s = self.settings
-        return {
-            "running": True,
-            "pid": os.getpid(),
-            "version": __version__,
-            "socket": str(s.socket_path),
-            "journal_dir": str(s.journal_dir),
-            "spool_dir": str(s.spool_dir),
-            "events_total": self.counters["events_total"],
-            "next_seq": self.store.next_seq,
-            "journal_last_seq": self.journal.last_seq,
-            "spool_pending": spool_pending(s.spool_dir),
-            "ring_used_bytes": self.ring.used_bytes,
-            "ring_capacity_bytes": self.ring.capacity,
-            "journal_bytes": self.journal.total_bytes,
-            "journal_segments": len(self.journal.segments()),
-            "hook_to_ring_ms": self.store.latency.percentiles_ms((50, 99)),
-            "index_path": str(s.index_path),
-            "index_last_seq": self.indexer.last_seq,
-            "index_worker_pid": self.indexer.pid,
-            "connections_open": len(self.ingest.connections),
+        return Status(
+            running=True,
+            pid=os.getpid(),
+            version=__version__,
+            socket=str(s.socket_path),
+            journal_dir=str(s.journal_dir),
+            spool_dir=str(s.spool_dir),
+            events_total=self.counters["events_total"],
+            next_seq=self.store.next_seq,
+            journal_last_seq=self.journal.last_seq,
+            spool_pending=spool_pending(s.spool_dir),
+            ring_used_bytes=self.ring.used_bytes,
+            ring_capacity_bytes=self.ring.capacity,
+            journal_bytes=self.journal.total_bytes,
+            journal_segments=len(self.journal.segments()),
+            hook_to_ring_ms=self.store.latency.percentiles_ms((50, 99)),
+            index_path=str(s.index_path),
+            index_last_seq=self.indexer.last_seq,
+            index_worker_pid=self.indexer.pid,
+            connections_open=len(self.ingest.connections),
             **self._http_status(),
-            "remote_waiting": len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
-            "forward": self.forwarders.status(),
-            "policy": describe_policy(s),  # file, state (none, active, invalid), rules, error
+            remote_waiting=len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
+            forward=msgspec.convert(self.forwarders.status(), dict[str, ForwarderState]),
+            policy=msgspec.convert(describe_policy(s), PolicyState),
             **self._viewer_status(),
-            "task_failures": {name: dict(f) for name, f in self.task_failures.items()},
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "counters": dict(self.counters),
-        }
+            task_failures=msgspec.convert(self.task_failures, dict[str, TaskFailure]),
+            uptime_s=round(time.time() - self.started_at, 3),
+            counters=dict(self.counters),
+        )
 
-    def _viewer_status(self) -> dict[str, object]:
+    def _viewer_status(self) -> dict[str, Any]:
         viewer = self.viewer
         if viewer is None or viewer.server is None:
             return {"viewer_url": None, "ws_url": None, "viewer_error": self.viewer_error}
@@ -441,7 +443,7 @@ class Daemon:
                 "viewer_lagging_clients": sum(
                     not c.live for c in self.broadcaster.clients if c.subscribed)}
 
-    def _http_status(self) -> dict[str, object]:
+    def _http_status(self) -> dict[str, Any]:
         held = self.http is not None and self.http.passed
         risk = http_loss_risk(self.settings, running=True, held=held)
         loss = {"http_port_held": held, "http_loss_risk": risk}

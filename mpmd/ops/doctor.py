@@ -34,6 +34,7 @@ from typing import Any
 from mpmd import config
 from mpmd.model.events import CLAUDE_EVENT_TYPES
 from mpmd.ops import hooks_settings
+from mpmd.status import Status
 
 OK = "OK"
 WARN = "WARN"
@@ -138,7 +139,7 @@ class Facts:
     home: str  # the user's home, for ~ in messages
     uid: int
     installed_version: str
-    status: dict[str, Any] | None  # the daemon's status, None if it did not answer
+    status: Status | None  # the daemon's status, None if it did not answer
     hung: bool = False  # a daemon holds the lock but does not answer
     socket_kind: str = "missing"  # "socket", "missing" or "other"
     config_error: str | None = None
@@ -361,19 +362,19 @@ def check_config(error: str | None, sources: Mapping[str, str], home: str) -> Ch
     return Check("config", OK, shown)
 
 
-def check_daemon(status: Mapping[str, Any] | None, hung: bool, socket_kind: str,
+def check_daemon(status: Status | None, hung: bool, socket_kind: str,
                  installed_version: str, socket_display: str) -> Check:
     name = "daemon"
-    if status is None or not status.get("running"):
+    if status is None or not status.running:
         if hung:
             return Check(name, FAIL, "an mpmd process holds the lock but does not answer "
                          "(hooks spool events to disk meanwhile)", RESTART + " (see the log)")
         return Check(name, FAIL, "not running (hooks spool events to disk until it starts)",
                      START)
-    pid = status.get("pid")
-    up = status.get("uptime_s")
-    about = f"pid {pid}" + (f", up {duration(up)}" if isinstance(up, int | float) else "")
-    version = status.get("version")
+    pid = status.pid
+    up = status.uptime_s
+    about = f"pid {pid}" + (f", up {duration(up)}" if up is not None else "")
+    version = status.version
     if socket_kind != "socket":
         what = "is missing" if socket_kind == "missing" else "is not a socket"
         return Check(name, FAIL, f"running ({about}) but its socket {socket_display} {what}: "
@@ -651,7 +652,7 @@ def _unlike_install(found: Mapping[str, Sequence[tuple[Any, Mapping[str, Any]]]]
 
 def check_transport(files: Sequence[SettingsFile], claude: hooks_settings.ClaudeCode | None,
                     endpoint: hooks_settings.Endpoint | None,
-                    status: Mapping[str, Any] | None = None, home: str = "") -> Check:
+                    status: Status | None = None, home: str = "") -> Check:
     """The kind of mpmd's entries (command or http) against what works: the installed Claude
     Code's version, the daemon's endpoint, the events Claude Code runs http hooks for."""
     name = "hook transport"
@@ -686,8 +687,8 @@ def check_transport(files: Sequence[SettingsFile], claude: hooks_settings.Claude
         which = "has an http entry" if len(never) == 1 else "have http entries"
         fails.append(f"{_names(never)} {which}, which Claude Code never runs (it runs command "
                      "hooks only there): not recorded")
-    risk = (status or {}).get("http_loss_risk") if status and status.get("running") else None
-    if isinstance(risk, str) and risk:
+    risk = status.http_loss_risk if status is not None and status.running else None
+    if risk:
         warns.append(risk)
     if fails:
         return Check(name, FAIL, "; ".join(fails + warns),
@@ -819,13 +820,13 @@ def check_spool(spool: SpoolFacts, running: bool, log: str = "the log") -> Check
     return Check(name, OK, f"{events} waiting{age}, being taken in")
 
 
-def check_ring(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
+def check_ring(status: Status | None, log: str = "the log") -> Check:
     name = "ring usage"
-    if status is None or not status.get("running"):
+    if status is None or not status.running:
         return Check(name, SKIP, "mpmd is not running")
-    used = status.get("ring_used_bytes")
-    capacity = status.get("ring_capacity_bytes")
-    if not isinstance(used, int) or not isinstance(capacity, int) or capacity <= 0:
+    used = status.ring_used_bytes
+    capacity = status.ring_capacity_bytes
+    if used is None or capacity is None or capacity <= 0:
         return Check(name, SKIP, "not checked: the daemon did not report it")
     percent = 100 * used / capacity
     text = f"{percent:.0f} % used ({size(used)} of {size(capacity)})"
@@ -836,18 +837,18 @@ def check_ring(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
     return Check(name, OK, text)
 
 
-def check_tasks(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
+def check_tasks(status: Status | None, log: str = "the log") -> Check:
     """The daemon's background tasks (journal, spool, broadcast, maintenance) are started
     again when they fail; a failure is a bug worth reporting, and a repeating one means
     what that task keeps (the journal, the viewers) lags."""
     name = "background tasks"
-    if status is None or not status.get("running"):
+    if status is None or not status.running:
         return Check(name, SKIP, "mpmd is not running")
-    failed = status.get("task_failures") or {}
+    failed = status.task_failures
     if not failed:
         return Check(name, OK, "none has failed since start")
-    told = "; ".join(f"{task} failed {info.get('failures')} times (last: "
-                     f"{info.get('last_error')}, {info.get('at')})"
+    told = "; ".join(f"{task} failed {info.failures} times (last: "
+                     f"{info.last_error}, {info.at})"
                      for task, info in sorted(failed.items()))
     return Check(name, WARN, f"{told}; each was started again",
                  f"see {log} for the traceback and please report it; {RESTART} clears it")
@@ -896,16 +897,15 @@ def check_retention(retention_days: float | None, retention_bytes: int | None) -
     return Check(name, OK, "closed segments deleted when " + " or ".join(parts))
 
 
-def check_index(status: Mapping[str, Any] | None, log: str = "the log") -> Check:
+def check_index(status: Status | None, log: str = "the log") -> Check:
     name = "search index"
-    if status is None or not status.get("running"):
+    if status is None or not status.running:
         return Check(name, SKIP, "mpmd is not running")
-    behind = max(0, int(status.get("journal_last_seq") or 0)
-                 - int(status.get("index_last_seq") or 0))
+    behind = max(0, (status.journal_last_seq or 0) - (status.index_last_seq or 0))
     where = "up to date" if not behind else f"{behind} events behind the journal"
-    pid = status.get("index_worker_pid")
+    pid = status.index_worker_pid
     if pid is None:
-        restarts = (status.get("counters") or {}).get("index_worker_restarts", 0)
+        restarts = status.counters.get("index_worker_restarts", 0)
         return Check(name, FAIL, f"{where}; its worker is not running (restarted "
                      f"{restarts} times): searches miss new events",
                      f"see {log}; {RESTART} starts it again, mpmd reindex rebuilds the index")
@@ -915,16 +915,16 @@ def check_index(status: Mapping[str, Any] | None, log: str = "the log") -> Check
     return Check(name, OK, f"{where} (worker pid {pid})")
 
 
-def check_viewer(configured: int, status: Mapping[str, Any] | None,
+def check_viewer(configured: int, status: Status | None,
                  probe: PortProbe | None) -> Check:
     name = "viewer port"
-    running = status is not None and bool(status.get("running"))
+    running = status is not None and status.running
     holder = f" by {probe.holder}" if probe and probe.holder else " by another process"
     if running and status is not None:
-        port = status.get("viewer_port")
-        if not status.get("viewer_url") or port is None:
+        port = status.viewer_port
+        if not status.viewer_url or port is None:
             return Check(name, WARN, f"the viewer is not available: "
-                         f"{status.get('viewer_error') or 'not started'}",
+                         f"{status.viewer_error or 'not started'}",
                          "set viewer_port in config.toml to a free port, then " + RESTART)
         if configured == 0:
             return Check(name, OK, f"any free port (now 127.0.0.1:{port})")
@@ -967,26 +967,26 @@ def check_policy(policy: Mapping[str, Any] | None, home: str) -> Check:
 FORWARD_BACKLOG_WARN = 10_000
 
 
-def check_forwarders(problems: Sequence[str], status: Mapping[str, Any] | None) -> Check:
+def check_forwarders(problems: Sequence[str], status: Status | None) -> Check:
     """The forwarders of config.toml (docs/scaling.md): their configuration, and with the
     daemon running, their state and backlog."""
     name = "forwarders"
     if problems:
         return Check(name, FAIL, "; ".join(problems),
                      "correct the [[forward]] table named, then restart mpmd")
-    forward = (status or {}).get("forward") or {}
     if status is None:
         return Check(name, SKIP, "mpmd is not running")
+    forward = status.forward
     if not forward:
         return Check(name, OK, "none configured")
-    behind = [f"{n} ({f.get('state')}: {f.get('last_error') or 'backlog ' + str(f.get('backlog'))})"
+    behind = [f"{n} ({f.state}: {f.last_error or 'backlog ' + str(f.backlog)})"
               for n, f in sorted(forward.items())
-              if f.get("state") != "ok" or (f.get("backlog") or 0) > FORWARD_BACKLOG_WARN]
+              if f.state != "ok" or (f.backlog or 0) > FORWARD_BACKLOG_WARN]
     if behind:
         return Check(name, WARN, "not keeping up: " + "; ".join(behind),
                      "check the receiver; nothing is lost while the journal keeps the events")
-    return Check(name, OK, ", ".join(f"{n} up to date" if not f.get("backlog")
-                                     else f"{n} {f.get('backlog')} behind"
+    return Check(name, OK, ", ".join(f"{n} up to date" if not f.backlog
+                                     else f"{n} {f.backlog} behind"
                                      for n, f in sorted(forward.items())))
 
 
@@ -994,7 +994,7 @@ def run_checks(facts: Facts) -> list[Check]:
     s = facts.settings
     home = facts.home
     status = facts.status
-    running = status is not None and bool(status.get("running"))
+    running = status is not None and status.running
     log = tilde(s.log_path, home)
     checks = [
         check_config(facts.config_error, s.sources, home),
@@ -1010,8 +1010,8 @@ def run_checks(facts: Facts) -> list[Check]:
         checks.append(check_transport(facts.settings_files, facts.claude, facts.endpoint,
                                       status, home))
     checks.append(check_hook_copy(facts.hook_copy, tilde(s.hook_copy_dir / "mpm_hook", home)))
-    errors = int((status or {}).get("counters", {}).get("journal_errors", 0) or 0)
-    journal_bytes = status.get("journal_bytes") if running and status else None
+    errors = status.counters.get("journal_errors", 0) if status is not None else 0
+    journal_bytes = status.journal_bytes if running and status is not None else None
     checks += [
         check_spool(facts.spool, running, log),
         check_ring(status, log),
@@ -1260,12 +1260,12 @@ def _socket_kind(path: Path) -> str:
         return "missing"
 
 
-def ask_status(s: config.Settings) -> tuple[dict[str, Any] | None, bool]:
+def ask_status(s: config.Settings) -> tuple[Status | None, bool]:
     from mpmd.control import client
 
     try:
-        answer = client.request(s, {"cmd": "status"})
-        if isinstance(answer, dict) and answer.get("running"):
+        answer = client.status(s)
+        if answer.running:
             return answer, False
     except (client.NotRunning, OSError, ValueError):
         pass
@@ -1292,7 +1292,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
               if hooks_settings.url_port(c) is None for p in command_paths(c)}
     running = status is not None
     probe = None
-    if s.viewer_port and not (running and status and status.get("viewer_port") == s.viewer_port):
+    if s.viewer_port and not (running and status and status.viewer_port == s.viewer_port):
         probe = probe_port(s.viewer_port)
     return Facts(
         settings=s,

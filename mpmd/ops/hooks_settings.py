@@ -58,6 +58,7 @@ from mpm_hook.hook import START_FLAG
 from mpmd.durable import make_owner_only_folders, write_atomic
 from mpmd.errors import SettingsError
 from mpmd.model.events import CLAUDE_CODE_EVENTS
+from mpmd.status import Status
 
 # Every hook event Claude Code knows, in its own order, from the one catalogue (mpmd.model.events).
 # Registering a name the running Claude Code does not know can make it warn about the settings
@@ -639,18 +640,18 @@ def find_claude(environ: Mapping[str, str] | None = None, home: str | None = Non
     return ClaudeCode(path, ".".join(map(str, version)))
 
 
-def read_endpoint(settings: Any, status: Mapping[str, Any] | None) -> Endpoint:
+def read_endpoint(settings: Any, status: Status | None) -> Endpoint:
     """The endpoint from the daemon's status (None: it did not answer) and the files it
     publishes in the state folder. ``settings``: mpmd.config.Settings."""
-    running = bool(status and status.get("running"))
+    running = status is not None and status.running
     port: int | None = None
     error = None
     if running and status is not None:
-        reported = status.get("http_port")
-        if status.get("http_url") and isinstance(reported, int) and reported > 0:
+        reported = status.http_port
+        if status.http_url and reported is not None and reported > 0:
             port = reported
         else:
-            error = status.get("http_error") or "this daemon reports none"
+            error = status.http_error or "this daemon reports none"
     else:
         try:
             text = Path(settings.http_port_path).read_text().strip()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -21,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from mpmd.status import ForwarderState, Status
 from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,7 +60,7 @@ _COUNTERS = {
 
 
 class DaemonCollector(Collector):
-    def __init__(self, status: Callable[[], dict[str, Any]], latency: LatencyHistogram,
+    def __init__(self, status: Callable[[], Status], latency: LatencyHistogram,
                  event_types: Counter[str]) -> None:
         self.status = status
         self.latency = latency
@@ -68,7 +68,7 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         st = self.status()
-        counters: dict[str, int] = st.get("counters", {})
+        counters = st.counters
         by_type = CounterMetricFamily("mpmd_events", "Events seen, by event type.",
                                       labels=["event_type"])
         for kind, n in sorted(self.event_types.items()):
@@ -88,32 +88,32 @@ class DaemonCollector(Collector):
         refused = CounterMetricFamily("mpmd_http_refused",
                                       "Requests to the http hooks endpoint refused, by reason.",
                                       labels=["reason"])
-        for reason, n in sorted((st.get("http_refused") or {}).items()):
+        for reason, n in sorted(st.http_refused.items()):
             refused.add_metric([reason], n)
         yield refused
-        yield from _forwarder_families(st.get("forward") or {})
+        yield from _forwarder_families(st.forward)
         for name, doc, value in (
             ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
-             st.get("ring_used_bytes")),
-            ("mpmd_ring_capacity_bytes", "The ring's size.", st.get("ring_capacity_bytes")),
-            ("mpmd_journal_bytes", "The journal's bytes on disk.", st.get("journal_bytes")),
+             st.ring_used_bytes),
+            ("mpmd_ring_capacity_bytes", "The ring's size.", st.ring_capacity_bytes),
+            ("mpmd_journal_bytes", "The journal's bytes on disk.", st.journal_bytes),
             ("mpmd_journal_segments", "The journal's segment files.",
-             st.get("journal_segments")),
+             st.journal_segments),
             ("mpmd_journal_last_seq", "The seq of the newest journaled event.",
-             st.get("journal_last_seq")),
+             st.journal_last_seq),
             ("mpmd_spool_pending", "Spooled events waiting to be taken in.",
-             st.get("spool_pending")),
+             st.spool_pending),
             ("mpmd_index_behind_events", "Journaled events the search index has not yet.",
-             max(0, (st.get("journal_last_seq") or 0) - (st.get("index_last_seq") or 0))),
-            ("mpmd_viewer_clients", "Connected viewers.", st.get("viewer_clients", 0)),
+             max(0, (st.journal_last_seq or 0) - (st.index_last_seq or 0))),
+            ("mpmd_viewer_clients", "Connected viewers.", st.viewer_clients),
             ("mpmd_viewer_lagging_clients", "Viewers being served from the journal now.",
-             st.get("viewer_lagging_clients", 0)),
+             st.viewer_lagging_clients),
             ("mpmd_remote_requests_waiting", "Permission requests held for the viewer.",
-             st.get("remote_waiting", 0)),
-            ("mpmd_connections_open", "Hook connections open.", st.get("connections_open")),
+             st.remote_waiting),
+            ("mpmd_connections_open", "Hook connections open.", st.connections_open),
             ("mpmd_http_connections_open", "Connections to the http hooks endpoint open.",
-             st.get("http_connections_open")),
-            ("mpmd_uptime_seconds", "Seconds since the daemon started.", st.get("uptime_s")),
+             st.http_connections_open),
+            ("mpmd_uptime_seconds", "Seconds since the daemon started.", st.uptime_s),
         ):
             if value is not None:
                 yield GaugeMetricFamily(name, doc, value=value)
@@ -128,7 +128,7 @@ _FORWARD_COUNTERS = (
 FORWARD_STATES = ("ok", "retrying", "open", "error")
 
 
-def _forwarder_families(forward: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+def _forwarder_families(forward: dict[str, ForwarderState]) -> Iterator[Metric]:
     """Per forwarder (docs/scaling.md): its backlog, what it delivered, failed, skipped or
     had refused, and its state (1 for the state it is in)."""
     backlog = GaugeMetricFamily("mpmd_forward_backlog_events",
@@ -139,12 +139,12 @@ def _forwarder_families(forward: dict[str, dict[str, Any]]) -> Iterator[Metric]:
     state = GaugeMetricFamily("mpmd_forward_state", "1 for the state a forwarder is in.",
                               labels=["forwarder", "state"])
     for name, f in sorted(forward.items()):
-        if f.get("backlog") is not None:
-            backlog.add_metric([name], f["backlog"])
+        if f.backlog is not None:
+            backlog.add_metric([name], f.backlog)
         for key, family in counters.items():
-            family.add_metric([name], f.get(key) or 0)
+            family.add_metric([name], getattr(f, key))
         for s in FORWARD_STATES:
-            state.add_metric([name, s], 1 if f.get("state") == s else 0)
+            state.add_metric([name, s], 1 if f.state == s else 0)
     yield backlog
     yield from counters.values()
     yield state

@@ -41,6 +41,7 @@ from mpmd.model.events import (
 from mpmd.serve import access
 from mpmd.serve.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
 from mpmd.serve.metrics import CONTENT_TYPE
+from mpmd.status import Status
 
 log = logging.getLogger("mpmd.serve.viewer")
 
@@ -124,7 +125,7 @@ class ClientStalled(Exception):
 
 class Viewer:
     def __init__(self, port: int, token: str, broadcaster: Broadcaster,
-                 counters: Counter[str], status: Callable[[], dict[str, object]],
+                 counters: Counter[str], status: Callable[[], Status],
                  files: dict[str, tuple[bytes, str]] | None = None,
                  send_timeout_s: float = 30.0, index_path: Path | None = None,
                  config_dir: Path | None = None,
@@ -270,7 +271,9 @@ class Viewer:
 
     async def _api(self, path: str, raw_query: str) -> Response:
         if path == "/api/status":
-            status = {k: v for k, v in self.status().items() if k not in ("viewer_url", "ws_url")}
+            # Without the URLs: they carry the token, and the page has it already.
+            status = msgspec.structs.asdict(self.status())
+            del status["viewer_url"], status["ws_url"]
             body = msgspec.json.encode(status)
         elif path == "/api/sessions":
             body = msgspec.json.encode({"sessions": self.broadcaster.sessions.all()})

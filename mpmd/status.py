@@ -1,0 +1,89 @@
+"""The daemon's status, typed: one Struct that the daemon fills (``Daemon.status``), the control
+socket sends, and `mpmd status`, `mpmd doctor`, /metrics and /api/status read.
+
+Its JSON is what `mpmd status --json` prints (docs/operating.md): field names are the keys,
+in this order. A daemon that is not running is described by the same Struct (``running``
+false, and what the CLI can tell without it); a daemon of another version may send fields
+this one does not know (ignored) or lack some (their defaults).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class PolicyState(msgspec.Struct, kw_only=True):
+    file: str
+    state: str  # none | active | invalid | unknown
+    rules: int = 0
+    error: str | None = None
+
+
+class ForwarderState(msgspec.Struct, kw_only=True):
+    kind: str
+    url: str
+    cursor_seq: int | None = None
+    backlog: int | None = None
+    delivered: int = 0
+    failures: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    state: str = "error"
+    last_error: str | None = None
+    last_delivery_at: float | None = None
+
+
+class TaskFailure(msgspec.Struct, kw_only=True):
+    failures: int = 0
+    last_error: str = ""
+    at: str = ""
+
+
+class Status(msgspec.Struct, kw_only=True):
+    running: bool = False
+    hung: bool = False  # not running: a process holds the lock but does not answer
+    pid: int | None = None
+    version: str | None = None
+    socket: str | None = None
+    journal_dir: str | None = None
+    spool_dir: str | None = None
+    events_total: int = 0
+    next_seq: int | None = None
+    journal_last_seq: int | None = None
+    spool_pending: int = 0
+    ring_used_bytes: int | None = None
+    ring_capacity_bytes: int | None = None
+    journal_bytes: int | None = None
+    journal_segments: int | None = None
+    hook_to_ring_ms: dict[str, float | None] = msgspec.field(default_factory=dict)
+    index_path: str | None = None
+    index_last_seq: int | None = None
+    index_worker_pid: int | None = None
+    connections_open: int = 0
+    http_url: str | None = None
+    http_port: int | None = None
+    http_connections_open: int = 0
+    http_refused: dict[str, int] = msgspec.field(default_factory=dict)
+    http_error: str | None = None
+    http_port_held: bool = False
+    http_loss_risk: str | None = None
+    remote_waiting: int = 0
+    forward: dict[str, ForwarderState] = msgspec.field(default_factory=dict)
+    policy: PolicyState | None = None
+    viewer_url: str | None = None
+    ws_url: str | None = None
+    viewer_port: int | None = None
+    viewer_clients: int = 0
+    viewer_lagging_clients: int = 0
+    viewer_error: str | None = None
+    task_failures: dict[str, TaskFailure] = msgspec.field(default_factory=dict)
+    uptime_s: float | None = None
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+_decoder = msgspec.json.Decoder(Status)
+
+
+def decode_status(data: bytes | str) -> Status:
+    """A status as the control socket sends it (msgspec.ValidationError, DecodeError)."""
+    return _decoder.decode(data)
