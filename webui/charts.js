@@ -3,9 +3,11 @@
 //   fillBuckets()   the server's over_time points with the empty buckets put back
 //   timeChart()     events over time as bars, failures overlaid in red
 //   barChart()      horizontal bars, one row per item, stacked segments
+//   toolChart()     the Tools view's calls per tool (succeeded · failed · running)
 
 import { escapeXml as esc } from "./timeline.js";
 import { fmtDay } from "./history.js";
+import { formatDuration, formatRate } from "./model.js";
 
 const MINUTE = 60e3, HOUR = 3600e3, DAY = 86400e3;
 const TIME_STEPS = [MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR,
@@ -150,4 +152,32 @@ export function barChart({ rows, width, max, track = false, labelW = 176, rowH =
     parts.push(g);
   });
   return { svg: parts.join(""), height: rows.length * rowH + 8 };
+}
+
+/**
+ * The Tools view's chart: the first 15 rows of toolStats() as stacked bars (succeeded, failed,
+ * running), each with its count, success rate and median duration. Returns {svg, height}.
+ */
+export function toolChart(rows, width) {
+  const shown = rows.slice(0, 15);
+  const rowH = 22, labelW = 190, right = 120;
+  const height = shown.length ? shown.length * rowH + 30 : 0;
+  const max = Math.max(1, ...shown.map((r) => r.count));
+  const plot = Math.min(640, width - labelW - right);
+  let svg = "";
+  shown.forEach((r, i) => {
+    const y = 8 + i * rowH;
+    const w = (n) => (n / max) * plot;
+    let x = labelW;
+    const name = r.tool.length > 26 ? r.tool.slice(0, 25) + "…" : r.tool;
+    svg += `<text class="bar-label" x="${labelW - 8}" y="${y + 14}" text-anchor="end">${esc(name)}<title>${esc(r.tool)}</title></text>`;
+    for (const [cls, n] of [["ok", r.ok], ["failed", r.failed], ["open", r.open]]) {
+      if (!n) continue;
+      svg += `<rect class="bar ${cls}" x="${x.toFixed(1)}" y="${y + 3}" width="${Math.max(2, w(n)).toFixed(1)}" height="${rowH - 8}" rx="2"><title>${esc(`${r.tool}: ${n} ${cls === "ok" ? "succeeded" : cls === "failed" ? "failed" : "running"}`)}</title></rect>`;
+      x += w(n);
+    }
+    svg += `<text class="bar-value" x="${(x + 6).toFixed(1)}" y="${y + 14}">${r.count} · ${formatRate(r.successRate)} · ${formatDuration(r.median)}</text>`;
+  });
+  if (shown.length) svg += `<text class="bar-note" x="${labelW}" y="${height - 6}">calls per tool (succeeded · failed · running) · success rate · median duration</text>`;
+  return { svg, height };
 }

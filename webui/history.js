@@ -81,3 +81,26 @@ export function quoteValue(value) {
 export function fmtCount(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "—";
 }
+
+/**
+ * A past session's row state: ended (a SessionEnd is stored), `badge` ("ended", "live": the
+ * daemon follows it and it has not ended, "no end") and the health class the row shows.
+ * liveSession: the live sessions table's object of the same id, or undefined.
+ */
+export function pastState(summary, liveSession) {
+  const ended = summary.end_reason !== null && summary.end_reason !== undefined;
+  const badge = ended ? "ended" : liveSession && !liveSession.ended_at ? "live" : "no end";
+  const health = ended ? "ended" : badge === "live" ? "active" : "stale";
+  return { ended, badge, health };
+}
+
+/**
+ * How far loading a past session got, for the history banner. loaded: events held; total: the
+ * session's event count (null before its summary came); next: more to read; error: why it stopped.
+ */
+export function historyProgress({ loaded, total, loading, next, error }) {
+  if (error) return error;
+  if (loading) return total !== null ? `loading ${fmtCount(loaded)} of ${fmtCount(total)} events…` : "loading…";
+  if (next) return `${fmtCount(loaded)} of ${fmtCount(total)} events loaded`;
+  return `${fmtCount(loaded)} event${loaded === 1 ? "" : "s"}`;
+}

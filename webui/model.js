@@ -1,11 +1,14 @@
 // Pure state of the viewer: no DOM, no timers, no network. app.js feeds it the server's
-// messages and reads views out of it; everything here can be checked under node.
+// messages and the view modules read views out of it; everything here can be checked under
+// node (tests/js/).
 //
 //   Store            events (bounded, by seq), sessions table, tool spans, agent types
 //   health()         a session's health from the page clock
-//   matches()        the filters (session, event type, tool, text search)
+//   compileFilter()  the filters (session, event type, tool, text search)
 //   toolStats()      count, success rate, median duration per tool
 //   feedBlocks()     feed rows grouped into subagent blocks
+//   eventKind()      the color class of an event's line, tick and chip
+//   failureToasts()  what a batch of live failures shows; the notifications' texts
 
 export const IDLE_MS = 5 * 60 * 1000;
 export const STALE_MS = 15 * 60 * 1000;
@@ -486,4 +489,123 @@ export function startedWaiting(before, after) {
   const was = before && Array.isArray(before.pending) && before.pending.length > 0;
   const is = after && Array.isArray(after.pending) && after.pending.length > 0;
   return !was && is;
+}
+
+/** The color class of an event: failed, denied, permission, or its namespace (tool, agent…). */
+export function eventKind(ev, namespaces = {}) {
+  const t = ev.event_type;
+  if (t === "PostToolUseFailure" || t === "StopFailure") return "failed";
+  if (t === "PermissionDenied") return "denied";
+  if (t === "PermissionRequest" || (t === "Notification" && ev.payload
+      && ev.payload.notification_type === "permission_prompt")) return "permission";
+  return namespaces[t] || "system";
+}
+
+const two = (n) => String(n).padStart(2, "0");
+
+/** "10:04:05" (local time), "10:04:05.123" with milliseconds; "" for no time. */
+export function fmtClock(t, withMs = false) {
+  if (!Number.isFinite(t)) return "";
+  const d = new Date(t);
+  const s = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  return withMs ? `${s}.${String(d.getMilliseconds()).padStart(3, "0")}` : s;
+}
+
+/** A session's start: "10:04" today, "Nov 21 10:04" another day. */
+export function fmtStart(t, now) {
+  if (!Number.isFinite(t)) return "";
+  const d = new Date(t), n = new Date(now);
+  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  if (d.toDateString() === n.toDateString()) return hm;
+  return `${d.toLocaleDateString(undefined, { month: "short", day: "numeric" })} ${hm}`;
+}
+
+/** How many sessions are active and how many need the person, by health(). */
+export function healthCounts(sessions, now) {
+  const counts = { active: 0, "needs-you": 0 };
+  for (const s of sessions) {
+    const h = health(s, now);
+    if (h in counts) counts[h]++;
+  }
+  return counts;
+}
+
+/** The project an event belongs to: the sessions table's name (of `store`), else its folder's. */
+export function projectFor(ev, store) {
+  if (store.sessions.has(ev.session_id) || !ev.cwd) return store.projectOf(ev.session_id);
+  return projectOf(ev.cwd);
+}
+
+/**
+ * What the filter selects offer for the events of `store`: {session, type, tool}, each a
+ * sorted list of {value, label}.
+ */
+export function filterOptions(store) {
+  const ids = new Set([...store.sessions.keys(), ...store.sessionIds]);
+  const session = [...ids].map((id) => ({ value: id, label: `${store.projectOf(id)} · ${String(id).slice(0, 8)}` }))
+    .sort((a, b) => a.label.localeCompare(b.label));
+  const type = [...store.eventTypes].sort().map((t) => ({ value: t, label: t }));
+  const tool = [...store.toolNames].sort().map((t) => ({ value: t, label: t }));
+  return { session, type, tool };
+}
+
+/** The Recs at the end of `recs` (in seq order) whose seq is above `seq`. */
+export function recsAfter(recs, seq) {
+  let i = recs.length;
+  while (i > 0 && recs[i - 1].seq > seq) i--;
+  return recs.slice(i);
+}
+
+/**
+ * What the Activity view says when no line shows. loaded: events held; caughtUp: the backlog
+ * is done; history: the past session shown ({loading, error}), or null for the live events.
+ */
+export function emptyFeedText({ loaded, caughtUp, history = null }) {
+  if (loaded) return "No events match the filters.";
+  if (history) {
+    return history.error ? history.error
+      : history.loading ? "Loading the session…" : "The index holds no events of this session.";
+  }
+  return caughtUp ? "Waiting for events…" : "Loading…";
+}
+
+export const TOASTS_PER_BATCH = 3;
+
+/**
+ * The toasts of a batch of live events: one per failed tool call or turn, the first few of
+ * them, then one that counts the rest, so a burst stays readable. projectOf(sessionId): the
+ * project's name. Each toast: {kind, title, text, detail, seq, sessionId, notify}; `notify`:
+ * worth a desktop notification too (a failed tool call).
+ */
+export function failureToasts(recs, projectOf, perBatch = TOASTS_PER_BATCH) {
+  const failures = recs.filter((r) => r.ev.event_type === "PostToolUseFailure"
+    || r.ev.event_type === "StopFailure");
+  const out = failures.slice(0, perBatch).map((rec) => {
+    const ev = rec.ev;
+    const what = ev.event_type === "StopFailure" ? "Turn failed" : `${ev.tool_name || "Tool"} failed`;
+    return { kind: "error", title: `${what} · ${projectOf(ev.session_id)}`, text: errorText(ev),
+             detail: ev.summary, seq: rec.seq, sessionId: ev.session_id,
+             notify: ev.event_type === "PostToolUseFailure" };
+  });
+  const rest = failures.slice(perBatch);
+  if (rest.length) {
+    const projects = [...new Set(rest.map((r) => projectOf(r.ev.session_id)))];
+    out.push({ kind: "error", title: `${rest.length} more failure${rest.length === 1 ? "" : "s"}`,
+               text: `in ${projects.slice(0, 5).join(", ")}${projects.length > 5 ? ", …" : ""}` });
+  }
+  return out;
+}
+
+/** The desktop notification of a session that started waiting: {title, body, tag}. */
+export function permissionNotice(session, project) {
+  const what = (session.pending[0] || {}).kind === "input" ? "Input needed" : "Permission needed";
+  return { title: `${what} · ${project}`, body: pendingText(session.pending),
+           tag: `perm-${session.session_id}` };
+}
+
+/** The desktop notification of a request held for an answer from the page: {title, body, tag}. */
+export function approvalNotice(approval, project) {
+  return { title: `Approve or deny · ${project}`,
+           body: [approval.tool_name, approval.detail].filter(Boolean).join(" "),
+           tag: `approval-${approval.seq}` };
 }

@@ -2,7 +2,10 @@
 // to PostToolUse / PostToolUseFailure, one group of lanes per session and per subagent.
 //
 // layoutTimeline() and timelineMarkup() are pure (node can check them); Timeline is the DOM
-// side: renders into an <svg>, zoom with the wheel and the buttons, drag to pan.
+// side: renders into an <svg>, zoom with the wheel and the buttons, drag to pan. TimelinePane
+// is the Timeline tab around it: what it draws, its range line, buttons and keys.
+
+import { fmtClock, formatDuration } from "./model.js";
 
 const LABEL_W = 132;
 const AXIS_H = 24;
@@ -362,5 +365,58 @@ export class Timeline {
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
+  }
+}
+
+/** The Timeline tab: draws the events in view into a Timeline, with its range line and buttons. */
+export class TimelinePane {
+  /**
+   * shown: what the event views show ({store, filters, history}). kindOf(rec): a tick's color
+   * class. onPick(seq): a tick or span was clicked. onViewChange(): zoomed or panned.
+   */
+  constructor({ shown, kindOf, onPick, onViewChange }) {
+    this.shown = shown;
+    this.kindOf = kindOf;
+    const container = document.querySelector("#timeline");
+    this.timeline = new Timeline(container, { onPick, onViewChange });
+    this.hovered = false; // the pointer is over it: the clock does not redraw it under the pointer
+    container.addEventListener("pointerenter", () => { this.hovered = true; });
+    container.addEventListener("pointerleave", () => { this.hovered = false; });
+    const button = (id) => document.querySelector(`[data-testid="${id}"]`);
+    button("zoom-in").addEventListener("click", () => this.zoomIn());
+    button("zoom-out").addEventListener("click", () => this.zoomOut());
+    button("zoom-reset").addEventListener("click", () => this.fit());
+  }
+
+  zoomIn() { this.timeline.zoom(1 / 1.6); }
+  zoomOut() { this.timeline.zoom(1.6); }
+  fit() { this.timeline.reset(); }
+
+  /** Another set of events is shown: fit them all, without telling anyone. */
+  forgetView() { this.timeline.view = null; }
+
+  render() {
+    const now = Date.now();
+    const { store, filters } = this.shown;
+    const recs = store.filtered(filters);
+    const spans = store.spanList(filters, now);
+    this.timeline.draw({
+      recs, spans, now, kindOf: this.kindOf,
+      labelOf: (sid) => store.projectOf(sid),
+      agentLabelOf: (aid) => store.agentTypes.get(aid) || aid,
+    });
+    const L = this.timeline.layout;
+    document.querySelector("#tl-range").textContent = L && !L.empty
+      ? `${fmtClock(L.view.start)} – ${fmtClock(L.view.end)} · ${formatDuration(L.view.end - L.view.start)}${L.zoomed ? " (zoomed)" : ""} · ${spans.length} tool call${spans.length === 1 ? "" : "s"}`
+      : "";
+  }
+
+  /** With the clock, the drawing changes only where "now" is drawn or spans are still open. */
+  moves() {
+    const L = this.timeline.layout;
+    if (!L || L.empty || this.shown.history) return false;
+    if (L.nowX !== null) return true;
+    for (const span of this.shown.store.spans.values()) if (!span.end) return true;
+    return false;
   }
 }
