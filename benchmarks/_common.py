@@ -1,8 +1,10 @@
-"""Helpers shared by the benchmarks: a real daemon process in a short temporary MPMD_HOME,
-the fixture payloads, process spawning for timing, RSS and percentiles.
+"""What only the benchmarks need: their teardown, process spawning for timing, RSS, CPU
+accounting, percentiles, Claude Code's http hook requests and the final JSON line.
 
-Mirrors what tests/utils.py does (same readiness pipe, same folder layout) without
-importing the tests package, so a benchmark runs as ``python benchmarks/<name>.py``.
+The harness itself (a real daemon process, the fixture payloads, the environment, the CLI,
+the journal, short temporary folders) is the tests' one, tests/utils.py, re-exported here.
+A benchmark runs as ``python benchmarks/<name>.py``, which puts benchmarks/ on sys.path but
+not the repository: this module adds it, so that ``tests`` imports.
 """
 
 from __future__ import annotations
@@ -10,49 +12,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-# A copy of the shared fixture file, kept in the repository so a clean clone tests alone.
-FIXTURES = ROOT / "tests" / "fixtures" / "claude-code-hooks.jsonl"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-# ---- fixtures -----------------------------------------------------------------------------
-def fixture_payloads() -> list[bytes]:
-    """Every fixture payload, as Claude Code writes it on the hook's stdin."""
-    return [line.rstrip(b"\n") for line in FIXTURES.read_bytes().splitlines() if line.strip()]
-
-
-def fixture_payload(event: str, tool: str | None = None) -> bytes:
-    """The first fixture payload of this event type (and tool)."""
-    for payload in fixture_payloads():
-        obj = json.loads(payload)
-        if obj.get("hook_event_name") == event and (tool is None or obj.get("tool_name") == tool):
-            return payload
-    raise LookupError(f"no fixture payload for {event} {tool or ''}")
-
-
-# ---- folders and environment --------------------------------------------------------------
-def short_home(prefix: str = "mpmb-") -> Path:
-    """A fresh, short MPMD_HOME (AF_UNIX socket paths must stay under ~104 bytes)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any MPMD_* variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
-    env.update(extra)
-    return env
+# Re-exported: the benchmarks name them C.Daemon, C.env_for...
+from tests.utils import (  # noqa: F401
+    ROOT,
+    Daemon,
+    clean_env,
+    env_for,
+    fixture_payload,
+    fixture_payloads,
+    journal_lines,
+    mpmd_cli,
+    short_tempdir,
+)
 
 
 def source_env(source: str | None) -> dict[str, str]:
@@ -65,105 +47,9 @@ def source_env(source: str | None) -> dict[str, str]:
     return {"PYTHONPATH": os.path.abspath(source), "PYTHONSAFEPATH": "1"}
 
 
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    return clean_env(MPMD_HOME=str(home), **extra)
-
-
-def mpmd_cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mpmd", *args], capture_output=True, text=True,
-        env=env_for(home), timeout=timeout,
-    )
-
-
-# ---- the daemon ---------------------------------------------------------------------------
-class Daemon:
-    """A real ``mpmd start --foreground`` process; ready once it writes ``ready`` on a pipe
-    (MPMD_READY_FD), as in tests/utils.py. ``wrap`` prefixes the command (a profiler)."""
-
-    def __init__(self, home: Path, *args: str, wrap: list[str] | None = None,
-                 **env: str) -> None:
-        self.home = home
-        self.args = args
-        self.wrap = wrap or []
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = home / "daemon-bench.log"
-
-    def start(self, timeout: float = 60) -> Daemon:
-        read_fd, write_fd = os.pipe()
-        # Any free http port (MPMD_HTTP_PORT=0, as tests/utils.py does): a benchmark must
-        # not take the default one, nor fail when something else holds it.
-        env = env_for(self.home, MPMD_READY_FD=str(write_fd),
-                      **{"MPMD_HTTP_PORT": "0", **self.env})
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [*self.wrap, sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
-                env=env, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        os.close(write_fd)
-        try:
-            ready, _, _ = select.select([read_fd], [], [], timeout)
-            data = os.read(read_fd, 64) if ready else b""
-        finally:
-            os.close(read_fd)
-        if data != b"ready\n":
-            self.kill()
-            raise RuntimeError("daemon did not start:\n" + self.read_log())
-        return self
-
-    def read_log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def daemon_pid(self) -> int:
-        """The daemon's own pid (differs from ``pid`` when a profiler wraps it)."""
-        pid_file = self.home / "mpmd.pid"
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            return int(pid_file.read_text().strip())
-        return self.pid
-
-    def stop(self, timeout: float = 120) -> int:
-        """SIGTERM (the daemon drains the ring into the journal) and wait."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.daemon_pid(), signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-
-    def __enter__(self) -> Daemon:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-
-
-def journal_lines(home: Path) -> list[bytes]:
-    """Every journal line (read-only: safe while the daemon writes)."""
-    from mpmd.storage.journal import Journal
-
-    journal = Journal(home / "journal", read_only=True)
-    try:
-        return list(journal.read_from(0))
-    finally:
-        journal.close()
-
-
 def finish(daemon: Daemon, home: Path, keep: bool) -> None:
     """A benchmark's teardown: the daemon killed, its temporary MPMD_HOME gone unless kept."""
-    daemon.kill()
+    daemon.kill9()
     if keep:
         print(f"kept {home}", file=sys.stderr)
     else:

@@ -757,7 +757,7 @@ class Bench:
         self.args = args
         self.home = home
         self.daemon = daemon
-        st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+        st = json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout)
         self.ws_url = st["ws_url"]
         if not self.ws_url:
             raise RuntimeError(f"the daemon runs without its viewer: {st.get('viewer_error')}")
@@ -1171,11 +1171,11 @@ def main() -> int:
         args.seconds, args.rounds, args.reference_seconds = 4.0, 1, 2.0
     args.segment_s = args.seconds / args.rounds
 
-    home = C.short_home("mpme-")
-    daemon = C.Daemon(home, MPMD_VIEWER_PORT="0")
+    home = C.short_tempdir("mpme-")
+    daemon = C.Daemon(home, log_name="daemon-bench.log", MPMD_VIEWER_PORT="0")
     bench: Bench | None = None
     try:
-        daemon.start()
+        daemon.start(timeout=60)
         bench = Bench(args, home, daemon)
         cpus, capacity = C.parallel_capacity()
         print("e2e_latency: hook process start -> event at a WebSocket client "
@@ -1192,7 +1192,7 @@ def main() -> int:
         rss = C.rss_kb(daemon.daemon_pid())
         result["daemon_rss_mb_end"] = round(rss.get("VmRSS", 0) / 1024, 1)
         result["daemon_rss_mb_start"] = round(bench.rss_start_kb / 1024, 1)
-        code = daemon.stop()
+        code = daemon.stop(timeout=120)
         result["daemon_exit_code"] = code
         warnings = [ln for ln in daemon.read_log().splitlines()
                     if " WARNING " in ln or " ERROR " in ln]

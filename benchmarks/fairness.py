@@ -163,10 +163,10 @@ def main() -> int:
 
     payloads = C.fixture_payloads()
     probe_payload = C.fixture_payload("PreToolUse", "Bash")
-    home = C.short_home("mpmf-")
-    daemon = C.Daemon(home, **C.source_env(args.source))
+    home = C.short_tempdir("mpmf-")
+    daemon = C.Daemon(home, log_name="daemon-bench.log", **C.source_env(args.source))
     try:
-        daemon.start()
+        daemon.start(timeout=60)
         path = str(home / "mpmd.sock")
         print("fairness: a hook's ack latency (connect -> ack) with and without another "
               "client pipelining")
@@ -180,7 +180,8 @@ def main() -> int:
         errors = {"quiet": 0, "burst": 0}
         burst_stored, burst_wall, burst_busy = 0, 0.0, 0
         per_round = []
-        worker = json.loads(C.mpmd_cli(home, "status", "--json").stdout)["index_worker_pid"]
+        worker = json.loads(C.mpmd_cli(home, "status", "--json",
+                                       timeout=120).stdout)["index_worker_pid"]
         busy0, own0 = C.machine_busy_s(), C.own_tree_cpu_s()
         ours0 = sum(ingest.cpu_seconds(daemon.pid)) + sum(ingest.cpu_seconds(worker))
         wall0 = time.monotonic()
@@ -217,13 +218,13 @@ def main() -> int:
               f"{burst_wall:.1f} s, busy {burst_busy:,})")
         if other is not None:
             print(f"  other processes used {other:.2f} cores meanwhile")
-        st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+        st = json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout)
         rss = C.rss_kb(daemon.pid)
         counters = st.get("counters", {})
         print(f"  daemon RSS {rss.get('VmRSS', 0) / 1024:.1f} MB; counters "
               + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())
                           if k.startswith(("busy", "turns", "partial", "paused"))))
-        code = daemon.stop()
+        code = daemon.stop(timeout=120)
         C.emit_json({
             "bench": "fairness",
             "source": args.source or "checkout",

@@ -117,9 +117,9 @@ def policy_text(rules: int = 50) -> str:
 def policy_state(home: Path) -> Path:
     """A state folder with the 50-rule policy compiled by `mpmd policy check` (the policy
     file beside it, as with MPMD_HOME)."""
-    folder = C.short_home("mpmp-")
+    folder = C.short_tempdir("mpmp-")
     (folder / "policy.toml").write_text(policy_text())
-    result = C.mpmd_cli(folder, "policy", "check")
+    result = C.mpmd_cli(folder, "policy", "check", timeout=120)
     if result.returncode != 0 or "50 rules" not in result.stdout:
         raise RuntimeError(f"mpmd policy check failed: {result.stdout}{result.stderr}")
     return folder
@@ -163,7 +163,8 @@ def console_script() -> str | None:
 def installed_command(home: Path) -> str:
     settings_file = home / "settings.json"
     result = C.mpmd_cli(home, "install-hooks", "--settings", str(settings_file),
-                        "--transport", "command")  # the command hook is what is measured
+                        "--transport", "command",  # the command hook is what is measured
+                        timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"install-hooks failed: {result.stderr}")
     data = json.loads(settings_file.read_text())
@@ -237,13 +238,13 @@ def main() -> int:
     args = ap.parse_args()
 
     busy0, own0, wall0 = C.machine_busy_s(), C.own_tree_cpu_s(), time.monotonic()
-    home = C.short_home("mpmh-")
-    daemon = C.Daemon(home)
+    home = C.short_tempdir("mpmh-")
+    daemon = C.Daemon(home, log_name="daemon-bench.log")
     receiver = None
     notes = [NOTE_SHELL]
     policy_home: Path | None = None
     try:
-        daemon.start()
+        daemon.start(timeout=60)
         command = installed_command(home)
         hook_argv = shlex.split(command)
         hook_argv[0] = resolve(hook_argv[0])
@@ -315,7 +316,7 @@ def main() -> int:
                                      capture_output=True, env=hook_env, timeout=60,
                                      check=False).stdout
             policy_printed = json.loads(printed) if printed else None
-        code = daemon.stop()
+        code = daemon.stop(timeout=120)
         if code != 0:
             notes.append(f"the daemon exited with {code} after SIGTERM")
 
@@ -327,9 +328,9 @@ def main() -> int:
         spooled_files = len(list(spool_dir.glob("*.frame"))) if spool_dir.exists() else 0
 
         # ---- drain: start again (the spool is taken in before it reports ready), stop
-        daemon = C.Daemon(home)
-        daemon.start()
-        daemon.stop()
+        daemon = C.Daemon(home, log_name="daemon-bench.log")
+        daemon.start(timeout=60)
+        daemon.stop(timeout=120)
         left_in_spool = len(list(spool_dir.glob("*.frame"))) if spool_dir.exists() else 0
         other_load = None  # CPU used by processes other than ours, in cores, on average
         busy1 = C.machine_busy_s()

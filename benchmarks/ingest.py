@@ -707,8 +707,8 @@ def main() -> int:
     http_mode = args.mode in ("http", "both")
 
     payloads = C.fixture_payloads()
-    home = C.short_home("mpmi-")
-    daemon = C.Daemon(home, **C.source_env(args.source))
+    home = C.short_tempdir("mpmi-")
+    daemon = C.Daemon(home, log_name="daemon-bench.log", **C.source_env(args.source))
     figures: dict[str, dict[str, float]] = {}
     profiles: dict[str, list[str]] = {}
     floors: dict[str, Floor] = {}
@@ -723,13 +723,14 @@ def main() -> int:
             floors["http"] = Floor("http", home, args)
         if socket_mode:
             floor = measure_floor(floors["socket"], payloads, args)
-        daemon.start()
+        daemon.start(timeout=60)
         pid = daemon.pid
         path = str(home / "mpmd.sock")
         rss_start = C.rss_kb(pid)
         # The search index's worker process: its CPU and memory are shown beside the
         # daemon's (the daemon's own figures are what the RSS target is about).
-        worker = json.loads(C.mpmd_cli(home, "status", "--json").stdout)["index_worker_pid"]
+        worker = json.loads(C.mpmd_cli(home, "status", "--json",
+                                       timeout=120).stdout)["index_worker_pid"]
         cpus, capacity = C.parallel_capacity()
         print(f"  machine: {cpus} CPUs shown; {cpus} busy processes got {capacity:.2f} cores' "
               f"worth of CPU time together just now (load average {load_average()})")
@@ -774,7 +775,7 @@ def main() -> int:
                   f" daemon RSS {mb(rss.get('VmRSS'))} MB (anon {mb(rss.get('RssAnon'))}, "
                   f"file {mb(rss.get('RssFile'))}, shmem {mb(rss.get('RssShmem'))}), "
                   f"peak {mb(rss.get('VmHWM'))} MB")
-            st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+            st = json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout)
             print(f"  {'':15} index worker CPU "
                   f"{100 * result['worker_cpu_s'] / result['wall_s']:.0f}% of a core, RSS "
                   f"{mb(result['worker_rss'].get('VmRSS'))} MB; index at seq "  # type: ignore
@@ -800,7 +801,7 @@ def main() -> int:
             samples: dict[str, list[dict[str, float]]] = http["samples"]  # type: ignore
             http_stored = int(sum(run["stored"] for name in ("http", "socket")
                                   for run in samples[name]))
-            st = json.loads(C.mpmd_cli(home, "status", "--json").stdout)
+            st = json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout)
             http["status"] = {k: st.get(k) for k in ("http_refused", "http_connections_open")}
             http["spooled"] = st.get("counters", {}).get("http_spooled", 0)
             print(f"  daemon status: http_refused {st.get('http_refused')}, spooled by the "
@@ -841,7 +842,7 @@ def main() -> int:
 
         # ---- journal caught up? SIGTERM drains the ring into the journal first
         t0 = time.monotonic()
-        code = daemon.stop()
+        code = daemon.stop(timeout=120)
         stop_s = time.monotonic() - t0
         from mpmd.storage.journal import Journal
 

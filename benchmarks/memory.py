@@ -54,7 +54,7 @@ def show(step: str, rss: dict[str, float]) -> None:
 
 
 def counters(home: Path) -> dict[str, int]:
-    return json.loads(C.mpmd_cli(home, "status", "--json").stdout).get("counters", {})
+    return json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout).get("counters", {})
 
 
 def pipeline(path: str, payloads, n: int) -> int:  # noqa: ANN001 - an index -> payload
@@ -83,7 +83,7 @@ def pipeline(path: str, payloads, n: int) -> int:  # noqa: ANN001 - an index -> 
 
 def run(scenario: str, args: argparse.Namespace) -> dict[str, object]:
     fixtures = C.fixture_payloads()
-    home = C.short_home("mpmm-")
+    home = C.short_tempdir("mpmm-")
     out: dict[str, object] = {}
     if scenario == "spool":
         folder = home / "spool"
@@ -95,7 +95,7 @@ def run(scenario: str, args: argparse.Namespace) -> dict[str, object]:
                 wire.encode_event(event_id, ts, payload, len(payload)))
     # The partial frames are held for as long as the scenario needs, not idled out.
     env = {"MPMD_IDLE_TIMEOUT_S": "120"} if scenario == "partial" else {}
-    daemon = C.Daemon(home, **C.source_env(args.source), **env)
+    daemon = C.Daemon(home, log_name="daemon-bench.log", **C.source_env(args.source), **env)
     try:
         daemon.start(timeout=600)
         pid = daemon.pid
@@ -122,7 +122,7 @@ def run(scenario: str, args: argparse.Namespace) -> dict[str, object]:
                 sock.close()
         elif scenario == "spool":
             start = time.monotonic()
-            while json.loads(C.mpmd_cli(home, "status", "--json").stdout).get(
+            while json.loads(C.mpmd_cli(home, "status", "--json", timeout=120).stdout).get(
                     "spool_pending") != 0:
                 time.sleep(1)  # the spool loop drains on its own schedule
             out["seconds"] = round(time.monotonic() - start, 1)
@@ -144,7 +144,7 @@ def run(scenario: str, args: argparse.Namespace) -> dict[str, object]:
         out["idle"] = mb(C.rss_kb(pid))
         show(f"idle {args.idle_s:g} s later", out["idle"])  # type: ignore[arg-type]
         out["memory_trims"] = counters(home).get("memory_trims", 0)
-        daemon.stop()
+        daemon.stop(timeout=120)
         return out
     finally:
         C.finish(daemon, home, keep=False)

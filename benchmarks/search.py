@@ -1173,10 +1173,10 @@ def daemon_keeps_up(rate: float, seconds: float, idle_s: float = 10.0) -> dict[s
 
     from mpm_hook import wire
 
-    home = C.short_home("mpmsd-")
-    daemon = C.Daemon(home)
+    home = C.short_tempdir("mpmsd-")
+    daemon = C.Daemon(home, log_name="daemon-bench.log")
     try:
-        daemon.start()
+        daemon.start(timeout=60)
         payloads = C.fixture_payloads()
         size = 256
         batches = [I.Batch(payloads, size, start=i * size) for i in range(4)]
@@ -1228,7 +1228,7 @@ def daemon_keeps_up(rate: float, seconds: float, idle_s: float = 10.0) -> dict[s
                 "worker_restarts": st["counters"].get("index_worker_restarts", 0),
                 "index_errors": st["counters"].get("index_errors", 0)}
     finally:
-        daemon.kill()
+        daemon.kill9()
         C.remove_home(home)
 
 
@@ -1291,7 +1291,7 @@ def main() -> int:
     if args.generate_only:
         return 0
 
-    home = C.short_home("mpms-")
+    home = C.short_tempdir("mpms-")
     (home / "journal").symlink_to(cache / "journal")
     index_path = home / "index.sqlite3"
     try:

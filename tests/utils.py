@@ -1,8 +1,10 @@
-"""Shared helpers for tests that run the real thing: daemon processes, hook processes,
-Unix sockets in short temporary folders (AF_UNIX paths are limited to ~104 bytes)."""
+"""The harness shared by the tests and the benchmarks (benchmarks/_common.py imports it) for
+running the real thing: daemon processes, hook processes, Unix sockets in short temporary
+folders (AF_UNIX paths are limited to ~104 bytes)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -27,15 +29,29 @@ def fixture_payloads() -> list[bytes]:
     return [line.rstrip(b"\n") for line in FIXTURES.read_bytes().splitlines() if line.strip()]
 
 
-def short_tempdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="mpmd-", dir="/tmp"))
+def fixture_payload(event: str, tool: str | None = None) -> bytes:
+    """The first fixture payload of this event type (and tool)."""
+    for payload in fixture_payloads():
+        obj = json.loads(payload)
+        if obj.get("hook_event_name") == event and (tool is None or obj.get("tool_name") == tool):
+            return payload
+    raise LookupError(f"no fixture payload for {event} {tool or ''}")
+
+
+def short_tempdir(prefix: str = "mpmd-") -> Path:
+    """A fresh folder short enough to hold an MPMD_HOME's Unix sockets."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any MPMD_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
+    env.update(extra)
+    return env
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPMD_")}
-    env["MPMD_HOME"] = str(home)
-    env.update(extra)
-    return env
+    return clean_env(**{"MPMD_HOME": str(home), **extra})
 
 
 def run_hook(home: Path, payload: bytes, timeout: float = 30,
@@ -48,24 +64,32 @@ def run_hook(home: Path, payload: bytes, timeout: float = 30,
 
 
 class Daemon:
-    """A real `mpmd start --foreground` process; ready once it says so on a pipe."""
+    """A real `mpmd start --foreground` process; ready once it says so on a pipe.
 
-    def __init__(self, home: Path, *args: str, **env: str) -> None:
+    ``wrap`` prefixes the command (a profiler); ``log_name``, the file in ``home`` that gets
+    its output."""
+
+    def __init__(self, home: Path, *args: str, wrap: list[str] | None = None,
+                 log_name: str = "daemon-test.log", **env: str) -> None:
         self.home = home
         self.args = args
+        self.wrap = wrap or []
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = home / log_name
 
     def start(self, timeout: float = 30) -> Daemon:
         read_fd, write_fd = os.pipe()
-        # Any free viewer and http ports: tests must not depend on (or take) the defaults.
+        # Any free viewer and http ports: a test or a benchmark must not depend on (or take)
+        # the defaults, nor fail when something else holds them.
         env = env_for(self.home, MPMD_READY_FD=str(write_fd),
                       **{"MPMD_VIEWER_PORT": "0", "MPMD_HTTP_PORT": "0", **self.env})
-        self.log = open(self.home / "daemon-test.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
-            env=env, pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*self.wrap, sys.executable, "-m", "mpmd", "start", "--foreground", *self.args],
+                env=env, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         os.close(write_fd)
         try:
             ready, _, _ = select.select([read_fd], [], [], timeout)
@@ -73,41 +97,50 @@ class Daemon:
         finally:
             os.close(read_fd)
         if data != b"ready\n":
-            self.proc.kill()
+            self.kill9()
             raise RuntimeError("daemon did not start:\n" + self.read_log())
         return self
 
     def read_log(self) -> str:
-        return (self.home / "daemon-test.log").read_text(errors="replace")
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
+    def daemon_pid(self) -> int:
+        """The daemon's own pid: under ``wrap``, the one it wrote in mpmd.pid, not the
+        wrapper's."""
+        if self.wrap:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                return int((self.home / "mpmd.pid").read_text().strip())
+        return self.pid
+
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
+        """SIGKILL (nothing drained) and reap, if it still runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (the daemon drains the ring into the journal); its exit status."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(60)
-        self.log.close()
-        return code
+            os.kill(self.daemon_pid(), signal.SIGTERM)
+        return self.proc.wait(timeout)
 
     def __enter__(self) -> Daemon:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
+        self.kill9()
 
 
 def mpmd_cli(home: Path, *args: str, timeout: float = 60,
@@ -119,6 +152,7 @@ def mpmd_cli(home: Path, *args: str, timeout: float = 60,
 
 
 def journal_lines(home: Path) -> list[bytes]:
+    """Every journal line (read-only: safe while the daemon writes)."""
     from mpmd.storage.journal import Journal
 
     journal = Journal(home / "journal", read_only=True)
