@@ -212,7 +212,8 @@ def decide(state_dir: str, payload: bytes):
     try:
         from mpm_hook import policy
 
-        decision, note = policy.decide_for_hook(fd, compiled, payload, posix.environ)
+        decision, note = policy.decide_for_hook(fd, compiled, payload, posix.environ,
+                                                 _recompile)
     except Exception as exc:  # noqa: BLE001 - a broken policy must never break the hook
         note = f"policy error, observing: {exc!r}"
     finally:
@@ -220,6 +221,14 @@ def decide(state_dir: str, payload: bytes):
     if note:
         _log(state_dir, note)
     return decision
+
+
+def _recompile(source, compiled_path):
+    """mpm_hook.policy_compile.refresh, imported only when policy.toml changed since it was
+    compiled (tomllib: ~20 ms, once per change of the file)."""
+    from mpm_hook import policy_compile
+
+    return policy_compile.refresh(source, compiled_path)
 
 
 def remote_decision(sock, event_id: bytes, decision):

@@ -95,10 +95,10 @@ def output(event, action, reason):
 
 
 # ---- the hook's entry -----------------------------------------------------------------------
-def decide_for_hook(fd, compiled_path, payload, environ):
+def decide_for_hook(fd, compiled_path, payload, environ, refresh):
     """(Decision or None, a line for the hook log or None), for the event in ``payload``,
     by the compiled policy open on ``fd``. Raises only on a bug; the hook then observes."""
-    record, note = load(fd, compiled_path)
+    record, note = load(fd, compiled_path, refresh)
     if record is None:
         return None, note
     home = environ.get(b"HOME")
@@ -110,9 +110,11 @@ def decide_for_hook(fd, compiled_path, payload, environ):
     return decide(record, event), note
 
 
-def load(fd, compiled_path):
+def load(fd, compiled_path, refresh):
     """(record or None, note or None): the compiled policy, recompiled first when its
-    policy.toml changed since. None when there is no usable policy: the hook observes."""
+    policy.toml changed since, by ``refresh(source, compiled_path)`` (the compiler's
+    mpm_hook.policy_compile.refresh: the caller imports it, and only when it must, since
+    tomllib costs ~20 ms). None when there is no usable policy: the hook observes."""
     size = posix.fstat(fd).st_size
     chunks = []
     while size > 0:
@@ -139,9 +141,7 @@ def load(fd, compiled_path):
     note = None
     if record[REC_FORMAT] != FORMAT or record[REC_SIGNATURE] != (
             st.st_ino, st.st_size, st.st_mtime_ns):
-        from mpm_hook import policy_compile  # tomllib: ~20 ms, once per change of the file
-
-        record = policy_compile.refresh(source, compiled_path)
+        record = refresh(source, compiled_path)
         if record[REC_ERROR] is not None:
             note = f"policy {source} is invalid, observing until it is fixed: {record[REC_ERROR]}"
     if record[REC_ERROR] is not None:

@@ -12,6 +12,7 @@ import click
 
 from mpmd import config
 from mpmd.ops import doctor as dr
+from mpmd.ops.hook_install import DEFAULT_SETTINGS_FILE, hook_command
 
 
 @click.command("doctor")
@@ -25,8 +26,6 @@ def doctor(project_dir: Path, as_json: bool) -> None:
 
     Exits 1 when a check fails (WARN and SKIP do not); each problem comes with its fix.
     """
-    from mpmd.cli import main as cli  # at call time: mpmd.cli.main imports this module
-
     config_error = None
     try:
         settings = config.load()
@@ -34,8 +33,8 @@ def doctor(project_dir: Path, as_json: bool) -> None:
         config_error = str(exc)
         settings = dr.default_settings()
     script = settings.hook_copy_dir / "mpm_hook" / "__main__.py"  # as install_hook_copy()
-    facts = dr.gather(settings, user_file=cli.DEFAULT_SETTINGS_FILE.expanduser(),
-                      project_dir=project_dir, hook_command=cli.hook_command(settings, script),
+    facts = dr.gather(settings, user_file=DEFAULT_SETTINGS_FILE.expanduser(),
+                      project_dir=project_dir, hook_command=hook_command(settings, script),
                       config_error=config_error)
     checks = dr.run_checks(facts)
     failed = any(c.level == dr.FAIL for c in checks)

@@ -95,7 +95,7 @@ def query(text: tuple[str, ...], limit: int, before: int | None, as_json: bool,
     mpmd query 'type:PostToolUseFailure OR type:StopFailure' --jsonl
     mpmd query @failures         (a saved search: mpmd searches)
     """
-    from mpmd.cli.main import format_line
+    from mpmd.cli.lines import format_line
     from mpmd.history import index, searches
     from mpmd.history import query as language
 

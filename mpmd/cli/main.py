@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,19 +12,12 @@ import msgspec
 
 from mpmd import config
 from mpmd.cli import doctor, history, policy, service
+from mpmd.cli.lines import format_line, matches
 from mpmd.control import client
-from mpmd.durable import write_atomic
 from mpmd.errors import MpmdError, QueryError
-from mpmd.model.events import StoredEventView
 from mpmd.ops import hooks_settings
+from mpmd.ops.hook_install import DEFAULT_SETTINGS_FILE, hook_command, install_hook_copy
 from mpmd.status import Status
-
-DEFAULT_SETTINGS_FILE = Path("~/.claude/settings.json")
-# The hook's own modules, copied next to the state folder by install-hooks (the hook runs
-# with -I -S from that copy, never from site-packages).
-HOOK_FILES = ("__init__.py", "__main__.py", "hook.py", "paths.py", "wire.py", "files.py",
-              "policy.py", "policy_compile.py", "remote.py")
-
 
 
 class _Commands(click.Group):
@@ -278,38 +268,6 @@ def _size(n: int | None) -> str:
 
 
 # ---- reading the journal -------------------------------------------------------------------
-_view = msgspec.json.Decoder(StoredEventView)
-
-
-def format_line(line: bytes, with_date: bool = False) -> str | None:
-    try:
-        ev = _view.decode(line)
-    except msgspec.DecodeError:
-        return None
-    from datetime import datetime
-
-    shape = "%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S"
-    try:
-        local = datetime.fromisoformat(ev.timestamp).astimezone().strftime(shape)
-    except ValueError:
-        local = ev.timestamp[:19].replace("T", " ") if with_date else ev.timestamp[11:19]
-    session = (ev.session_id or "-")[:8]
-    mark = {"high": "!! ", "medium": "!  "}.get(ev.risk, "   ")
-    return f"{local} {session:8} {mark}{ev.event_type:20} {ev.summary}"
-
-
-def _matches(line: bytes, session: str | None, types: tuple[str, ...]) -> bool:
-    if not session and not types:
-        return True
-    try:
-        ev = _view.decode(line)
-    except msgspec.DecodeError:
-        return False
-    if session and not (ev.session_id or "").startswith(session):
-        return False
-    return not types or ev.event_type in types
-
-
 @main.command()
 @click.option("-n", "lines", type=int, default=20, show_default=True, help="Events to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
@@ -324,7 +282,7 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
     settings = config.load()
 
     def emit(line: bytes) -> None:
-        if _matches(line, session, types):
+        if matches(line, session, types):
             text = line.decode("utf-8", "replace") if as_json else format_line(line)
             if text is not None:
                 click.echo(text)
@@ -334,7 +292,7 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
     journal = Journal(settings.journal_dir, read_only=True)  # safe while the daemon writes
     try:
         if session or types:
-            matching = [ln for ln in journal.read_from(0) if _matches(ln, session, types)]
+            matching = [ln for ln in journal.read_from(0) if matches(ln, session, types)]
             recent = matching[-lines:] if lines else []
         else:
             recent = journal.read_last(lines) if lines else []
@@ -358,68 +316,6 @@ def tail(lines: int, follow: bool, session: str | None, types: tuple[str, ...],
 
 
 # ---- hooks -------------------------------------------------------------------------------
-def install_hook_copy(settings: config.Settings, changed: list[str] | None = None) -> Path:
-    """Copy the hook package to the state folder and return its entry script.
-
-    The installed command runs this copy, not the site-packages one, so it keeps working
-    when the virtualenv is rebuilt for a new Python; `mpmd start` refreshes it, so an
-    upgrade of mpmd updates the hook too. Byte-compiled here so no hook pays for it.
-    Owner-only whatever the umask (folders 0700, files 0600): what Claude Code runs must not
-    be changeable by others. A mode found otherwise is set right, and said in ``changed``
-    (install-hooks prints it). config.FolderRefused for a folder that is not ours.
-    """
-    import compileall
-
-    import mpm_hook
-
-    source = Path(mpm_hook.__file__).parent
-    target = settings.hook_copy_dir / "mpm_hook"
-    config.owner_only_dir(settings.state_dir)
-    # Made owner-only if missing, left to the walk below if not (so its change is said);
-    # __pycache__ too, or compileall would make it by the umask.
-    for folder in (settings.hook_copy_dir, target, target / "__pycache__"):
-        config.owner_only_dir(folder, tighten=False)
-    for name in HOOK_FILES:
-        data = (source / name).read_bytes()
-        dest = target / name
-        if not dest.exists() or dest.read_bytes() != data:
-            write_atomic(dest, data)
-    # A .pyc gets its source's mode less the umask: never looser than the 0600 sources.
-    compileall.compile_dir(str(target), quiet=1)
-    for path, mode in _owner_only_tree(settings.hook_copy_dir):
-        if changed is not None:
-            changed.append(f"{path} {mode:04o} -> {0o700 if path.is_dir() else 0o600:04o}")
-    return target / "__main__.py"
-
-
-def _owner_only_tree(top: Path) -> list[tuple[Path, int]]:
-    """Folders 0700 and files 0600 under ``top``; the paths changed, with their mode
-    before."""
-    changed = []
-    for folder, dirs, files in os.walk(top):
-        for name in (".", *dirs, *files):
-            path = Path(folder, name) if name != "." else Path(folder)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
-                continue  # chmod would follow a link; another user's is doctor's chown
-            want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
-            if stat.S_IMODE(st.st_mode) != want:
-                os.chmod(path, want)
-                changed.append((path, stat.S_IMODE(st.st_mode)))
-    return changed
-
-
-def hook_command(settings: config.Settings, script: Path) -> str:
-    """The exact command written into settings.json: `-I -S` skips site processing (half
-    the start-up cost), and the folders are baked in because the hook cannot afford
-    platformdirs. MPMD_HOME, when set in Claude Code's environment, still wins."""
-    python = sys.executable or shutil.which("python3") or "python3"
-    return " ".join(shlex.quote(part) for part in (
-        python, "-I", "-S", str(script),
-        "--runtime", str(settings.runtime_dir), "--state", str(settings.state_dir),
-    ))
-
-
 @main.command("install-hooks")
 @click.option("--settings", "settings_file", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_SETTINGS_FILE, show_default=True,

@@ -42,7 +42,7 @@ from mpmd.config import HTTP_OFF, Settings, owner_only_dir
 from mpmd.control.server import Followers, serve_control
 from mpmd.durable import load_or_create_token, write_atomic
 from mpmd.errors import AlreadyRunning
-from mpmd.forward import Forwarders  # forwarders (docs/scaling.md)
+from mpmd.forward.runner import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import activation
 from mpmd.ingest.hook_socket import IngestServer, Rejects

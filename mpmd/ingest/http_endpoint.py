@@ -36,7 +36,7 @@ from typing import Any
 
 import httptools
 
-from mpm_hook import hook, remote, wire
+from mpm_hook import hook, policy_compile, remote, wire
 from mpm_hook import paths as hook_paths
 from mpm_hook import policy as hook_policy
 from mpmd.durable import publish
@@ -328,7 +328,8 @@ class HttpIngest:
         decision = None
         try:
             decision, note = hook_policy.decide_for_hook(fd, self.compiled_policy, payload,
-                                                         self.policy_environ)
+                                                         self.policy_environ,
+                                                         policy_compile.refresh)
         except Exception as exc:  # noqa: BLE001 - a broken policy must never lose the event
             note = f"policy error, observing: {exc!r}"
         finally:

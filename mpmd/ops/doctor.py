@@ -1276,7 +1276,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
            config_error: str | None = None, home: str | None = None,
            cwd: Path | None = None) -> Facts:
     """Everything the checks need, read once. ``hook_command`` is what install-hooks would
-    write now (mpmd.cli.main.hook_command)."""
+    write now (mpmd.ops.hook_install.hook_command)."""
     import mpm_hook
     from mpmd import __version__
 
@@ -1321,7 +1321,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
 
 
 def _forward_problems(s: config.Settings) -> list[str]:
-    from mpmd.forward import problems
+    from mpmd.forward.runner import problems
 
     return problems(s.config_dir)
 
