@@ -71,6 +71,10 @@ class QueryError(InputError):
         self.position = position
         self.token = token
 
+    @property
+    def column(self) -> int:
+        return self.position + 1
+
 
 class SearchError(InputError):
     """A saved search that does not exist, or a file of them that does not parse."""
