@@ -16,17 +16,35 @@ import asyncio
 import contextlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
+from mpmd.config import Settings
+from mpmd.history.indexer import Indexer
 from mpmd.ingest import peercred
-
-if TYPE_CHECKING:
-    from mpmd.daemon.wiring import Daemon
+from mpmd.serve.broadcast import Broadcaster
+from mpmd.status import Status
+from mpmd.storage.journal import Journal
 
 FOLLOWER_MAX_BUFFER = 16 * 1024 * 1024
+
+
+class Controlled(Protocol):
+    """What the control socket needs of the daemon (mpmd.daemon.wiring.Daemon is one): its
+    status, the event that stops it, and the parts that follow, reindex and replay use."""
+
+    settings: Settings
+    counters: Counter[str]
+    stopping: asyncio.Event
+    journal: Journal
+    followers: Followers
+    indexer: Indexer
+    broadcaster: Broadcaster
+
+    def status(self) -> Status: ...
 
 
 class Followers:
@@ -50,7 +68,7 @@ class Followers:
                 writer.write(data)
 
 
-async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
+async def _reindex(daemon: Controlled, writer: asyncio.StreamWriter) -> None:
     """Rebuild the search index in the index worker, streaming its progress."""
     first = daemon.journal.first_seq or 1
     total = max(0, daemon.journal.last_seq - first + 1)
@@ -70,7 +88,7 @@ async def _reindex(daemon: Daemon, writer: asyncio.StreamWriter) -> None:
     writer.write(json.dumps({"done": True, "last_seq": last_seq}).encode() + b"\n")
 
 
-async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
+async def _replay(daemon: Controlled, writer: asyncio.StreamWriter,
                   request: dict[str, Any]) -> None:
     """Replay one session to the connected viewers (mpmd.serve.replay), streaming progress."""
     from mpmd.history import index
@@ -106,7 +124,7 @@ async def _replay(daemon: Daemon, writer: asyncio.StreamWriter,
     writer.write(b'{"done": true}\n')
 
 
-async def serve_control(path: Path, daemon: Daemon) -> asyncio.AbstractServer:
+async def serve_control(path: Path, daemon: Controlled) -> asyncio.AbstractServer:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         uid = peercred.peer_uid(sock) if sock is not None else None

@@ -9,10 +9,13 @@ Start-up order is what makes "nothing acked is lost, nothing is stored twice" ho
      the journal's tail and the ring records it has not taken yet; drain the spool
   5. listen (hooks: our own socket, or the one systemd passes with LISTEN_FDS; control;
      viewer), start the index worker, write the pid file, report ready
-Shutdown (SIGTERM/SIGINT or `mpmd stop`) reverses it: answer the hooks waiting for the
-viewer ("no decision"), stop listening, let open connections finish (bounded), drain the
-ring into the journal, fsync, stop the index worker, remove the pid file and the socket
-(unless systemd's socket unit owns it).
+Shutdown (SIGTERM/SIGINT or `mpmd stop`) is start-up reversed, by construction (each step
+registers its undo on an exit stack as it succeeds): stop the background tasks, close the
+viewer and the control socket, answer the hooks waiting for the viewer ("no decision"),
+stop listening and let open connections finish (bounded), drain the ring into the journal,
+stop the forwarders and the index worker (after the last drain: they take that too), close
+the journal (fsync) and the ring, remove the pid file and the sockets we made (not one a
+socket unit owns), release the lock.
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ class Daemon:
         # _start_http serves on it.
         self.http_passed: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.socket_inherited = False  # the hook socket is a socket unit's (LISTEN_FDS)
         # Background tasks that failed (and were started again): name -> failures, last
         # error, when. In status, doctor and /metrics: a task never dies silently.
         self.task_failures: dict[str, dict[str, object]] = {}
@@ -161,11 +165,16 @@ class Daemon:
             with contextlib.suppress(msgspec.DecodeError, ValueError):
                 view = views.decode(rec)
                 self.recent.add(bytes.fromhex(view.id), view.seq, 0)
-        self.store = Store(self.ring, self.recent, last_seq + 1, self.counters)
+        # Permission requests held for a viewer's answer, and the viewers that show them.
+        self.approvals = Approvals(self.counters, self._journal_answer,
+                                   lambda: self.broadcaster.approvals_changed(),
+                                   lambda: len(self.broadcaster.clients))
         self.broadcaster = Broadcaster(self.ring, self.journal, self.counters,
                                        on_commit=self._ring_freed,
-                                       client_queue_bytes=s.viewer_queue_bytes)
-        self.store.wakeups.append(self.broadcaster.wakeup)
+                                       client_queue_bytes=s.viewer_queue_bytes,
+                                       approvals=self.approvals.all)
+        self.store = Store(self.ring, self.recent, last_seq + 1, self.counters,
+                           wakeups=[self.broadcaster.wakeup])
         self.prompt_watch = PromptWatch()
         # Its worker process is started once the loop runs; it reads the journal itself.
         self.indexer = Indexer(s.journal_dir, s.index_path, self.counters,
@@ -425,7 +434,7 @@ class Daemon:
             index_worker_pid=self.indexer.pid,
             connections_open=len(self.ingest.connections),
             **self._http_status(),
-            remote_waiting=len(self.approvals.waiting) if hasattr(self, "approvals") else 0,
+            remote_waiting=len(self.approvals.waiting),
             forward=msgspec.convert(self.forwarders.status(), dict[str, ForwarderState]),
             policy=msgspec.convert(describe_policy(s), PolicyState),
             **self._viewer_status(),
@@ -509,15 +518,19 @@ class Daemon:
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def serve(self) -> None:
+        """Start, run until stopped, stop. Each start-up step that needs undoing registers
+        its undo on the exit stack once it succeeded, so shutdown is start-up reversed by
+        construction, however far start-up got (the module's docstring has the order)."""
         s = self.settings
-        for folder in (s.runtime_dir, s.state_dir):
-            owner_only_dir(folder)
-        lock_fd = take_lock(s.lock_path)
-        listening = False
-        control_server = None
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            for folder in (s.runtime_dir, s.state_dir):
+                owner_only_dir(folder)
+            stack.callback(os.close, take_lock(s.lock_path))
+            stack.callback(self._remove_our_files)
             s.publish_frame_limit()  # before we listen: hooks then cut to fit our limit
             self._open_storage()
+            stack.callback(self._close_ring)
+            stack.callback(self.journal.close)
             self._spool_wakeup = asyncio.Event()
             caught_up = self._catch_up()
             drained = self.drainer.drain()
@@ -532,20 +545,25 @@ class Daemon:
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
                 max_partial_bytes=s.max_partial_bytes,
+                holder=RemoteHolder(self.approvals),
             )
-            self.approvals = Approvals(self.counters, self._journal_answer,
-                                       self.broadcaster.approvals_changed,
-                                       lambda: len(self.broadcaster.clients))
-            self.broadcaster.approvals = self.approvals.all
-            self.ingest.holder = RemoteHolder(self.approvals)
-            self.ingest.start(self._listen())
-            # After _listen: it takes (and unsets) LISTEN_FDS, which the worker must not see.
+            # Before the index worker starts: _listen takes (and unsets) LISTEN_FDS, which
+            # the worker must not see. Hooks that connect meanwhile wait in the backlog.
+            hook_socket = self._listen()
+            stack.callback(hook_socket.close)  # the ingest server's once it serves it
             await self.indexer.start()
-            self.forwarders.start()
+            stack.push_async_callback(self.indexer.stop)  # after the last drain: it may
+            self.forwarders.start()                       # take that too, as forwarders
+            stack.push_async_callback(self.forwarders.stop)  # (in flight: sent again)
+            stack.callback(self._last_drain)
+            self.ingest.start(hook_socket)
             await self._start_http()
-            listening = True
-            control_server = await serve_control(s.control_path, self)
+            stack.push_async_callback(self._stop_listening)
+            stack.callback(self.approvals.close_all)  # the hooks waiting ask in the terminal
+            stack.callback((await serve_control(s.control_path, self)).close)
             await self._start_viewer()
+            if self.viewer is not None:
+                stack.push_async_callback(self.viewer.close)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
             self._tasks = [
@@ -556,18 +574,12 @@ class Daemon:
                                   ("broadcast", self.broadcaster.run),
                                   ("prompt watch", self._prompt_watch_loop))
             ]
+            stack.push_async_callback(self._cancel_tasks)
             write_atomic(s.pid_path, f"{os.getpid()}\n".encode())
             self._report_ready()
             log.info("listening on %s", s.socket_path)
             await self.stopping.wait()
             log.info("stopping")
-        finally:
-            await self._shutdown(listening, control_server)
-            ours = () if getattr(self, "socket_inherited", False) else (s.socket_path,)
-            for path in (*ours, s.control_path, s.pid_path):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            os.close(lock_fd)
 
     def _report_ready(self) -> None:
         """Tell whoever started us that we accept connections (mpmd start waits on it)."""
@@ -577,46 +589,50 @@ class Daemon:
                 os.close(self.ready_fd)
             self.ready_fd = None
 
-    async def _shutdown(self, listening: bool,
-                        control_server: asyncio.AbstractServer | None) -> None:
-        if hasattr(self, "approvals"):
-            self.approvals.close_all()  # the hooks waiting ask in the terminal
-        http = self.http
-        if listening:
-            self.ingest.stop_listening()
-            if http is not None:
-                http.stop_listening()
-            self.store.accepting = True  # frames already sent by connected hooks still count
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(
-                    self.ingest.idle.wait(), *(() if http is None else (http.idle.wait(),))),
-                    SHUTDOWN_GRACE_S)
-            self.store.accepting = False
-            self.ingest.abort_all()
-        if http is not None:
-            http.abort_all()
-        if control_server is not None:
-            control_server.close()
-        if self.viewer is not None:
-            await self.viewer.close()
+    # ---- shutdown steps, in the order they run (start-up's, reversed) ---------------------
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if hasattr(self, "journal"):
-            try:
-                self.drain_ring_to_journal()
-            except OSError as exc:
-                log.error("could not drain the ring at shutdown (%s): it keeps the events "
-                          "for the next start", exc)
-            await self.indexer.stop()  # after the last write: it may take that too
-            await self.forwarders.stop()  # what is in flight goes again at the next start
-            self.journal.close()
-        if hasattr(self, "ring"):
-            self._mmap.flush()
-            self.ring.close()
-            self._mmap.close()
+
+    async def _stop_listening(self) -> None:
+        """No new connections; the hooks already connected finish (bounded), then go."""
+        http = self.http
+        self.ingest.stop_listening()
+        if http is not None:
+            http.stop_listening()
+        self.store.accepting = True  # frames already sent by connected hooks still count
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(
+                self.ingest.idle.wait(), *(() if http is None else (http.idle.wait(),))),
+                SHUTDOWN_GRACE_S)
+        self.store.accepting = False
+        self.ingest.abort_all()
+        if http is not None:
+            http.abort_all()
+
+    def _last_drain(self) -> None:
+        try:
+            self.drain_ring_to_journal()
+        except OSError as exc:
+            log.error("could not drain the ring at shutdown (%s): it keeps the events "
+                      "for the next start", exc)
+
+    def _close_ring(self) -> None:
+        self._mmap.flush()
+        self.ring.close()
+        self._mmap.close()
+
+    def _remove_our_files(self) -> None:
+        """The pid file, the control socket, and the hook socket unless a service manager's
+        socket unit owns it."""
+        s = self.settings
+        ours = () if self.socket_inherited else (s.socket_path,)
+        for path in (*ours, s.control_path, s.pid_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -223,6 +223,7 @@ class IngestServer:
         idle_timeout_s: float,
         max_connections: int,
         max_partial_bytes: int = 64 * 1024 * 1024,
+        holder: Holder | None = None,
     ) -> None:
         self.store = store
         self.rejects = rejects
@@ -238,7 +239,7 @@ class IngestServer:
         self._listener: socket.socket | None = None
         self._tick = 0
         self._sweeper: asyncio.TimerHandle | None = None
-        self.holder: Holder | None = None
+        self.holder = holder  # takes the connections of hooks that wait for a viewer
         self.max_partial_bytes = max_partial_bytes
         self.held = 0  # bytes charged by all connections (Connection.held)
         self._budget_warned = -BUDGET_WARN_INTERVAL_S

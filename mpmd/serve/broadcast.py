@@ -147,7 +147,8 @@ class Broadcaster:
     def __init__(self, ring: Ring, journal: Journal, counters: Counter[str],
                  on_commit: Callable[[], None] = lambda: None,
                  client_queue_bytes: int = CLIENT_QUEUE_BYTES,
-                 window_events: int = WINDOW_EVENTS, window_bytes: int = WINDOW_BYTES) -> None:
+                 window_events: int = WINDOW_EVENTS, window_bytes: int = WINDOW_BYTES,
+                 approvals: Callable[[], list[dict[str, object]]] = list) -> None:
         self.ring = ring
         self.journal = journal
         self.counters = counters
@@ -163,7 +164,7 @@ class Broadcaster:
         self.clients: set[Client] = set()
         self.wakeup = asyncio.Event()
         # Permission requests waiting for a viewer's answer (mpmd.serve.approvals.Approvals.all).
-        self.approvals: Callable[[], list[dict[str, object]]] = list
+        self.approvals = approvals
         self.event_types: Counter[str] = Counter()  # since start, for /metrics
         # Whether the journal consumer's last attempt failed (the daemon says so through
         # journal_advanced / journal_failed); clients waiting for the journal to take

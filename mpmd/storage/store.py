@@ -23,15 +23,16 @@ log = logging.getLogger("mpmd.storage.store")
 
 
 class Store:
-    def __init__(self, ring: Ring, recent: RecentIds, next_seq: int, counters: Counter[str]):
+    def __init__(self, ring: Ring, recent: RecentIds, next_seq: int, counters: Counter[str],
+                 wakeups: list[asyncio.Event] | None = None):
         self.ring = ring
         self.recent = recent
         self.next_seq = next_seq
         self.counters = counters
         # Set whenever a record lands in the ring: the journal consumer waits on `appended`,
-        # other ring consumers add their own event to `wakeups`.
+        # the other ring consumers on their own events, given in `wakeups`.
         self.appended = asyncio.Event()
-        self.wakeups: list[asyncio.Event] = [self.appended]
+        self.wakeups: list[asyncio.Event] = [self.appended, *(wakeups or ())]
         # Set whenever the ring refuses a record; cleared when a consumer frees room.
         self.full = False
         self.accepting = True
