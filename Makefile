@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CLAUDE_CODE_VERSION := 2.1.328
 CLAUDE_CODE_DIR     := .claude-code
 
-.PHONY: setup run test lint types bench clean claude-code
+.PHONY: setup run test test-fast lint types bench clean claude-code
 
 $(BIN)/mpmd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# The edit-test loop: the unit tests only, each property test at most 20 examples
+# (tests.utils.examples); `make test` runs everything, in full.
+test-fast: setup
+	MPMD_TEST_FAST=1 $(BIN)/pytest -q -x -m unit
 
 lint: setup
 	$(BIN)/ruff check mpmd mpm_hook tests benchmarks

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpmd.model import enrich, events
-from tests.utils import fixture_payloads
+from tests.utils import examples, fixture_payloads
 
 OPERATIONS = {"read", "write", "execute", "network", "metadata"}
 RISKS = {"low", "medium", "high"}
@@ -528,7 +528,7 @@ def check(info: events.Enrichment) -> None:
     assert info.content_length is None or isinstance(info.content_length, int)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(sorted(events.KNOWN_EVENT_TYPES)),
     st.sampled_from(TOOL_NAMES) | st.text(max_size=30),
@@ -552,7 +552,7 @@ def test_any_payload_shape_enriches_without_raising(
 STRUCTS = [*events.KnownEvent.__args__, events.UnknownEvent]  # type: ignore[attr-defined]
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_struct_contents_enrich_without_raising(data: st.DataObject) -> None:
     """Structs built in code are not validated: every field may hold anything."""
@@ -568,7 +568,7 @@ def test_any_struct_contents_enrich_without_raising(data: st.DataObject) -> None
     check(enrich._enrich(event, status, red))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=300), st.sampled_from(["/home/dev/shop", "", "/", "C:\\p"]) | st.none())
 def test_command_risk_is_total(command: str, cwd: str | None) -> None:
     risk, reason = enrich.command_risk(command, cwd)
@@ -591,13 +591,13 @@ SHELL_FRAGMENTS = [
 shell_commands = st.lists(st.sampled_from(SHELL_FRAGMENTS) | st.text(max_size=3), max_size=12)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(shell_commands.map("".join), st.sampled_from(["/home/dev/shop", None]))
 def test_the_trigger_never_hides_a_rule(command: str, cwd: str | None) -> None:
     assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(shell_commands.map(" ".join), st.sampled_from(["/home/dev/shop", None]))
 def test_the_trigger_never_hides_a_rule_spaced(command: str, cwd: str | None) -> None:
     assert enrich.command_risk(command, cwd) == enrich._rules_risk(command, cwd)

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.utils import examples
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the package is not necessarily installed in the venv
     sys.path.insert(0, str(ROOT))
@@ -612,6 +614,7 @@ def fake_claude(folder: Path, output: str, code: int = 0) -> Path:
     return path
 
 
+@pytest.mark.integration  # find_claude runs `claude --version`
 def test_find_claude(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -991,7 +994,7 @@ def expected_keys(events, http: HttpHook | None) -> dict[str, list[str]]:
     return {e: [key(e)] for e in events}
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(user_files, event_subsets, transports)
 def test_property_install_uninstall_roundtrip(s, events, http):
     before = copy.deepcopy(s)
@@ -1007,7 +1010,7 @@ def test_property_install_uninstall_roundtrip(s, events, http):
     assert set(c3.removed) == set(events)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(user_files, transports, transports)
 def test_property_switching_transports_in_place(s, first, second):
     """Installing with one transport and then another gives what installing the second
@@ -1021,7 +1024,7 @@ def test_property_switching_transports_in_place(s, first, second):
     assert changes.changed == (dump(one) != dump(direct))
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(user_files, st.data(), transports)
 def test_property_stale_entries_are_replaced(s, data, http):
     dirty = inject_stale(s, data)

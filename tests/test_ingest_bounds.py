@@ -30,6 +30,7 @@ from mpmd.ingest.framing import REFUSE_AFTER, FrameDecoder
 from mpmd.ingest.hook_socket import FRAMES_PER_TURN
 from tests.utils import (
     Daemon,
+    examples,
     journal_events,
     run_hook,
     send_events,
@@ -331,7 +332,7 @@ frames_st = st.lists(st.tuples(st.binary(min_size=16, max_size=16), st.binary(ma
                      min_size=1, max_size=12)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(frames_st, st.data())
 def test_frames_come_out_in_order_whatever_the_turn_limits(events, data):
     stream = b"".join(wire.encode_event(i, 1, p, len(p)) for i, p in events)
@@ -359,7 +360,7 @@ def test_frames_come_out_in_order_whatever_the_turn_limits(events, data):
     assert decoder.buffered == 0
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(frames_st, st.integers(0, 11), st.integers(0, 1 << 30), st.data())
 def test_a_refused_frame_is_skipped_and_the_stream_goes_on(events, which, cut, data):
     which %= len(events)

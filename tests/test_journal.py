@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mpmd.storage import journal as journal_mod
 from mpmd.storage.journal import Journal, line_seq
+from tests.utils import examples
 
 DAY = 86400
 # 2025-03-10 12:00:00 UTC
@@ -653,7 +654,7 @@ ops = st.lists(
 
 
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

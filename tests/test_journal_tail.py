@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mpmd.storage.journal import Journal, line_seq
 from mpmd.storage.journal_tail import Tail
+from tests.utils import examples
 
 
 def line(seq: int, pad: int = 40) -> bytes:
@@ -110,7 +111,7 @@ ops = st.lists(st.one_of(
 ), max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops, start=st.integers(0, 30))
 def test_any_interleaving_reads_every_line_once_in_order(ops: list, start: int) -> None:
     with tempfile.TemporaryDirectory() as folder:

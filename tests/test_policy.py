@@ -34,6 +34,7 @@ from mpmd.ops.policy import EXAMPLE_PATH
 from tests.utils import (
     Daemon,
     env_for,
+    examples,
     fixture_payloads,
     journal_events,
     mpmd_cli,
@@ -133,7 +134,7 @@ def test_patterns(pattern, path_mode, text, expected):
     assert P.any_match(patterns, text) is expected
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.text(alphabet="ab*?[]!-", max_size=8), st.text(alphabet="ab-]!", max_size=8))
 def test_globs_outside_paths_agree_with_fnmatch(pattern, text):
     try:
@@ -477,7 +478,7 @@ def test_warnings_for_rules_that_cannot_be_meant():
 
 # Any text, any bytes: a compiled record or a PolicyError with a message, nothing else; and a
 # record that compiles decides any event without raising.
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=400), st.binary(max_size=400)))
 @example("[[rule]]\naction = 'deny'\ntools = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]")
 @example("a = " + "[" * 2000)
@@ -533,7 +534,7 @@ _rules = st.fixed_dictionaries(
     optional={**_rule_fields, "junk": _values})  # "junk": now and then, an invalid rule
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.lists(st.dictionaries(_keys, _values, max_size=7), max_size=5),
                  st.lists(_rules, min_size=1, max_size=6)),
        st.text(max_size=60) | st.lists(_glob_words, max_size=8).map("".join),
@@ -559,7 +560,7 @@ def test_any_policy_compiles_or_is_rejected_and_then_decides_without_error(rules
             wire.encode_decision(decision.record())
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(st.text(max_size=200))
 @example("echo $(( 1 + (2 ) ) `unclosed")
 @example("cat <<'EOF'\n" + "x\n" * 3)

@@ -40,7 +40,7 @@ from mpmd.history.query import (
 )
 from mpmd.model import events, record
 from mpmd.model.events import EventFrame
-from tests.utils import ROOT, fixture_payloads, short_tempdir
+from tests.utils import ROOT, examples, fixture_payloads, short_tempdir
 
 DAY_MS = 86_400_000
 NOW_MS = 1_795_219_200_000  # 2026-11-21T00:00:00Z
@@ -612,7 +612,7 @@ def parse_or_error(text: str) -> tuple[str, list[object]] | None:
     return to_sql(query, NOW_MS)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(), junk))
 @example("\x00")
 @example('"\x00"')
@@ -869,7 +869,7 @@ trees = st.recursive(leaves, lambda kids: st.one_of(
 ), max_leaves=7)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_generated_queries_match_the_brute_force(db: Db, data: st.DataObject) -> None:
     global VOCAB

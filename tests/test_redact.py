@@ -18,6 +18,7 @@ from mpmd.model.redact import (
     redact_obj,
     redact_text,
 )
+from tests.utils import examples
 from tests.utils import fixture_payloads as fixture_lines
 
 # Sample secrets, built from pieces so that this file does not trip secret scanners.
@@ -350,7 +351,7 @@ def _encodings(obj: object) -> list[bytes]:
     ]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 @example({"Password": 12})
 @example({"k": f"x {GOOGLE}"})
@@ -363,7 +364,7 @@ def test_needs_redaction_is_conservative(obj: object) -> None:
         assert needs_redaction(raw), (raw, out)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_redact_obj_is_idempotent(obj: object) -> None:
     before = copy.deepcopy(obj)
@@ -374,7 +375,7 @@ def test_redact_obj_is_idempotent(obj: object) -> None:
     assert n == 0
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(secret_text)
 def test_redact_text_never_raises_and_is_idempotent(text: str) -> None:
     once, n = redact_text(text)
@@ -384,7 +385,7 @@ def test_redact_text_never_raises_and_is_idempotent(text: str) -> None:
         assert needs_redaction(text.encode())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_needs_redaction_any_bytes(raw: bytes) -> None:
     assert needs_redaction(raw) in (True, False)

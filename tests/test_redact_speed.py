@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from mpmd.model import redact
 from mpmd.model.redact import _SECRET_TEXT, _redact_text, _redact_text_full, _starts
 from tests.test_redact import FRAGMENTS, json_values
+from tests.utils import examples
 
 # Sample secrets of every kind the module docstring names, built from pieces so that this
 # file does not trip secret scanners.
@@ -111,7 +112,7 @@ def _full_pass_only() -> Iterator[None]:
         redact._memo.clear()
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts)
 @example("x akiaIza" + "A" * 40)
 @example("\x01token=abc")
@@ -122,14 +123,14 @@ def test_every_match_start_is_a_candidate(text: str) -> None:
     assert not missing, (sorted(missing), text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(long_texts)
 def test_every_match_start_is_a_candidate_in_long_texts(text: str) -> None:
     missing = set(_match_starts(text)) - set(_starts(text))
     assert not missing, (sorted(missing), text[:200])
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts)
 def test_fast_path_equals_full_pass(text: str) -> None:
     full = _redact_text_full(text)
@@ -137,13 +138,13 @@ def test_fast_path_equals_full_pass(text: str) -> None:
     assert _redact_text(text) == full
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(long_texts)
 def test_fast_path_equals_full_pass_in_long_texts(text: str) -> None:
     assert _redact_text(text, sparse_from=0) == _redact_text_full(text)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(piece | st.sampled_from(
     ['"', '\\"', "\\u0041", "\\u00", "\\", "\\n", '": "', '{"', '"}', "\\/", "AKIAQ7W3",
      "ghp_Zq8", "eyJhbGci", "://u:p", '"password": "', '"token":', "y" * 1100]),
@@ -155,7 +156,7 @@ def test_redact_raw_is_the_same_by_both_paths(text: str) -> None:
         assert redact.redact_raw(text) == fast
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values, texts)
 def test_redact_obj_is_the_same_by_both_paths(obj: object, text: str) -> None:
     obj = {"k": obj, "long": text * 3, text: [text]}

@@ -32,6 +32,7 @@ from tests.test_history import api
 from tests.test_redact import json_values, secret_text
 from tests.utils import (
     Daemon,
+    examples,
     journal_events,
     journal_lines,
     mpmd_cli,
@@ -310,7 +311,7 @@ def test_rejects_redact_each_payload_whatever_bytes_the_framing_holds() -> None:
             assert not leaks(data), (cut, data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=120), st.binary(max_size=40))
 def test_rejects_keep_bytes_with_nothing_secret_as_they_are(head: bytes, tail: bytes) -> None:
     """What has nothing to redact comes back byte for byte, framing, garbage, not UTF-8."""
@@ -478,7 +479,7 @@ def encoded_hook_payloads(draw) -> tuple[bytes, int]:
     return raw, draw(st.integers(1, max(1, len(raw) - 1)))
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(700), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(encoded_hook_payloads())
 @example((json.dumps({"hook_event_name": "PreToolUse", "cwd": CWD}).encode(), 40))
 @example((json.dumps({"hook_event_name": "PreToolUse", "tool_name": "Bash",
@@ -515,7 +516,7 @@ def cut_secret_payloads(draw) -> tuple[bytes, int, list[str]]:
     return raw, len(raw) - back, [secret]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cut_secret_payloads())
 def test_no_piece_of_a_secret_survives_a_cut(case: tuple[bytes, int, list[str]]) -> None:
     raw, cut, secrets = case
@@ -529,7 +530,7 @@ def test_no_piece_of_a_secret_survives_a_cut(case: tuple[bytes, int, list[str]])
     assert not leaks(kept, secrets), kept[-120:]
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values, st.data())
 def test_needs_redaction_is_conservative_for_escaped_json(obj: object, data) -> None:
     """ASCII written as \\u00XX and "/" as "\\/" must not hide a secret from the pre-check."""
@@ -541,7 +542,7 @@ def test_needs_redaction_is_conservative_for_escaped_json(obj: object, data) -> 
     assert needs_redaction(escaping_encoder(chars)(obj))
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(secret_text | st.sampled_from(
     ['"', '\\"', "\\u0041", "\\u00", "\\", "\\n", '": "', '{"', '"}', "\\/", "AKIAQ7W3",
      "ghp_Zq8", "eyJhbGci", "://u:p"]), max_size=12).map("".join))

@@ -35,6 +35,7 @@ from mpmd.storage.ring import (
     open_ring_file,
     record_size,
 )
+from tests.utils import examples
 
 CAP = 4096
 HEAD_OFFSET = 24  # where head lives in the header
@@ -219,7 +220,8 @@ class RingMachine(RuleBasedStateMachine):
 
 
 TestRingMachine = RingMachine.TestCase
-TestRingMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestRingMachine.settings = settings(max_examples=examples(150), stateful_step_count=40,
+                                    deadline=None)
 
 
 # -- records ------------------------------------------------------------------------------

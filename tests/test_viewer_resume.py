@@ -30,6 +30,7 @@ from mpmd.storage.journal import Journal, line_seq
 from mpmd.storage.ring import HEADER_BYTES, Ring
 from tests.utils import (
     Daemon,
+    examples,
     fixture_payloads,
     journal_lines,
     send_events,
@@ -469,6 +470,6 @@ class ResumeCompleteness(RuleBasedStateMachine):
 
 
 ResumeCompleteness.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=50, deadline=None,
+    max_examples=examples(100), stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 test_resume_completeness = ResumeCompleteness.TestCase

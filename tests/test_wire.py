@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mpm_hook import wire
 from mpmd.ingest.framing import FrameDecoder, FrameError, decode_one
 from mpmd.model.events import EventFrame
+from tests.utils import examples
 
 ids = st.binary(min_size=16, max_size=16)
 timestamps = st.integers(min_value=0, max_value=(1 << 63) - 1)
@@ -108,7 +109,7 @@ def test_event_id_must_be_16_bytes():
         wire.encode_event(b"short", 0, b"{}", 2)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.lists(st.binary(max_size=200), max_size=20), st.integers(16, 512))
 # A bad frame decoded from the buffered tail: its error's traceback used to keep a view of
 # the buffer, which then could not be cleared (BufferError instead of FrameError).

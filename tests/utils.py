@@ -24,6 +24,12 @@ HOOK_SCRIPT = ROOT / "mpm_hook" / "__main__.py"
 FIXTURES = ROOT / "tests" / "fixtures" / "claude-code-hooks.jsonl"
 
 
+def examples(count: int) -> int:
+    """A property test's number of examples: as asked, or at most 20 for `make test-fast`
+    (MPMD_TEST_FAST=1), the edit-test loop; `make test` tries them all."""
+    return min(count, 20) if os.environ.get("MPMD_TEST_FAST") == "1" else count
+
+
 def fixture_payloads() -> list[bytes]:
     """The 38 realistic payloads (all 31 event types), as Claude Code writes them."""
     return [line.rstrip(b"\n") for line in FIXTURES.read_bytes().splitlines() if line.strip()]
