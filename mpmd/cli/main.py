@@ -14,6 +14,7 @@ from mpmd import config
 from mpmd.cli import doctor, history, policy, service
 from mpmd.cli.lines import format_line, matches
 from mpmd.control import client
+from mpmd.counters import Count
 from mpmd.errors import MpmdError, QueryError
 from mpmd.ops import hooks_settings
 from mpmd.ops.hook_install import DEFAULT_SETTINGS_FILE, hook_command, install_hook_copy
@@ -207,7 +208,7 @@ def _index_line(info: Status) -> str:
     behind = max(0, (info.journal_last_seq or 0) - (info.index_last_seq or 0))
     where = "up to date" if not behind else f"{behind} events behind the journal"
     if info.index_worker_pid is None:
-        restarts = info.counters.get("index_worker_restarts", 0)
+        restarts = info.counters.get(Count.INDEX_WORKER_RESTARTS, 0)
         return f"{where}; its worker is not running (restarted {restarts} times; see the log)"
     return f"{where} (worker pid {info.index_worker_pid})"
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import msgspec
 
 from mpmd.config import Settings
+from mpmd.counters import Count
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import peercred
 from mpmd.serve.broadcast import Broadcaster
@@ -129,7 +130,7 @@ async def serve_control(path: Path, daemon: Controlled) -> asyncio.AbstractServe
         sock = writer.get_extra_info("socket")
         uid = peercred.peer_uid(sock) if sock is not None else None
         if uid is not None and uid != os.getuid():
-            daemon.counters["rejected_foreign_uid"] += 1
+            daemon.counters[Count.REJECTED_FOREIGN_UID] += 1
             writer.close()
             return
         try:

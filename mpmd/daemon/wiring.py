@@ -43,6 +43,7 @@ from mpm_hook import hook, wire
 from mpmd import __version__
 from mpmd.config import HTTP_OFF, Settings, owner_only_dir
 from mpmd.control.server import Followers, serve_control
+from mpmd.counters import Count
 from mpmd.durable import load_or_create_token, write_atomic
 from mpmd.errors import AlreadyRunning
 from mpmd.forward.runner import Forwarders  # forwarders (docs/scaling.md)
@@ -231,7 +232,7 @@ class Daemon:
             if not records:
                 return total
             self.journal.append((line_seq(rec), rec) for _pos, rec in records)
-            self.counters["journal_batches"] += 1
+            self.counters[Count.JOURNAL_BATCHES] += 1
             self.journal.maybe_sync()
             lines = [rec for _pos, rec in records]
             self.followers.publish(lines)
@@ -257,7 +258,7 @@ class Daemon:
         try:
             return self.drain_ring_to_journal()
         except OSError as exc:
-            self.counters["journal_errors"] += 1
+            self.counters[Count.JOURNAL_ERRORS] += 1
             self.broadcaster.journal_failed()
             log.error("journal write failed at start (%s); the ring keeps the events, "
                       "retrying in the background", exc)
@@ -278,7 +279,7 @@ class Daemon:
             try:
                 self.drain_ring_to_journal()
             except OSError as exc:  # disk full, I/O error: keep acking while the ring has room
-                self.counters["journal_errors"] += 1
+                self.counters[Count.JOURNAL_ERRORS] += 1
                 self.broadcaster.journal_failed()
                 failures += 1
                 log.error("journal write failed (%s); retrying in %.1fs, the ring holds "
@@ -357,7 +358,7 @@ class Daemon:
                 failed["failures"] = int(failed["failures"]) + 1  # type: ignore[call-overload]
                 failed["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
                 failed["at"] = datetime.now().astimezone().isoformat(timespec="seconds")
-                self.counters["task_failures"] += 1
+                self.counters[Count.TASK_FAILURES] += 1
                 log.exception("background task %s failed; starting it again in %.1fs",
                               name, delay)
             await asyncio.sleep(delay)  # a task that fails at once must not spin
@@ -420,7 +421,7 @@ class Daemon:
             socket=str(s.socket_path),
             journal_dir=str(s.journal_dir),
             spool_dir=str(s.spool_dir),
-            events_total=self.counters["events_total"],
+            events_total=self.counters[Count.EVENTS_TOTAL],
             next_seq=self.store.next_seq,
             journal_last_seq=self.journal.last_seq,
             spool_pending=spool_pending(s.spool_dir),

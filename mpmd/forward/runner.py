@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mpmd.config import Settings
+from mpmd.counters import Count, forward
 from mpmd.forward import config as fconfig
 from mpmd.forward.cursor import cursor_path, read_cursor, write_cursor
 from mpmd.forward.http import Outcome, Poster, classify, describe
@@ -150,7 +151,7 @@ class Forwarder:
         self._poster = Poster(cfg.url, cfg.timeout_s, cfg.ca_file)
         self.sender: Sender | None = None
         for key in ("skipped", "rejected"):
-            counters[f"forward_{cfg.name}_{key}"] += 0  # created here, in the loop's thread
+            counters[forward(cfg.name, key)] += 0  # created here, in the loop's thread
         try:
             self.sender = make_sender(cfg)
         except (fconfig.ForwardConfigError, RuntimeError) as exc:
@@ -222,7 +223,7 @@ class Forwarder:
                     break  # stopping: the cursor has what was delivered
         except Exception:  # a bug: say so, keep the daemon
             log.exception('forward "%s" stopped by an error', self.cfg.name)
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             self.state, self.last_error = "error", "stopped by an internal error (see the log)"
         finally:
             tail.close()
@@ -240,7 +241,7 @@ class Forwarder:
             prev = seq
         if missing:
             self.skipped += missing
-            self.counters[f"forward_{self.cfg.name}_skipped"] += missing
+            self.counters[forward(self.cfg.name, "skipped")] += missing
             log.error('forward "%s": %d events were deleted by retention before they could '
                       "be delivered", self.cfg.name, missing)
 
@@ -258,7 +259,7 @@ class Forwarder:
                     parts[0:1] = [part[:mid], part[mid:]]
                     continue
                 self.rejected += 1
-                self.counters[f"forward_{self.cfg.name}_rejected"] += 1
+                self.counters[forward(self.cfg.name, "rejected")] += 1
                 log.error('forward "%s": the receiver refused event seq %d for good (%s); '
                           "going on without it", self.cfg.name, line_seq(part[0]),
                           outcome.error)
@@ -266,7 +267,7 @@ class Forwarder:
                 self.delivered += len(part) - outcome.rejected
                 if outcome.rejected:
                     self.rejected += outcome.rejected
-                    self.counters[f"forward_{self.cfg.name}_rejected"] += outcome.rejected
+                    self.counters[forward(self.cfg.name, "rejected")] += outcome.rejected
                     log.error('forward "%s": the receiver rejected %d of %d events: %s',
                               self.cfg.name, outcome.rejected, len(part), outcome.error)
                 self.last_delivery_at = time.time()

@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 
+from mpmd.counters import Count
+
 log = logging.getLogger("mpmd.history.index")
 
 RESTART_DELAYS_S = (0.5, 1, 2, 5, 10, 30)  # after the worker died that many times in a row
@@ -135,7 +137,7 @@ class Indexer:
             self._rebuild[0].set_exception(IndexerGone("the index worker ended mid-rebuild"))
         if self._stopping:
             return
-        self.counters["index_worker_restarts"] += 1
+        self.counters[Count.INDEX_WORKER_RESTARTS] += 1
         ran = asyncio.get_running_loop().time() - started
         self._failures = 0 if ran > HEALTHY_AFTER_S else self._failures + 1
         delay = RESTART_DELAYS_S[min(self._failures, len(RESTART_DELAYS_S)) - 1] \
@@ -156,7 +158,7 @@ class Indexer:
         try:
             await self.start()
         except OSError as exc:  # no process at all (out of memory, pids, ...): keep trying
-            self.counters["index_errors"] += 1
+            self.counters[Count.INDEX_ERRORS] += 1
             log.error("could not start the index worker (%s); trying again in %.0f s", exc,
                       RESTART_DELAYS_S[-1])
             self._restart_later(RESTART_DELAYS_S[-1])
@@ -175,13 +177,13 @@ class Indexer:
             if self._rebuild is not None and not self._rebuild[0].done():
                 self._rebuild[0].set_result(self.last_seq)
         elif "rebuild_failed" in report:
-            self.counters["index_errors"] += 1
+            self.counters[Count.INDEX_ERRORS] += 1
             if self._rebuild is not None and not self._rebuild[0].done():
                 self._rebuild[0].set_exception(RuntimeError(str(report["rebuild_failed"])))
         elif "error" in report:
             # Retried at the next wake-up, that is with the next journal write: not at once,
             # which would spin on a full disk.
-            self.counters["index_errors"] += 1
+            self.counters[Count.INDEX_ERRORS] += 1
             self._wake_sent = False
         elif "log" in report:
             log.log(int(report["log"]), "%s", report.get("msg", ""))

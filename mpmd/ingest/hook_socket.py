@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mpm_hook import wire
+from mpmd.counters import Count, rejected
 from mpmd.ingest import peercred
 from mpmd.ingest.framing import REFUSE_AFTER, FrameDecoder
 from mpmd.model.events import EventFrame
@@ -44,7 +45,7 @@ class Rejects:
         self.counters = counters
 
     def keep(self, reason: str, data: bytes, name: str | None = None) -> None:
-        self.counters["rejected_" + reason] += 1
+        self.counters[rejected(reason)] += 1
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             existing = sorted(self.folder.iterdir())
@@ -280,7 +281,7 @@ class IngestServer:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    counters["accept_errors"] += 1
+                    counters[Count.ACCEPT_ERRORS] += 1
                     log.error("cannot accept connections (%s): pausing %.1fs", exc,
                               ACCEPT_PAUSE_S)
                     self.loop.remove_reader(listener.fileno())
@@ -289,12 +290,12 @@ class IngestServer:
             # The C-level socket type: the socket.socket wrapper's __init__ cost 5% here.
             sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
             if len(self.connections) >= self.max_connections:
-                counters["rejected_too_many_connections"] += 1
+                counters[Count.REJECTED_TOO_MANY_CONNECTIONS] += 1
                 sock.close()
                 continue
             uid = peercred.peer_uid(sock)  # type: ignore[arg-type]
             if uid is not None and uid != self.uid:
-                counters["rejected_foreign_uid"] += 1
+                counters[Count.REJECTED_FOREIGN_UID] += 1
                 log.warning("refused a connection from uid %d", uid)
                 sock.close()
                 continue
@@ -303,7 +304,7 @@ class IngestServer:
             conn = Connection(sock, self.max_frame_bytes, self._tick)
             self.connections[conn.fd] = conn
             self.idle.clear()
-            counters["connections_total"] += 1
+            counters[Count.CONNECTIONS_TOTAL] += 1
             self._read(conn)
             if not (conn.out or conn.later or conn.watched) \
                     and self.connections.get(conn.fd) is conn:
@@ -319,7 +320,7 @@ class IngestServer:
         try:
             self._serve(conn)
         except Exception:  # a bug of ours: the peer gets no ack (a hook then spools), we go on
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             log.exception("internal error while serving a connection; closed it")
             self._close(conn)
 
@@ -414,7 +415,7 @@ class IngestServer:
             conn.watched = False
             self.loop.remove_reader(conn.fd)
         conn.later = True
-        self.counters["turns_yielded"] += 1
+        self.counters[Count.TURNS_YIELDED] += 1
         self.loop.call_soon(self._next_turn, conn)
 
     def _next_turn(self, conn: Connection) -> None:
@@ -449,9 +450,9 @@ class IngestServer:
         self.held += more
         conn.held = want
         counters = self.counters
-        counters["partial_bytes_held"] = self.held
-        if self.held > counters["partial_bytes_peak"]:
-            counters["partial_bytes_peak"] = self.held
+        counters[Count.PARTIAL_BYTES_HELD] = self.held
+        if self.held > counters[Count.PARTIAL_BYTES_PEAK]:
+            counters[Count.PARTIAL_BYTES_PEAK] = self.held
         if more >= TRIM_AFTER_BYTES:
             self._trim_due = True
         return True
@@ -460,7 +461,7 @@ class IngestServer:
         if conn.held:
             self.held -= conn.held
             conn.held = 0
-            self.counters["partial_bytes_held"] = self.held
+            self.counters[Count.PARTIAL_BYTES_HELD] = self.held
 
     def _refuse(self, conn: Connection) -> bool:
         """BUSY for the unfinished frame that does not fit: the hook spools it (the spool
@@ -470,7 +471,7 @@ class IngestServer:
         conn.head = b""
         self._release(conn)
         counters = self.counters
-        counters["busy_partial_budget"] += 1
+        counters[Count.BUSY_PARTIAL_BUDGET] += 1
         now = time.monotonic()
         if now - self._budget_warned >= BUDGET_WARN_INTERVAL_S:
             self._budget_warned = now
@@ -478,10 +479,10 @@ class IngestServer:
                         "BUSY to frames that do not fit, hooks spool them", self.held,
                         self.max_partial_bytes)
         if event_id is None:  # not the hook's layout: no id to answer for, in order
-            counters["closed_partial_budget"] += 1
+            counters[Count.CLOSED_PARTIAL_BUDGET] += 1
             self._close(conn)
             return False
-        counters["busy"] += 1
+        counters[Count.BUSY] += 1
         self._send(conn, wire.encode_ack(event_id, wire.BUSY, 0))
         return self.connections.get(conn.fd) is conn
 
@@ -498,7 +499,7 @@ class IngestServer:
             self._close(conn)
             return
         if sent < len(data):
-            self.counters["paused_for_unread_acks"] += 1
+            self.counters[Count.PAUSED_FOR_UNREAD_ACKS] += 1
             conn.out = data[sent:]
             if self.connections.get(conn.fd) is conn:
                 if conn.watched:
@@ -561,7 +562,7 @@ class IngestServer:
         self._tick += 1
         stale = self._tick - 2
         for conn in [c for c in self.connections.values() if c.tick <= stale]:
-            self.counters["closed_idle"] += 1
+            self.counters[Count.CLOSED_IDLE] += 1
             if conn.decoder.buffered and not conn.decoder.ready:
                 self.rejects.keep("truncated", conn.head)
             self._close(conn)
@@ -571,7 +572,7 @@ class IngestServer:
     def _after_burst(self) -> None:
         """Once nothing was stored for a whole tick after a burst (TRIM_AFTER_EVENTS events
         or big unfinished frames), hand what the C allocator keeps back to the system."""
-        stored = self.counters["events_total"]
+        stored = self.counters[Count.EVENTS_TOTAL]
         if stored != self._stored_at_sweep:
             self._stored_at_sweep = stored
             if stored - self._stored_at_trim >= TRIM_AFTER_EVENTS:
@@ -580,4 +581,4 @@ class IngestServer:
             self._trim_due = False
             self._stored_at_trim = stored
             if release_free_memory():
-                self.counters["memory_trims"] += 1
+                self.counters[Count.MEMORY_TRIMS] += 1

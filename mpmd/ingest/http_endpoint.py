@@ -39,6 +39,7 @@ import httptools
 from mpm_hook import hook, policy_compile, remote, wire
 from mpm_hook import paths as hook_paths
 from mpm_hook import policy as hook_policy
+from mpmd.counters import HTTP_REFUSED_PREFIX, Count, http_refused
 from mpmd.durable import publish
 from mpmd.ingest.framing import FrameError, decode_body
 from mpmd.ingest.peercred import PeerUnknown, TcpPeers
@@ -223,7 +224,7 @@ class HttpIngest:
         self.peers.close()
 
     def status(self) -> dict[str, object]:
-        prefix = "http_refused_"
+        prefix = HTTP_REFUSED_PREFIX
         return {"http_url": self.url, "http_port": self.port,
                 "http_connections_open": len(self.connections),
                 "http_refused": {k[len(prefix):]: n for k, n in self.counters.items()
@@ -236,7 +237,7 @@ class HttpIngest:
         for conn in list(self.connections):
             age = now - conn.since
             if conn.state == IDLE and age > self.keep_alive_s:
-                self.counters["http_closed_idle"] += 1
+                self.counters[Count.HTTP_CLOSED_IDLE] += 1
                 conn.close()
             elif conn.state == READING and age > self.idle_timeout_s:
                 conn.refuse_now("timeout")
@@ -303,7 +304,7 @@ class HttpIngest:
                 log.error("an http event could not be kept: the ring is busy and the spool "
                           "write failed (%s)", exc)
                 raise NotKept from exc
-            self.counters["http_spooled"] += 1
+            self.counters[Count.HTTP_SPOOLED] += 1
             self.spool_wakeup()
             return self.answer(decision.output(None) if decision is not None else None)
         if decision is not None and decision.action == "remote" and status == wire.STORED \
@@ -379,7 +380,7 @@ class HttpConnection(asyncio.Protocol):
     def _admit(self, transport: asyncio.BaseTransport) -> None:
         server = self.server
         counters = server.counters
-        counters["http_connections_total"] += 1
+        counters[Count.HTTP_CONNECTIONS_TOTAL] += 1
         server.connections.add(self)
         if len(server.connections) > server.max_connections:
             self.refuse("too_many_connections")
@@ -392,7 +393,7 @@ class HttpConnection(asyncio.Protocol):
             self.peer_refusal = "peer_unknown"
             return
         if uid is None:
-            counters["http_peer_uid_unchecked"] += 1  # not Linux: the token alone
+            counters[Count.HTTP_PEER_UID_UNCHECKED] += 1  # not Linux: the token alone
         elif uid != server.uid:
             log.warning("refusing an http connection from uid %d", uid)
             self.peer_refusal = "foreign_uid"
@@ -414,7 +415,7 @@ class HttpConnection(asyncio.Protocol):
             self._internal_error(exc)
 
     def _internal_error(self, exc: BaseException) -> None:
-        self.server.counters["internal_errors"] += 1
+        self.server.counters[Count.INTERNAL_ERRORS] += 1
         log.error("internal error while serving an http request", exc_info=exc)
         self.refuse_now("unavailable")
 
@@ -422,7 +423,7 @@ class HttpConnection(asyncio.Protocol):
         # Every complete request has been answered, or is held: a client that ends its
         # side has given up on what it waits for (a held request is withdrawn).
         if self.state == READING:
-            self.server.counters["http_truncated"] += 1
+            self.server.counters[Count.HTTP_TRUNCATED] += 1
         self.close()
         return True
 
@@ -513,7 +514,7 @@ class HttpConnection(asyncio.Protocol):
         server = self.server
         while self.queue and self.held is None and not self.closed and self.state != LINGER:
             req = self.queue.popleft()
-            server.counters["http_requests"] += 1
+            server.counters[Count.HTTP_REQUESTS] += 1
             if req.refusal is not None:
                 self.refuse(req.refusal, req.keep_alive)
                 continue
@@ -536,7 +537,7 @@ class HttpConnection(asyncio.Protocol):
         """Answer a request (or the connection) with a refusal; close after it when the
         reason calls for it."""
         server = self.server
-        server.counters["http_refused_" + reason] += 1
+        server.counters[http_refused(reason)] += 1
         if self.transport is None or self.closed or self.state == LINGER:
             return
         status = REFUSALS[reason][0]
@@ -559,7 +560,7 @@ class HttpConnection(asyncio.Protocol):
         self._set_state(IDLE)
         self._serve()
         if self.held is not None:
-            self.server.counters["http_refused_" + reason] += 1
+            self.server.counters[http_refused(reason)] += 1
             self.close()
         else:
             self.refuse(reason, keep_alive=False)
@@ -584,7 +585,7 @@ class HttpConnection(asyncio.Protocol):
         ours.setblocking(False)
         self.held = (ours, decision, bytearray())
         self._set_state(HELD)
-        self.server.counters["http_held"] += 1
+        self.server.counters[Count.HTTP_HELD] += 1
         self.server.loop.add_reader(ours.fileno(), self._answer_ready)
         self.server.holder.take(frame, seq, theirs)
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mpm_hook import wire
+from mpmd.counters import Count
 from mpmd.ingest.framing import FrameError, decode_one
 from mpmd.model.events import EventFrame, StoredEventView
 
@@ -125,9 +126,9 @@ class SpoolDrainer:
                 if status == wire.BUSY:
                     return taken
                 if status == wire.DUPLICATE:
-                    self.counters["spool_duplicates"] += 1
+                    self.counters[Count.SPOOL_DUPLICATES] += 1
                 else:
-                    self.counters["spool_drained"] += 1
+                    self.counters[Count.SPOOL_DRAINED] += 1
                 path.unlink(missing_ok=True)
                 taken += 1
             if len(files) < BATCH:
@@ -143,7 +144,7 @@ class SpoolDrainer:
         keep = wire.payload_limit(self.max_frame_bytes)
         log.info("spool file %s: a frame of %d bytes, over max_frame_bytes (%d): payload "
                  "cut to %d bytes", name, body_bytes, self.max_frame_bytes, keep)
-        self.counters["spool_cut"] += 1
+        self.counters[Count.SPOOL_CUT] += 1
         # original_size stays: decode_body made sure it is at least the uncut payload's.
         return msgspec.structs.replace(frame, payload=frame.payload[:keep])
 

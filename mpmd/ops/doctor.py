@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mpmd import config
+from mpmd.counters import Count
 from mpmd.model.events import CLAUDE_EVENT_TYPES
 from mpmd.ops import hooks_settings
 from mpmd.status import Status
@@ -905,7 +906,7 @@ def check_index(status: Status | None, log: str = "the log") -> Check:
     where = "up to date" if not behind else f"{behind} events behind the journal"
     pid = status.index_worker_pid
     if pid is None:
-        restarts = status.counters.get("index_worker_restarts", 0)
+        restarts = status.counters.get(Count.INDEX_WORKER_RESTARTS, 0)
         return Check(name, FAIL, f"{where}; its worker is not running (restarted "
                      f"{restarts} times): searches miss new events",
                      f"see {log}; {RESTART} starts it again, mpmd reindex rebuilds the index")
@@ -1010,7 +1011,7 @@ def run_checks(facts: Facts) -> list[Check]:
         checks.append(check_transport(facts.settings_files, facts.claude, facts.endpoint,
                                       status, home))
     checks.append(check_hook_copy(facts.hook_copy, tilde(s.hook_copy_dir / "mpm_hook", home)))
-    errors = status.counters.get("journal_errors", 0) if status is not None else 0
+    errors = status.counters.get(Count.JOURNAL_ERRORS, 0) if status is not None else 0
     journal_bytes = status.journal_bytes if running and status is not None else None
     checks += [
         check_spool(facts.spool, running, log),

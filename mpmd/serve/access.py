@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from mpmd import durable
+from mpmd.counters import Count
 
 log = logging.getLogger("mpmd.serve.access")
 
@@ -24,9 +25,9 @@ TOKEN_FILE_NAME = "viewer-token"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 # Why a request was refused; each is also the name of the counter it bumps.
-REFUSED_HOST = "viewer_refused_host"
-REFUSED_ORIGIN = "viewer_refused_origin"
-REFUSED_TOKEN = "viewer_refused_token"
+REFUSED_HOST = Count.VIEWER_REFUSED_HOST
+REFUSED_ORIGIN = Count.VIEWER_REFUSED_ORIGIN
+REFUSED_TOKEN = Count.VIEWER_REFUSED_TOKEN
 
 
 def load_or_create_token(state_dir: Path) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from mpm_hook import remote
+from mpmd.counters import Count, remote_answers
 from mpmd.model.events import EventFrame
 from mpmd.model.redact import redact_obj, redact_text
 from mpmd.model.sessions import detail_of
@@ -84,7 +85,7 @@ class Approvals:
 
     def hold(self, w: Waiting, timeout_s: float) -> None:
         """Keep ``w`` open for an answer, at most ``timeout_s``."""
-        self.counters["remote_requests"] += 1
+        self.counters[Count.REMOTE_REQUESTS] += 1
         if not self.viewers():
             self._finish(w, "none", "no viewer is open: asked in the terminal", "no-viewer", "")
             return
@@ -99,7 +100,7 @@ class Approvals:
         else why not (the first answer wins, and an ended request takes none)."""
         w = self.waiting.get(seq)
         if w is None:
-            self.counters["remote_answers_refused"] += 1
+            self.counters[Count.REMOTE_ANSWERS_REFUSED] += 1
             return "this request is no longer waiting (answered, timed out, or withdrawn)"
         message = "approved from the mpmd viewer" if behavior == "allow" else \
             "denied from the mpmd viewer"
@@ -142,7 +143,7 @@ class Approvals:
             return  # woken for nothing
         except OSError:
             pass
-        self.counters["remote_withdrawn"] += 1
+        self.counters[Count.REMOTE_WITHDRAWN] += 1
         self._drop(w)
         self.on_change()
 
@@ -155,11 +156,11 @@ class Approvals:
             log.info("could not answer request %d: %s", w.seq, exc)
         was_waiting = w.seq in self.waiting
         self._drop(w)
-        self.counters[f"remote_answers_{answered_by}"] += 1
+        self.counters[remote_answers(answered_by)] += 1
         try:
             self.journal(w, behavior, message, answered_by, who)
         except Exception:  # the answer went out; a journaling bug must not undo it
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             log.exception("could not journal the answer to request %d", w.seq)
         if was_waiting:
             self.on_change()

@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from mpmd.counters import Count
 from mpmd.model.events import NAMESPACE_OF
 from mpmd.model.sessions import EventView, Session, Sessions
 from mpmd.storage.journal import Journal, line_seq
@@ -184,7 +185,7 @@ class Broadcaster:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             # RecursionError: a line nested ~1,000 deep, which only mpmd before the
             # payload depth bound (events.MAX_DEPTH) could have journaled.
-            self.counters["broadcast_undecodable"] += 1
+            self.counters[Count.BROADCAST_UNDECODABLE] += 1
             return None
         if view.seq <= self.last_seq:
             return None  # seen already (start-up: in the journal's tail and still in the ring)
@@ -198,7 +199,7 @@ class Broadcaster:
         try:
             session = self.sessions.apply(view)
         except Exception:  # noqa: BLE001 - a bug in the table must not stop the fan-out
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             log.exception("could not fold event %d into the sessions table", view.seq)
             session = None
         if session is not None and changed is not None:
@@ -263,7 +264,7 @@ class Broadcaster:
                 sessions_msg = _sessions_message(mine) if mine else None
             if (picked or sessions_msg) and not client.push(
                     picked, sessions_msg, self.client_queue_bytes):
-                self.counters["viewer_lagged"] += 1
+                self.counters[Count.VIEWER_LAGGED] += 1
                 log.info("viewer client %d fell behind; serving it from the journal",
                          client.id)
 
@@ -425,7 +426,7 @@ class Broadcaster:
                    replaced: Callable[[], bool]) -> bool:
         """Tell the client the events after ``after`` and before ``next_seq`` cannot be
         sent, and go on from ``next_seq``; False when the catch-up was replaced."""
-        self.counters["viewer_gaps"] += 1
+        self.counters[Count.VIEWER_GAPS] += 1
         log.warning("viewer client %d: events %d-%d are in neither the journal nor the "
                     "window (journal failing: %s)", client.id, after + 1, next_seq - 1,
                     self.journal_failing)

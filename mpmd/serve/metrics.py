@@ -20,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from mpmd.counters import REJECTED_PREFIX, Count
 from mpmd.status import ForwarderState, Status
 from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 
@@ -37,25 +38,25 @@ def latency_family(h: LatencyHistogram) -> HistogramMetricFamily:
 
 # (name, help) of counters read from the daemon's counters, by counter key.
 _COUNTERS = {
-    "events_total": ("mpmd_events_stored_total", "Events stored (acknowledged) since start."),
-    "duplicates": ("mpmd_events_duplicate_total", "Events sent again and recognised."),
-    "busy": ("mpmd_events_busy_total", "Events answered BUSY (the hook spooled them)."),
-    "connections_total": ("mpmd_connections_total", "Hook connections accepted."),
-    "http_requests": ("mpmd_http_requests_total",
-                      "Requests to the http hooks endpoint (refused ones included)."),
-    "http_connections_total": ("mpmd_http_connections_total",
-                               "Connections to the http hooks endpoint."),
-    "journal_errors": ("mpmd_journal_errors_total", "Failed journal writes."),
-    "index_errors": ("mpmd_index_errors_total", "Failed index batches or rebuilds."),
-    "index_worker_restarts": ("mpmd_index_worker_restarts_total",
-                              "Times the index worker process was started again."),
-    "viewer_lagged": ("mpmd_viewer_lagged_total",
-                      "Times a viewer fell behind and was served from the journal."),
-    "viewer_dropped_stalled": ("mpmd_viewer_dropped_stalled_total",
-                               "Viewers dropped for taking nothing for too long."),
-    "internal_errors": ("mpmd_internal_errors_total", "Bugs caught without stopping."),
-    "task_failures": ("mpmd_task_failures_total",
-                      "Times a background task failed and was started again."),
+    Count.EVENTS_TOTAL: ("mpmd_events_stored_total", "Events stored (acknowledged) since start."),
+    Count.DUPLICATES: ("mpmd_events_duplicate_total", "Events sent again and recognised."),
+    Count.BUSY: ("mpmd_events_busy_total", "Events answered BUSY (the hook spooled them)."),
+    Count.CONNECTIONS_TOTAL: ("mpmd_connections_total", "Hook connections accepted."),
+    Count.HTTP_REQUESTS: ("mpmd_http_requests_total",
+                          "Requests to the http hooks endpoint (refused ones included)."),
+    Count.HTTP_CONNECTIONS_TOTAL: ("mpmd_http_connections_total",
+                                   "Connections to the http hooks endpoint."),
+    Count.JOURNAL_ERRORS: ("mpmd_journal_errors_total", "Failed journal writes."),
+    Count.INDEX_ERRORS: ("mpmd_index_errors_total", "Failed index batches or rebuilds."),
+    Count.INDEX_WORKER_RESTARTS: ("mpmd_index_worker_restarts_total",
+                                  "Times the index worker process was started again."),
+    Count.VIEWER_LAGGED: ("mpmd_viewer_lagged_total",
+                          "Times a viewer fell behind and was served from the journal."),
+    Count.VIEWER_DROPPED_STALLED: ("mpmd_viewer_dropped_stalled_total",
+                                   "Viewers dropped for taking nothing for too long."),
+    Count.INTERNAL_ERRORS: ("mpmd_internal_errors_total", "Bugs caught without stopping."),
+    Count.TASK_FAILURES: ("mpmd_task_failures_total",
+                          "Times a background task failed and was started again."),
 }
 
 
@@ -81,9 +82,9 @@ class DaemonCollector(Collector):
         rejected = CounterMetricFamily("mpmd_frames_rejected",
                                        "Frames or connections refused, by reason.",
                                        labels=["reason"])
-        for key, n in sorted(counters.items()):
-            if key.startswith("rejected_"):
-                rejected.add_metric([key.removeprefix("rejected_")], n)
+        for counter, n in sorted(counters.items()):
+            if counter.startswith(REJECTED_PREFIX):
+                rejected.add_metric([counter.removeprefix(REJECTED_PREFIX)], n)
         yield rejected
         refused = CounterMetricFamily("mpmd_http_refused",
                                       "Requests to the http hooks endpoint refused, by reason.",

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mpmd import __version__
+from mpmd.counters import Count
 from mpmd.errors import ViewerUnavailable
 from mpmd.history import api
 from mpmd.model.events import (
@@ -230,7 +231,7 @@ class Viewer:
                          if len(headers.get_all(name)) > 1), None)
         if repeated is not None:
             # Servers, proxies and browsers disagree on which of two counts: take neither.
-            self.counters["viewer_bad_requests"] += 1
+            self.counters[Count.VIEWER_BAD_REQUESTS] += 1
             return self._respond(http.HTTPStatus.BAD_REQUEST,
                                  f"bad request: more than one {repeated} header\n".encode(),
                                  _TEXT)
@@ -239,7 +240,7 @@ class Viewer:
         if refusal is not None:
             return self._refuse(refusal)
         if request.method not in METHODS:
-            self.counters["viewer_refused_method"] += 1
+            self.counters[Count.VIEWER_REFUSED_METHOD] += 1
             response = self._respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
                                      b"method not allowed: GET and HEAD only\n", _TEXT)
             response.headers["Allow"] = ", ".join(METHODS)
@@ -258,15 +259,15 @@ class Viewer:
             if path == "/ws":
                 return None  # go on with the WebSocket handshake
             if path == "/metrics" and self.metrics is not None:
-                self.counters["viewer_metrics_scrapes"] += 1
+                self.counters[Count.VIEWER_METRICS_SCRAPES] += 1
                 return self._respond(http.HTTPStatus.OK, self.metrics(), CONTENT_TYPE)
             return await self._api(path, urlsplit(request.path).query)
         found = self.files.get(path)
         if found is None:
-            self.counters["viewer_not_found"] += 1
+            self.counters[Count.VIEWER_NOT_FOUND] += 1
             return self._respond(http.HTTPStatus.NOT_FOUND, b"not found\n",
                                  "text/plain; charset=utf-8")
-        self.counters["viewer_files_served"] += 1
+        self.counters[Count.VIEWER_FILES_SERVED] += 1
         return self._respond(http.HTTPStatus.OK, *found)
 
     async def _api(self, path: str, raw_query: str) -> Response:
@@ -282,19 +283,19 @@ class Viewer:
                 body = await asyncio.to_thread(_HISTORY_ROUTES[path], self.index_path,
                                                raw_query, self.config_dir)
             except api.BadRequest as exc:
-                self.counters["viewer_bad_requests"] += 1
+                self.counters[Count.VIEWER_BAD_REQUESTS] += 1
                 return self._respond(http.HTTPStatus(exc.status),
                                      msgspec.json.encode({"error": str(exc)}),
                                      "application/json")
             except sqlite3.Error as exc:  # the index being rebuilt or replaced under us
-                self.counters["viewer_index_errors"] += 1
+                self.counters[Count.VIEWER_INDEX_ERRORS] += 1
                 return self._respond(
                     http.HTTPStatus.SERVICE_UNAVAILABLE,
                     msgspec.json.encode({"error": f"the search index is unavailable ({exc}); "
                                                   "try again in a moment"}),
                     "application/json")
         else:
-            self.counters["viewer_not_found"] += 1
+            self.counters[Count.VIEWER_NOT_FOUND] += 1
             return self._respond(http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',
                                  "application/json")
         return self._respond(http.HTTPStatus.OK, body, "application/json")
@@ -311,7 +312,7 @@ class Viewer:
                 # Lagging already bounds what we keep for it; a socket that takes nothing
                 # for this long is a frozen or dead tab, holding kernel buffers: drop it
                 # (a live page reconnects and resumes from its last seq).
-                self.counters["viewer_dropped_stalled"] += 1
+                self.counters[Count.VIEWER_DROPPED_STALLED] += 1
                 log.info("viewer client %d took nothing for %.0fs: dropped", client.id,
                          self.send_timeout_s)
                 ws.transport.abort()
@@ -319,7 +320,7 @@ class Viewer:
 
         broadcaster.clients.add(client)
         self.clients_changed()
-        self.counters["viewer_connections"] += 1
+        self.counters[Count.VIEWER_CONNECTIONS] += 1
         feeder = asyncio.create_task(broadcaster.feed(client, send), name=f"viewer-{client.id}")
         feeder.add_done_callback(lambda task: self._feeder_done(task, ws))
         try:
@@ -346,26 +347,26 @@ class Viewer:
             return
         exc = task.exception()
         if exc is not None and not isinstance(exc, (ConnectionClosed, ClientStalled)):
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             log.error("viewer client failed", exc_info=exc)
             task.get_loop().create_task(ws.close(1011, "internal error"))
 
     def _on_message(self, client: Client, data: str | bytes) -> str | None:
         """Apply one client message; the error text to send back, if any."""
         if deeper_than(data.encode() if isinstance(data, str) else data, MAX_CLIENT_DEPTH):
-            self.counters["viewer_bad_messages"] += 1
+            self.counters[Count.VIEWER_BAD_MESSAGES] += 1
             return (f"not a subscribe or answer message: nested deeper than "
                     f"{MAX_CLIENT_DEPTH} levels")
         try:
             sub = _message_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.counters["viewer_bad_messages"] += 1
+            self.counters[Count.VIEWER_BAD_MESSAGES] += 1
             return f"not a subscribe or answer message: {exc}"
         if isinstance(sub, Answer):
             return self._on_answer(client, sub)
         unknown = set(sub.namespaces or ()) - set(NAMESPACES)
         if unknown:
-            self.counters["viewer_bad_messages"] += 1
+            self.counters[Count.VIEWER_BAD_MESSAGES] += 1
             return f"unknown namespaces {sorted(unknown)}: use {list(NAMESPACES)}"
         last = self.broadcaster.last_seq
         if sub.after is None or not 0 <= sub.after <= last:

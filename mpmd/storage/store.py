@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 from mpm_hook import wire
+from mpmd.counters import Count, events_from
 from mpmd.model import record
 from mpmd.model.events import EventFrame
 from mpmd.storage.dedup import RecentIds
@@ -45,25 +46,25 @@ class Store:
         one read share one)."""
         seq = self.recent.get(frame.id)
         if seq is not None:
-            self.counters["duplicates"] += 1
+            self.counters[Count.DUPLICATES] += 1
             return wire.DUPLICATE, seq
         if not self.accepting:
-            self.counters["busy"] += 1
+            self.counters[Count.BUSY] += 1
             return wire.BUSY, 0
         if source == "hook" and not self.recent.exact_for(frame.ts_ns):
             # Stamped before the oldest id the window still knows: from memory we cannot
             # tell a retry from a new event. BUSY makes the hook spool it, and the spool
             # drain looks it up in the journal first (SpoolDrainer._mark_old_duplicates),
             # so the answer is exact whatever the id's age (docs/protocol.md, Idempotency).
-            self.counters["busy"] += 1
-            self.counters["busy_stamped_before_window"] += 1
+            self.counters[Count.BUSY] += 1
+            self.counters[Count.BUSY_STAMPED_BEFORE_WINDOW] += 1
             return wire.BUSY, 0
         seq = self.next_seq
         now = time.time_ns() if received_ns is None else received_ns
         try:
             line = record.build(seq, frame, now, source, max_bytes=self._max_record)
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
-            self.counters["internal_errors"] += 1
+            self.counters[Count.INTERNAL_ERRORS] += 1
             log.exception("could not build the stored event for seq %d; storing its bytes", seq)
             line = record.unprocessable(seq, frame, now, source, exc)
         if not self.ring.append(line):
@@ -71,13 +72,13 @@ class Store:
                 log.warning("ring full (%d bytes used): answering BUSY, hooks will spool",
                             self.ring.used_bytes)
             self.full = True
-            self.counters["busy"] += 1
+            self.counters[Count.BUSY] += 1
             return wire.BUSY, 0
         self.next_seq = seq + 1
         self.recent.add(frame.id, seq, now)
         self.latency.observe_ns(now - frame.ts_ns)
-        self.counters["events_total"] += 1
-        self.counters["events_" + source] += 1
+        self.counters[Count.EVENTS_TOTAL] += 1
+        self.counters[events_from(source)] += 1
         for wakeup in self.wakeups:
             wakeup.set()
         return wire.STORED, seq
