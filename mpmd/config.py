@@ -208,6 +208,9 @@ class Settings:
     http_port: int = 7720
     log_level: str = "INFO"
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # config.toml's [[forward]] tables as read, checked by mpmd.forward.config.parse (a bad
+    # one stops that forwarder, not the daemon): the file is read once, here.
+    forward_tables: Any = field(default_factory=list, compare=False, repr=False)
 
     @property
     def socket_path(self) -> Path:
@@ -326,6 +329,7 @@ def load(**flags: Any) -> Settings:
     config_dir = Path(default_config_dir())
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    forward_tables: Any = []
 
     config_path = config_dir / CONFIG_FILE_NAME
     if config_path.exists():
@@ -333,6 +337,7 @@ def load(**flags: Any) -> Settings:
             data = tomllib.loads(config_path.read_text())
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: {exc}") from None
+        forward_tables = data.get("forward", [])
         for key, value in data.items():
             if key in _TUNABLES:
                 values[key] = _coerce(key, value, str(config_path))
@@ -352,6 +357,7 @@ def load(**flags: Any) -> Settings:
         state_dir=Path(state_dir),
         config_dir=config_dir,
         sources=sources,
+        forward_tables=forward_tables,
         **values,
     )
     validate(settings)

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from mpmd import config
 from mpmd.config import Settings
 from mpmd.forward import config as fconfig
 from mpmd.forward import cursor as fcursor
@@ -87,21 +88,32 @@ def test_config_errors_name_the_forwarder_and_the_key(tmp_path, table, message):
     assert len(bad) == 1 and message in bad[0].error, bad[0].error
 
 
+def settings_of(folder: Path) -> Settings:
+    """The settings of an MPMD_HOME ``folder``, its config.toml read as the daemon reads it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPMD_HOME", str(folder))
+        return config.load()
+
+
+def forwarders_of(folder: Path) -> tuple[list, list]:
+    return fconfig.from_settings(settings_of(folder))
+
+
 def test_config_bad_table_leaves_the_others_and_duplicates_are_refused(tmp_path):
     (tmp_path / "config.toml").write_text(
         'ring_bytes = 67108864\n'
         '[[forward]]\nname = "a"\nkind = "otlp"\nurl = "http://u:pw@c:4318/v1/logs?k=1"\n'
         '[[forward]]\nname = "a"\nkind = "otlp"\nurl = "http://d/"\n'
         '[[forward]]\nname = "b"\nkind = "otlp"\nurl = "http://c/"\nbatch = -1\n')
-    good, bad = fconfig.load(tmp_path)
+    good, bad = forwarders_of(tmp_path)
     assert [g.name for g in good] == ["a"]
     assert good[0].safe_url == "http://c:4318/v1/logs"  # no password, no query
     assert [b.error for b in bad] == [
         'forward "a": name: another forwarder has that name already',
         'forward "b": batch: must be a whole number from 1 to 10000 (got -1)']
-    assert fconfig.load(tmp_path / "nowhere") == ([], [])
+    assert forwarders_of(tmp_path / "nowhere") == ([], [])
     (tmp_path / "config.toml").write_text("forward = 3\n")
-    assert "array of tables" in fconfig.load(tmp_path)[1][0].error
+    assert "array of tables" in forwarders_of(tmp_path)[1][0].error
 
 
 def test_secret_file_must_be_owner_only_and_not_empty(tmp_path):
@@ -659,10 +671,10 @@ def test_problems_for_doctor(tmp_path, monkeypatch):
         '[[forward]]\nname = "x"\nkind = "otlp"\n')
     monkeypatch.setitem(sys.modules, "opentelemetry.proto.collector.logs.v1.logs_service_pb2",
                         None)
-    found = problems(tmp_path)
+    found = problems(settings_of(tmp_path))
     assert found[0] == 'forward "x": url: required, an http:// or https:// URL'
     assert "secret_file: cannot read it" in found[1] and "mpmd[otel]" in found[2]
-    assert problems(tmp_path / "none") == []
+    assert problems(settings_of(tmp_path / "none")) == []
 
 
 def test_forwarders_object_without_config(tmp_path):

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mpmd.config import CONFIG_FILE_NAME
+from mpmd.config import Settings
 from mpmd.errors import ForwardConfigError
 
 KINDS = ("otlp", "webhook")
@@ -99,20 +98,10 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def config_path(config_dir: Path) -> Path:
-    return config_dir / CONFIG_FILE_NAME
-
-
-def load(config_dir: Path) -> tuple[list[ForwardConfig], list[Invalid]]:
-    """The forwarders config.toml declares: those usable, and those in error."""
-    path = config_path(config_dir)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        return [], []
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return [], [Invalid("(config)", "", "", f"{path.name}: {exc}")]
-    return parse(data.get("forward", []), config_dir)
+def from_settings(settings: Settings) -> tuple[list[ForwardConfig], list[Invalid]]:
+    """The forwarders config.toml declares (read by mpmd.config.load): those usable, and
+    those in error."""
+    return parse(settings.forward_tables, settings.config_dir)
 
 
 def parse(tables: Any, config_dir: Path) -> tuple[list[ForwardConfig], list[Invalid]]:

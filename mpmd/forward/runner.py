@@ -343,7 +343,7 @@ class Forwarders:
 
     def __init__(self, settings: Settings, journal_last_seq: Callable[[], int],
                  counters: Counter[str]) -> None:
-        good, bad = fconfig.load(settings.config_dir)
+        good, bad = fconfig.from_settings(settings)
         self.invalid = bad
         for item in bad:
             log.error("forward %s not started: %s", item.name, item.error)
@@ -379,10 +379,10 @@ class Forwarders:
         return out
 
 
-def problems(config_dir: Path) -> list[str]:
+def problems(settings: Settings) -> list[str]:
     """What would keep a forwarder of config.toml from running, without a daemon (for
     ``mpmd doctor``): invalid tables, an unreadable secret, the otel extra missing."""
-    good, bad = fconfig.load(config_dir)
+    good, bad = fconfig.from_settings(settings)
     found = [item.error for item in bad]
     for cfg in good:
         try:

@@ -1324,7 +1324,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
 def _forward_problems(s: config.Settings) -> list[str]:
     from mpmd.forward.runner import problems
 
-    return problems(s.config_dir)
+    return problems(s)
 
 
 def _policy(s: config.Settings) -> Mapping[str, Any] | None:
