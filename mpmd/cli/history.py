@@ -13,6 +13,7 @@ import click
 
 from mpmd import config
 from mpmd.control import client
+from mpmd.control.protocol import ReindexRequest, ReplayRequest
 
 
 def _session_lines(settings: config.Settings, session: str,
@@ -33,7 +34,7 @@ def reindex() -> None:
     """Rebuild the search index from the journal."""
     settings = config.load()
     try:
-        lines = client.stream(settings, {"cmd": "reindex"})
+        lines = client.stream(settings, ReindexRequest())
         first = json.loads(next(lines))
     except client.NotRunning:
         _reindex_here(settings)
@@ -246,8 +247,7 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
         _replay_here(settings, session, speed)
         return
     try:
-        answers = client.stream(settings, {"cmd": "replay", "session": session,
-                                            "speed": speed})
+        answers = client.stream(settings, ReplayRequest(session=session, speed=speed))
         first = json.loads(next(answers))
     except client.NotRunning:
         raise click.ClickException("mpmd is not running (replay to the viewers needs it; "

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -15,10 +14,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from mpmd.control import protocol
+from mpmd.control.protocol import FollowRequest, Request, StatusRequest, StopRequest
 from mpmd.errors import NotRunning, StateError
 from mpmd.status import Status
 
@@ -40,30 +41,31 @@ def _connect(settings: Settings, timeout_s: float | None) -> socket.socket:
     return sock
 
 
-def request(settings: Settings, payload: dict[str, Any], timeout_s: float = 5.0) -> Any:
+def request(settings: Settings, req: Request, timeout_s: float = 5.0) -> bytes:
+    """The daemon's one-line answer to ``req``."""
     sock = _connect(settings, timeout_s)
     with sock, sock.makefile("rb") as f:
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        return json.loads(f.readline())
+        sock.sendall(protocol.encode(req))
+        return f.readline()
 
 
 def status(settings: Settings) -> Status:
     """The running daemon's status: NotRunning when none answers, OSError or ValueError
     (a msgspec.ValidationError too) when the answer is not one."""
-    return msgspec.convert(request(settings, {"cmd": "status"}), Status)
+    return msgspec.json.decode(request(settings, StatusRequest()), type=Status)
 
 
-def stream(settings: Settings, payload: dict[str, Any]) -> Iterator[bytes]:
-    """Every line the daemon answers ``payload`` with, as they come."""
+def stream(settings: Settings, req: Request) -> Iterator[bytes]:
+    """Every line the daemon answers ``req`` with, as they come."""
     sock = _connect(settings, None)
     with sock, sock.makefile("rb") as f:
-        sock.sendall(json.dumps(payload).encode() + b"\n")
+        sock.sendall(protocol.encode(req))
         for line in f:
             yield line.rstrip(b"\n")
 
 
 def follow(settings: Settings, after: int) -> Iterator[bytes]:
-    return stream(settings, {"cmd": "follow", "after": after})
+    return stream(settings, FollowRequest(after=after))
 
 
 def lock_holder(settings: Settings) -> bool:
@@ -155,7 +157,7 @@ def stop(settings: Settings, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     if not lock_holder(settings):
         return False
     try:
-        request(settings, {"cmd": "stop"})
+        request(settings, StopRequest())
     except (NotRunning, OSError, ValueError):
         pid = read_pid(settings.pid_path)  # control socket gone or hung: fall back to a signal
         if pid is not None:

@@ -1,13 +1,6 @@
 """The daemon's control socket: a second owner-only Unix socket (``control.sock``) that takes
-one JSON line request and answers in JSON lines:
-    {"cmd": "status"}           -> one object (what `mpmd status --json` prints)
-    {"cmd": "stop"}             -> {"ok": true}, then the daemon shuts down gracefully
-    {"cmd": "follow", "after": N} -> every journal line with seq > N, as they are written
-    {"cmd": "reindex"}          -> {"total": N}, {"indexed": n} as it goes, then
-                                   {"done": true, "last_seq": N} or {"error": "..."}
-    {"cmd": "replay", "session": ID, "speed": X}
-                                -> {"total": N}, {"sent": n} as it goes, then {"done": true}
-The other end is mpmd.control.client.
+one request a connection (mpmd.control.protocol: status, stop, follow, reindex, replay) and
+answers in JSON lines. The other end is mpmd.control.client.
 """
 
 from __future__ import annotations
@@ -18,11 +11,19 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from mpmd.config import Settings
+from mpmd.control import protocol
+from mpmd.control.protocol import (
+    FollowRequest,
+    ReindexRequest,
+    ReplayRequest,
+    StatusRequest,
+    StopRequest,
+)
 from mpmd.counters import Count
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import peercred
@@ -90,12 +91,12 @@ async def _reindex(daemon: Controlled, writer: asyncio.StreamWriter) -> None:
 
 
 async def _replay(daemon: Controlled, writer: asyncio.StreamWriter,
-                  request: dict[str, Any]) -> None:
+                  request: ReplayRequest) -> None:
     """Replay one session to the connected viewers (mpmd.serve.replay), streaming progress."""
     from mpmd.history import index
     from mpmd.serve import replay
 
-    speed = float(request.get("speed", 1.0))
+    speed = request.speed
     if not speed > 0:
         raise ValueError("speed must be above 0")
     path = daemon.settings.index_path
@@ -103,7 +104,7 @@ async def _replay(daemon: Controlled, writer: asyncio.StreamWriter,
     def read() -> list[bytes]:
         conn = index.connect_read_only(path)
         try:
-            return index.session_lines(conn, str(request.get("session", "")))
+            return index.session_lines(conn, request.session)
         finally:
             conn.close()
 
@@ -135,29 +136,24 @@ async def serve_control(path: Path, daemon: Controlled) -> asyncio.AbstractServe
             return
         try:
             line = await asyncio.wait_for(reader.readline(), daemon.settings.idle_timeout_s)
-            request = json.loads(line) if line.strip() else {}
-            if not isinstance(request, dict):
-                raise ValueError("request must be a JSON object")
-            cmd = request.get("cmd")
-            if cmd == "status":
+            request = protocol.decode(line)
+            if isinstance(request, StatusRequest):
                 writer.write(msgspec.json.encode(daemon.status()) + b"\n")
-            elif cmd == "stop":
+            elif isinstance(request, StopRequest):
                 writer.write(b'{"ok": true}\n')
                 daemon.stopping.set()
-            elif cmd == "follow":
-                after = int(request.get("after", daemon.journal.last_seq))
+            elif isinstance(request, FollowRequest):
+                after = daemon.journal.last_seq if request.after is None else request.after
                 for old in daemon.journal.read_from(after + 1):
                     writer.write(old + b"\n")
                     await writer.drain()
                 daemon.followers.writers.add(writer)
                 await reader.read()  # until the client goes away
                 daemon.followers.writers.discard(writer)
-            elif cmd == "reindex":
+            elif isinstance(request, ReindexRequest):
                 await _reindex(daemon, writer)
-            elif cmd == "replay":
-                await _replay(daemon, writer, request)
             else:
-                writer.write(json.dumps({"error": f"unknown command {cmd!r}"}).encode() + b"\n")
+                await _replay(daemon, writer, request)
             await writer.drain()
         except (TimeoutError, ValueError, ConnectionError) as exc:
             with contextlib.suppress(ConnectionError):
@@ -175,5 +171,3 @@ async def serve_control(path: Path, daemon: Controlled) -> asyncio.AbstractServe
         os.umask(old_umask)
     return server
 
-
-# ---- client -----------------------------------------------------------------------------
