@@ -78,6 +78,7 @@ import struct
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -542,6 +543,19 @@ def _take_ack(ack: bytes, event_id: bytes, t: int, due: int, seqs: array.array,
 
 
 # ---- real hook processes -----------------------------------------------------------------------
+def open_loop(rate: float, start_ns: int, end_ns: int) -> Iterator[int]:
+    """The due times of ``rate`` a second from start_ns to end_ns, each given when it is due
+    (a late one at once, without waiting for the ones before it to finish): an open loop."""
+    period = 1e9 / rate
+    i = 0
+    while (due := start_ns + int(i * period)) < end_ns:
+        now = mono()
+        if now < due:
+            time.sleep((due - now) / 1e9)
+        yield due
+        i += 1
+
+
 class Hooks:
     """Spawns the installed hook command (posix_spawn, stdin a pre-filled pipe), without
     waiting; each run's payload carries a unique tool_use_id (``e2e...``, the fixture's
@@ -587,20 +601,13 @@ class Hooks:
     def run(self, rate: float, start_ns: int, warm_ns: int, end_ns: int, group: str) -> int:
         """Spawn on an open-loop schedule from start_ns to end_ns; those due before warm_ns
         are warm-up (not measured). Returns how many were spawned."""
-        period = 1e9 / rate
-        i = 0
-        while True:
-            due = start_ns + int(i * period)
-            if due >= end_ns:
-                break
-            now = mono()
-            if now < due:
-                time.sleep((due - now) / 1e9)
+        n = 0
+        for due in open_loop(rate, start_ns, end_ns):
             self.spawn(due >= warm_ns, group)
-            i += 1
+            n += 1
             self.reap()
         self.reap(block=True)
-        return i
+        return n
 
 
 class HttpHooks:
@@ -651,20 +658,13 @@ class HttpHooks:
             self.answers.setdefault(group, []).append(t1 - t0)
 
     def run(self, rate: float, start_ns: int, warm_ns: int, end_ns: int, group: str) -> int:
-        """POST on an open-loop schedule from start_ns to end_ns (a late one at once); those
-        due before warm_ns are warm-up (not measured). Returns how many were sent."""
-        period = 1e9 / rate
-        i = 0
-        while True:
-            due = start_ns + int(i * period)
-            if due >= end_ns:
-                break
-            now = mono()
-            if now < due:
-                time.sleep((due - now) / 1e9)
+        """POST on an open-loop schedule from start_ns to end_ns; those due before warm_ns
+        are warm-up (not measured). Returns how many were sent."""
+        n = 0
+        for due in open_loop(rate, start_ns, end_ns):
             self.post(due >= warm_ns, group)
-            i += 1
-        return i
+            n += 1
+        return n
 
     def close(self) -> None:
         if self.client is not None:

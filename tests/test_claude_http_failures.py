@@ -32,7 +32,7 @@ import pytest
 
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Headless, Sandbox, Terminal, require_claude
-from tests.utils import Daemon
+from tests.utils import Daemon, recv_http_message
 
 # What mpmd's http entries say (install-hooks writes them; docs/protocol.md, "When the
 # endpoint fails"): PreToolUse and PermissionRequest wait as long as a policy `remote`
@@ -102,21 +102,8 @@ class Endpoint:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, rest = data.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                while len(rest) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    rest += chunk
-                body, data = rest[:length], rest[length:]
+            while (message := recv_http_message(conn, data)) is not None:
+                _head, body, data = message
                 try:  # a late or odd post must not kill the thread: it is recorded as is
                     self.requests.append(json.loads(body).get("hook_event_name"))
                 except (ValueError, AttributeError):

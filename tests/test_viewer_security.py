@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.utils import Daemon, short_tempdir, status
+from tests.utils import Daemon, recv_http_message, short_tempdir, status
 
 WS_HEADERS = {
     "Upgrade": "websocket",
@@ -42,20 +42,9 @@ class Viewer:
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
-                           if h.lower().startswith(b"content-length:")), 0)
-            while len(body) < length:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                body += chunk
+            message = recv_http_message(sock)
+        assert message is not None, f"the viewer closed without answering {path}"
+        head, body, _ = message
         return int(head.split(b" ")[1]), head + b"\r\n\r\n" + body
 
     def status_code(self, path: str, **kw: object) -> int:

@@ -9,6 +9,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,28 @@ def iter_files(folder: Path) -> Iterator[Path]:
     for path in folder.rglob("*"):
         if path.is_file():
             yield path
+
+
+def recv_http_message(sock: socket.socket,
+                      buffered: bytes = b"") -> tuple[bytes, bytes, bytes] | None:
+    """One HTTP/1.1 message read from ``sock`` after ``buffered`` (bytes read already): its
+    head, its body (Content-Length long; none without one), and what came after it. None
+    when the peer closes before the message is whole."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        rest += chunk
+    return head, rest[:length], rest[length:]
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
