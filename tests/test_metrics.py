@@ -129,3 +129,11 @@ def test_a_forwarder_that_cannot_deliver_shows_its_backlog(home: Path) -> None:
         line = next(x for x in mpmd_cli(home, "status").stdout.splitlines()
                     if x.strip().startswith("forwarders"))
         assert "audit" in line and "38 behind" in line, line
+
+
+def test_every_counter_is_named_once_and_as_it_reads() -> None:
+    from mpmd.counters import Count
+
+    names = {k: v for k, v in vars(Count).items() if k.isupper()}
+    assert all(value == name.lower() for name, value in names.items()), names
+    assert len(set(names.values())) == len(names)
