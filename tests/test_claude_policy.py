@@ -36,21 +36,11 @@ import pytest
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Headless, Sandbox, Terminal
 from tests.test_remote_approval import Viewer
-from tests.utils import journal_events, wait_until
+from tests.utils import DENY_RM_RF, journal_events, wait_until
 
 HAVE_BROWSER = (importlib.util.find_spec("playwright") is not None
                 and Path("/usr/bin/chromium").exists())
 
-DENY_RM_RF = """
-[[rule]]
-name = "no-rm-rf-outside-project"
-action = "deny"
-tools = ["Bash"]
-command = "rm *"
-options = ["r|R|recursive", "f|force"]
-project = "outside"
-reason = "rm -rf of a path outside the project is not allowed"
-"""
 
 # Sent to the viewer when Claude Code would ask (PermissionRequest); the viewer answers
 # well inside the hook's own time limit.

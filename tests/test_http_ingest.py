@@ -23,6 +23,7 @@ import pytest
 from tests.remote import PERMISSION, decision_of, write_policy
 from tests.test_remote_approval import Viewer, remote_answers
 from tests.utils import (
+    DENY_RM_RF,
     Daemon,
     fixture_payloads,
     journal_events,
@@ -382,16 +383,7 @@ def test_only_the_users_own_claude_code_may_post(home: Path) -> None:
 
 
 # ---- decisions ------------------------------------------------------------------------------
-DENY_AND_ALLOW = """
-[[rule]]
-name = "no-rm-rf-outside-project"
-action = "deny"
-tools = ["Bash"]
-command = "rm *"
-options = ["r|R|recursive", "f|force"]
-project = "outside"
-reason = "rm -rf of a path outside the project is not allowed"
-
+DENY_AND_ALLOW = DENY_RM_RF + """
 [[rule]]
 name = "tests-may-run"
 action = "allow"
@@ -429,6 +421,24 @@ def test_the_policy_answers_as_the_command_hook_prints(home: Path) -> None:
     assert deny["decision"]["action"] == "deny"
     assert deny["decision"]["rule"] == "no-rm-rf-outside-project"
     assert allow["decision"]["action"] == "allow" and none.get("decision") is None
+
+
+def test_an_edited_policy_answers_the_next_post(home: Path) -> None:
+    """Edited without `mpmd policy check`: the endpoint recompiles it when it finds the
+    compiled form older than policy.toml, as the command hook does."""
+    (home / "policy.toml").write_text('[[rule]]\naction = "deny"\ntools = "Read"\n'
+                                      'reason = "one"')
+    [read] = [p for p in fixture_payloads() if b'"Read"' in p and b'"PreToolUse"' in p]
+    with Daemon(home, **HTTP):
+        port, token = endpoint(home)
+        c = Client(port)
+        first = json.loads(c.post(read, token).body)["hookSpecificOutput"]
+        (home / "policy.toml").write_text('[[rule]]\naction = "allow"\ntools = "Read"\n'
+                                          'reason = "two, longer"')
+        second = json.loads(c.post(read, token).body)["hookSpecificOutput"]
+    assert (first["permissionDecision"], first["permissionDecisionReason"]) == ("deny", "one")
+    assert (second["permissionDecision"], second["permissionDecisionReason"]) == (
+        "allow", "two, longer")
 
 
 def test_a_remote_rule_holds_the_request_until_a_viewer_answers(home: Path) -> None:

@@ -25,6 +25,20 @@ HOOK_SCRIPT = ROOT / "mpm_hook" / "__main__.py"
 FIXTURES = ROOT / "tests" / "fixtures" / "claude-code-hooks.jsonl"
 
 
+# A policy rule the tests of both transports and of the real CLI decide by (the shipped
+# example's own, mpmd/ops/policy_example.toml).
+DENY_RM_RF = """
+[[rule]]
+name = "no-rm-rf-outside-project"
+action = "deny"
+tools = ["Bash"]
+command = "rm *"
+options = ["r|R|recursive", "f|force"]
+project = "outside"
+reason = "rm -rf of a path outside the project is not allowed"
+"""
+
+
 def examples(count: int) -> int:
     """A property test's number of examples: as asked, or at most 20 for `make test-fast`
     (MPMD_TEST_FAST=1), the edit-test loop; `make test` tries them all."""

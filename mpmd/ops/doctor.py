@@ -154,7 +154,7 @@ class Facts:
     journal_bytes: int = 0
     port_probe: PortProbe | None = None
     policy: Mapping[str, Any] | None = None  # mpmd.ops.policy.describe()
-    forward_problems: tuple[str, ...] = ()  # mpmd.forward.problems(): config.toml's [[forward]]
+    forward_problems: tuple[str, ...] = ()  # mpmd.forward.runner.problems(): [[forward]]
     claude: hooks_settings.ClaudeCode | None = None  # the Claude Code found; None: not looked
     endpoint: hooks_settings.Endpoint | None = None  # the daemon's http endpoint
 
