@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import msgspec
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mpmd import config
-from mpmd.daemon.wiring import Daemon as DaemonObject
+from mpmd.daemon.tasks import Tasks
 from mpmd.model import events, record
 from mpmd.model.events import EventFrame
 from tests.utils import (
@@ -151,11 +151,9 @@ def test_a_deep_event_spooled_while_the_daemon_was_down_is_taken_in_at_start(hom
     assert only["status"] == "malformed" and only["source"] == "spool"
 
 
-def test_a_failing_background_task_is_counted_shown_and_started_again(home, monkeypatch):
-    monkeypatch.setenv("MPMD_HOME", str(home))
-
-    async def scenario() -> DaemonObject:
-        daemon = DaemonObject(config.load())
+def test_a_failing_background_task_is_counted_shown_and_started_again():
+    async def scenario() -> Tasks:
+        tasks = Tasks(Counter())
         runs: list[int] = []
 
         async def flaky() -> None:
@@ -163,15 +161,15 @@ def test_a_failing_background_task_is_counted_shown_and_started_again(home, monk
             if len(runs) < 3:
                 raise RecursionError("maximum recursion depth exceeded")
 
-        await asyncio.wait_for(daemon._supervised("broadcast", flaky), 30)
+        await asyncio.wait_for(tasks.supervised("broadcast", flaky), 30)
         assert runs == [0, 1, 2]  # failed twice, started again each time, then finished
-        return daemon
+        return tasks
 
-    daemon = asyncio.run(scenario())
-    failed = daemon.task_failures["broadcast"]
-    assert failed["failures"] == 2
-    assert "RecursionError" in str(failed["last_error"])
-    assert daemon.counters["task_failures"] == 2
+    tasks = asyncio.run(scenario())
+    failed = tasks.failures["broadcast"]
+    assert failed.failures == 2
+    assert "RecursionError" in failed.last_error
+    assert tasks.counters["task_failures"] == 2
 
 
 def test_doctor_and_status_tell_of_a_failed_task():

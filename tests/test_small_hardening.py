@@ -270,13 +270,13 @@ def test_a_folder_others_may_write_is_made_owner_only_and_used(home: Path) -> No
 
 def test_the_daemon_itself_refuses_in_one_line(place: Path) -> None:
     """Its own start-up, whoever started it: a ConfigError with the path and the fix."""
-    from mpmd.daemon.wiring import Daemon as DaemonCore
+    from mpmd.daemon import wiring
 
     home = place / "state"
     home.write_text("")
     settings = config.Settings(runtime_dir=home, state_dir=home, config_dir=home)
     with pytest.raises(config.ConfigError) as refused:
-        asyncio.run(DaemonCore(settings).serve())
+        asyncio.run(wiring.serve(settings))
     assert str(home) in str(refused.value) and "\n" not in str(refused.value)
 
 

@@ -13,7 +13,15 @@ import click
 
 from mpmd import config
 from mpmd.control import client
-from mpmd.control.protocol import ReindexRequest, ReplayRequest
+from mpmd.control.protocol import (
+    Answer,
+    Done,
+    Failed,
+    Progress,
+    ReindexRequest,
+    ReplayRequest,
+    Started,
+)
 
 
 def _session_lines(settings: config.Settings, session: str,
@@ -34,29 +42,33 @@ def reindex() -> None:
     """Rebuild the search index from the journal."""
     settings = config.load()
     try:
-        lines = client.stream(settings, ReindexRequest())
-        first = json.loads(next(lines))
+        answers = client.answers(settings, ReindexRequest())
+        first = next(answers)
     except client.NotRunning:
         _reindex_here(settings)
         return
-    done = _follow_progress(first, lines, "indexing", lambda answer: answer["indexed"])
-    click.echo(f"search index rebuilt by the daemon: {done.get('last_seq', 0)} events")
+    _started, done = _follow_progress(first, answers, "indexing")
+    click.echo(f"search index rebuilt by the daemon: {done.last_seq or 0} events")
 
 
-def _follow_progress(first: dict[str, Any], answers: Iterator[bytes], label: str,
-                     step: Callable[[dict[str, Any]], int]) -> dict[str, Any]:
-    """Show a daemon's streamed progress ({"total"}, then steps, then {"done"} or
-    {"error"}) as a progress bar on stderr; returns the "done" answer."""
-    if "error" in first:
-        raise click.ClickException(first["error"])
-    with click.progressbar(length=first["total"], label=label, file=sys.stderr) as bar:
-        for line in answers:
-            answer: dict[str, Any] = json.loads(line)
-            if "error" in answer:
-                raise click.ClickException(answer["error"])
-            if answer.get("done"):
-                return answer
-            bar.update(step(answer))
+def _follow_progress(first: Answer, answers: Iterator[Answer],
+                     label: str) -> tuple[Started, Done]:
+    """Show a daemon's streamed progress (Started, then Progress, then Done or Failed) as
+    a progress bar on stderr; returns the Started and the Done answers."""
+    if isinstance(first, Failed):
+        raise click.ClickException(first.error)
+    if not isinstance(first, Started):
+        raise click.ClickException(f"the daemon answered {first!r} where it starts")
+    with click.progressbar(length=first.total, label=label, file=sys.stderr) as bar:
+        shown = 0
+        for answer in answers:
+            if isinstance(answer, Failed):
+                raise click.ClickException(answer.error)
+            if isinstance(answer, Done):
+                return first, answer
+            if isinstance(answer, Progress):
+                bar.update(answer.done - shown)
+                shown = answer.done
     raise click.ClickException("the daemon stopped answering before it was done")
 
 
@@ -247,13 +259,13 @@ def replay(session: str, speed: float, to_stdout: bool) -> None:
         _replay_here(settings, session, speed)
         return
     try:
-        answers = client.stream(settings, ReplayRequest(session=session, speed=speed))
-        first = json.loads(next(answers))
+        answers = client.answers(settings, ReplayRequest(session=session, speed=speed))
+        first = next(answers)
     except client.NotRunning:
         raise click.ClickException("mpmd is not running (replay to the viewers needs it; "
                                    "--stdout does not)") from None
-    _follow_progress(first, answers, "replaying", lambda _answer: 1)
-    click.echo(f"replayed {first['total']} events of {first['session_id']}", err=True)
+    started, _done = _follow_progress(first, answers, "replaying")
+    click.echo(f"replayed {started.total} events of {started.session_id}", err=True)
 
 
 def _replay_here(settings: config.Settings, session: str, speed: float) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mpmd.control import protocol
-from mpmd.control.protocol import FollowRequest, Request, StatusRequest, StopRequest
+from mpmd.control.protocol import Answer, FollowRequest, Request, StatusRequest, StopRequest
 from mpmd.errors import NotRunning, StateError
 from mpmd.status import Status
 
@@ -62,6 +62,13 @@ def stream(settings: Settings, req: Request) -> Iterator[bytes]:
         sock.sendall(protocol.encode(req))
         for line in f:
             yield line.rstrip(b"\n")
+
+
+def answers(settings: Settings, req: Request) -> Iterator[Answer]:
+    """The daemon's typed answers to a streaming request (reindex, replay), as they come; a
+    ValueError for a line that is not one."""
+    for line in stream(settings, req):
+        yield protocol.decode_answer(line)
 
 
 def follow(settings: Settings, after: int) -> Iterator[bytes]:

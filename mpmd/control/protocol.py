@@ -1,13 +1,16 @@
-"""What the control socket takes: one request a connection, one JSON line, ``cmd`` naming
-it. The CLI builds these (mpmd.control.client), the daemon decodes them
-(mpmd.control.server); a line that is not one of them is answered ``{"error": ...}``.
+"""What the control socket takes and answers: one request a connection, one JSON line,
+``cmd`` naming it; answers are JSON lines too, ``answer`` naming them. The CLI builds the
+requests and decodes the answers (mpmd.control.client), the daemon the other way round
+(mpmd.control.server). A request line that is not one of these is answered Failed.
 
     status                  -> one line: mpmd.status.Status
-    stop                    -> {"ok": true}, then the daemon shuts down gracefully
+    stop                    -> Done, then the daemon shuts down gracefully
     follow (after)          -> every journal line with seq > after, as they are written
-    reindex                 -> {"total": N}, {"indexed": n} as it goes, then
-                               {"done": true, "last_seq": N} or {"error": "..."}
-    replay (session, speed) -> {"total": N}, {"sent": n} as it goes, then {"done": true}
+                               (event records, not answers: what `mpmd tail` prints)
+    reindex                 -> Started(total), Progress(done) as it goes, then
+                               Done(last_seq) or Failed(error)
+    replay (session, speed) -> Started(total, session_id), Progress(done) as it goes, then
+                               Done or Failed(error)
 """
 
 from __future__ import annotations
@@ -39,7 +42,28 @@ class ReplayRequest(msgspec.Struct, tag="replay", tag_field="cmd", forbid_unknow
 
 Request = StatusRequest | StopRequest | FollowRequest | ReindexRequest | ReplayRequest
 
+
+class Started(msgspec.Struct, tag="started", tag_field="answer"):
+    total: int  # the steps to come: events to index, or to replay
+    session_id: str | None = None  # a replay's session, its id written out
+
+
+class Progress(msgspec.Struct, tag="progress", tag_field="answer"):
+    done: int  # steps done so far, of Started's total
+
+
+class Done(msgspec.Struct, tag="done", tag_field="answer"):
+    last_seq: int | None = None  # a reindex's: the last event the index holds
+
+
+class Failed(msgspec.Struct, tag="failed", tag_field="answer"):
+    error: str
+
+
+Answer = Started | Progress | Done | Failed
+
 _decoder = msgspec.json.Decoder(Request)
+_answers = msgspec.json.Decoder(Answer)
 _encoder = msgspec.json.Encoder()
 
 
@@ -49,6 +73,11 @@ def decode(line: bytes) -> Request:
     return _decoder.decode(line)
 
 
-def encode(request: Request) -> bytes:
-    """``request`` as the line the daemon reads."""
-    return _encoder.encode(request) + b"\n"
+def encode(message: Request | Answer) -> bytes:
+    """A request or an answer as the line the other end reads."""
+    return _encoder.encode(message) + b"\n"
+
+
+def decode_answer(line: bytes) -> Answer:
+    """The answer on ``line`` (a ValueError, msgspec's, when it is not one)."""
+    return _answers.decode(line)

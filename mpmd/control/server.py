@@ -7,46 +7,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
-from mpmd.config import Settings
 from mpmd.control import protocol
 from mpmd.control.protocol import (
+    Answer,
+    Done,
+    Failed,
     FollowRequest,
     ReindexRequest,
-    ReplayRequest,
     StatusRequest,
     StopRequest,
 )
 from mpmd.counters import Count
-from mpmd.history.indexer import Indexer
 from mpmd.ingest import peercred
-from mpmd.serve.broadcast import Broadcaster
 from mpmd.status import Status
-from mpmd.storage.journal import Journal
 
 FOLLOWER_MAX_BUFFER = 16 * 1024 * 1024
 
+Report = Callable[[Answer], None]  # how a streaming command tells its progress
+
 
 class Controlled(Protocol):
-    """What the control socket needs of the daemon (mpmd.daemon.wiring.Daemon is one): its
-    status, the event that stops it, and the parts that follow, reindex and replay use."""
-
-    settings: Settings
-    counters: Counter[str]
-    stopping: asyncio.Event
-    journal: Journal
-    followers: Followers
-    indexer: Indexer
-    broadcaster: Broadcaster
+    """What the control socket asks of the daemon (mpmd.daemon.wiring.Daemon is one): one
+    method a command. ``reindex`` and ``replay`` report Started, Progress, then Done or
+    Failed as they go."""
 
     def status(self) -> Status: ...
+
+    def stop(self) -> None: ...
+
+    def journal_after(self, seq: int | None) -> Iterable[bytes]:
+        """The journal's lines past ``seq`` (None: none, the journal's newest is the start)."""
+        ...
+
+    async def reindex(self, report: Report) -> None: ...
+
+    async def replay(self, session: str, speed: float, report: Report) -> None: ...
 
 
 class Followers:
@@ -70,95 +73,42 @@ class Followers:
                 writer.write(data)
 
 
-async def _reindex(daemon: Controlled, writer: asyncio.StreamWriter) -> None:
-    """Rebuild the search index in the index worker, streaming its progress."""
-    first = daemon.journal.first_seq or 1
-    total = max(0, daemon.journal.last_seq - first + 1)
-    writer.write(json.dumps({"total": total}).encode() + b"\n")
-    shown = 0
+async def serve_control(path: Path, daemon: Controlled, followers: Followers,
+                        counters: Counter[str], idle_timeout_s: float,
+                        ) -> asyncio.AbstractServer:
+    def report_to(writer: asyncio.StreamWriter) -> Report:
+        return lambda answer: writer.write(protocol.encode(answer))
 
-    def progress(done: int) -> None:  # cumulative from the worker; steps to the client
-        nonlocal shown
-        writer.write(json.dumps({"indexed": done - shown}).encode() + b"\n")
-        shown = done
-
-    try:
-        last_seq = await daemon.indexer.rebuild(progress)
-    except Exception as exc:  # the worker's own words: a busy or failed rebuild, or its end
-        writer.write(json.dumps({"error": f"rebuild failed: {exc}"}).encode() + b"\n")
-        return
-    writer.write(json.dumps({"done": True, "last_seq": last_seq}).encode() + b"\n")
-
-
-async def _replay(daemon: Controlled, writer: asyncio.StreamWriter,
-                  request: ReplayRequest) -> None:
-    """Replay one session to the connected viewers (mpmd.serve.replay), streaming progress."""
-    from mpmd.history import index
-    from mpmd.serve import replay
-
-    speed = request.speed
-    if not speed > 0:
-        raise ValueError("speed must be above 0")
-    path = daemon.settings.index_path
-
-    def read() -> list[bytes]:
-        conn = index.connect_read_only(path)
-        try:
-            return index.session_lines(conn, request.session)
-        finally:
-            conn.close()
-
-    if not path.exists():
-        writer.write(b'{"error": "no search index yet"}\n')
-        return
-    try:
-        lines = await asyncio.to_thread(read)
-    except LookupError as exc:
-        writer.write(json.dumps({"error": str(exc)}).encode() + b"\n")
-        return
-    session_id = json.loads(lines[0]).get("session_id")
-    writer.write(json.dumps({"total": len(lines), "session_id": session_id}).encode() + b"\n")
-
-    def progress(n: int) -> None:
-        writer.write(json.dumps({"sent": n}).encode() + b"\n")
-
-    await replay.to_viewers(daemon.broadcaster, str(session_id), lines, speed, progress)
-    writer.write(b'{"done": true}\n')
-
-
-async def serve_control(path: Path, daemon: Controlled) -> asyncio.AbstractServer:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         uid = peercred.peer_uid(sock) if sock is not None else None
         if uid is not None and uid != os.getuid():
-            daemon.counters[Count.REJECTED_FOREIGN_UID] += 1
+            counters[Count.REJECTED_FOREIGN_UID] += 1
             writer.close()
             return
         try:
-            line = await asyncio.wait_for(reader.readline(), daemon.settings.idle_timeout_s)
+            line = await asyncio.wait_for(reader.readline(), idle_timeout_s)
             request = protocol.decode(line)
             if isinstance(request, StatusRequest):
                 writer.write(msgspec.json.encode(daemon.status()) + b"\n")
             elif isinstance(request, StopRequest):
-                writer.write(b'{"ok": true}\n')
-                daemon.stopping.set()
+                writer.write(protocol.encode(Done()))
+                daemon.stop()
             elif isinstance(request, FollowRequest):
-                after = daemon.journal.last_seq if request.after is None else request.after
-                for old in daemon.journal.read_from(after + 1):
+                for old in daemon.journal_after(request.after):
                     writer.write(old + b"\n")
                     await writer.drain()
-                daemon.followers.writers.add(writer)
+                followers.writers.add(writer)
                 await reader.read()  # until the client goes away
-                daemon.followers.writers.discard(writer)
+                followers.writers.discard(writer)
             elif isinstance(request, ReindexRequest):
-                await _reindex(daemon, writer)
+                await daemon.reindex(report_to(writer))
             else:
-                await _replay(daemon, writer, request)
+                await daemon.replay(request.session, request.speed, report_to(writer))
             await writer.drain()
         except (TimeoutError, ValueError, ConnectionError) as exc:
             with contextlib.suppress(ConnectionError):
-                writer.write(json.dumps({"error": str(exc) or type(exc).__name__}).encode()
-                             + b"\n")
+                writer.write(protocol.encode(Failed(str(exc) or type(exc).__name__)))
         finally:
             writer.close()
 

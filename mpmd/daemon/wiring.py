@@ -1,6 +1,8 @@
 """The one place that wires the daemon: start-up, the main loop, signals, shutdown.
 
-Start-up order is what makes "nothing acked is lost, nothing is stored twice" hold:
+``serve`` takes the lock and what is on disk (mpmd.daemon.recovery), then ``Daemon`` builds
+every part in its constructor and ``Daemon.run`` starts them. Start-up order is what makes
+"nothing acked is lost, nothing is stored twice" hold:
   1. take the lock (one daemon per folder), create owner-only folders
   2. open the ring and recover it (records past the journal's cursor survive a kill -9)
   3. open the journal (a torn last line is cut), catch the journal up from the ring
@@ -13,9 +15,9 @@ Shutdown (SIGTERM/SIGINT or `mpmd stop`) is start-up reversed, by construction (
 registers its undo on an exit stack as it succeeds): stop the background tasks, close the
 viewer and the control socket, answer the hooks waiting for the viewer ("no decision"),
 stop listening and let open connections finish (bounded), drain the ring into the journal,
-stop the forwarders and the index worker (after the last drain: they take that too), close
-the journal (fsync) and the ring, remove the pid file and the sockets we made (not one a
-socket unit owns), release the lock.
+stop the forwarders and the index worker (after the last drain: they take that too), remove
+the pid file and the sockets we made (not one a socket unit owns), close the journal (fsync)
+and the ring, release the lock.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,12 @@ from prometheus_client import CollectorRegistry
 from mpm_hook import hook, wire
 from mpmd import __version__
 from mpmd.config import HTTP_OFF, Settings, owner_only_dir
-from mpmd.control.server import Followers, serve_control
+from mpmd.control.protocol import Done, Failed, Progress, Started
+from mpmd.control.server import Followers, Report, serve_control
 from mpmd.counters import Count
+from mpmd.daemon import recovery
+from mpmd.daemon.recovery import JOURNAL_CONSUMER
+from mpmd.daemon.tasks import Tasks
 from mpmd.durable import load_or_create_token, write_atomic
 from mpmd.errors import AlreadyRunning
 from mpmd.forward.runner import Forwarders  # forwarders (docs/scaling.md)
@@ -53,24 +59,22 @@ from mpmd.ingest.hook_socket import IngestServer, Rejects
 from mpmd.ingest.http_endpoint import HttpIngest, publish_port
 from mpmd.ingest.spool import SpoolDrainer
 from mpmd.ingest.spool import pending as spool_pending
-from mpmd.model.events import EventFrame, StoredEventView
+from mpmd.model.events import EventFrame
 from mpmd.ops import policy
 from mpmd.ops.policy import describe as describe_policy
 from mpmd.ops.service import http_loss_risk
-from mpmd.serve import access, metrics
+from mpmd.serve import access, metrics, replay
 from mpmd.serve.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.serve.broadcast import Broadcaster
 from mpmd.serve.viewer import Viewer, ViewerUnavailable
-from mpmd.status import ForwarderState, PolicyState, Status, TaskFailure
-from mpmd.storage.dedup import RecentIds
-from mpmd.storage.journal import Journal, line_seq
-from mpmd.storage.ring import PageReleaser, open_ring_file
+from mpmd.status import ForwarderState, PolicyState, Status
+from mpmd.storage.journal import line_seq
+from mpmd.storage.ring import PageReleaser
 from mpmd.storage.store import Store
 from mpmd.transcripts.prompt_watch import PromptWatch
 
 log = logging.getLogger("mpmd")
 
-JOURNAL_CONSUMER = "journal"
 READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
@@ -79,13 +83,7 @@ MAINTENANCE_INTERVAL_S = 60.0
 # (mpmd.transcripts.prompt_watch):
 # a "no" in the terminal clears the session's needs-you within this.
 PROMPT_WATCH_INTERVAL_S = 0.25
-# A background task that fails is started again after this delay, doubling up to the
-# maximum while it keeps failing; one that ran this long before failing starts at the
-# minimum again.
-TASK_RESTART_S = (0.1, 30.0)
-TASK_HEALTHY_S = 60.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
-_received_decoder = msgspec.json.Decoder(dict[str, object])
 
 
 def take_lock(path: Path) -> int:
@@ -100,72 +98,38 @@ def take_lock(path: Path) -> int:
     return fd
 
 
-def _received_ns(line: bytes) -> int:
-    try:
-        stamp = _received_decoder.decode(line).get("received_at")
-        return int(datetime.fromisoformat(str(stamp)).timestamp() * 1e9)
-    except (msgspec.DecodeError, ValueError, TypeError):
-        return 0
+async def serve(settings: Settings, ready_fd: int | None = None) -> None:
+    """Start, run until stopped, stop. Each start-up step that needs undoing registers its
+    undo on the exit stack once it succeeded, so shutdown is start-up reversed by
+    construction, however far start-up got (the module's docstring has the order)."""
+    s = settings
+    async with contextlib.AsyncExitStack() as stack:
+        for folder in (s.runtime_dir, s.state_dir):
+            owner_only_dir(folder)
+        stack.callback(os.close, take_lock(s.lock_path))
+        s.publish_frame_limit()  # before we listen: hooks then cut to fit our limit
+        disk = recovery.recover(s)
+        stack.callback(disk.close)
+        await Daemon(s, disk, ready_fd).run(stack)
 
 
 class Daemon:
-    def __init__(self, settings: Settings, ready_fd: int | None = None) -> None:
-        self.settings = settings
+    """Every part of the daemon, built from the settings and what start-up recovered; ``run``
+    starts them in order."""
+
+    def __init__(self, settings: Settings, disk: recovery.Recovered,
+                 ready_fd: int | None = None) -> None:
+        s = self.settings = settings
         self.ready_fd = ready_fd
         self.counters: Counter[str] = Counter()
         self.started_at = time.time()
         self.stopping = asyncio.Event()
-        self.followers = Followers()
-        self.viewer: Viewer | None = None
-        self._metrics_registry: CollectorRegistry | None = None
-        self.viewer_error: str | None = None  # why there is no viewer, when there is none
-        self.http: HttpIngest | None = None  # Claude Code's http hooks (mpmd.ingest.http_endpoint)
-        self.http_error: str | None = None  # why there is no http endpoint
-        # The endpoint's listening socket a service manager passed (mpmd-http.socket), until
-        # _start_http serves on it.
-        self.http_passed: socket.socket | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.socket_inherited = False  # the hook socket is a socket unit's (LISTEN_FDS)
-        # Background tasks that failed (and were started again): name -> failures, last
-        # error, when. In status, doctor and /metrics: a task never dies silently.
-        self.task_failures: dict[str, dict[str, object]] = {}
-
-    # ---- start-up -------------------------------------------------------------------------
-    def _open_storage(self) -> None:
-        s = self.settings
-        self.ring, self._mmap = open_ring_file(s.ring_path, s.ring_bytes)
-        note = getattr(self.ring, "note", None)
-        if note:
-            log.warning("ring: %s", note)
-        self.ring.add_consumer(JOURNAL_CONSUMER)
-        pending = self.ring.recover()
-        self._release_pages = PageReleaser(self.ring, self._mmap)
-        self.journal = Journal(
-            s.journal_dir,
-            segment_max_bytes=s.segment_bytes,
-            retention_days=s.retention_days,
-            retention_max_bytes=s.retention_bytes,
-            fsync_interval_s=s.fsync_interval_s,
-        )
-        # Highest seq anywhere: the journal's, or a record still in the ring.
-        last_seq = self.journal.last_seq
-        for _pos, rec in self._all_pending():
-            last_seq = max(last_seq, line_seq(rec))
-        if pending:
-            log.info("recovered %d events from the ring", pending)
-        self.recent = RecentIds()
-        tail = self.journal.read_last(self.recent.capacity)
-        views = msgspec.json.Decoder(StoredEventView)
-        for line in tail:
-            with contextlib.suppress(msgspec.DecodeError, ValueError):
-                view = views.decode(line)
-                self.recent.add(bytes.fromhex(view.id), view.seq, 0)
-        if len(tail) >= self.recent.capacity:
-            self.recent.horizon_ns = _received_ns(tail[0])
-        for _pos, rec in self._all_pending():
-            with contextlib.suppress(msgspec.DecodeError, ValueError):
-                view = views.decode(rec)
-                self.recent.add(bytes.fromhex(view.id), view.seq, 0)
+        self.tasks = Tasks(self.counters)
+        self.ring = disk.ring
+        self.journal = disk.journal
+        self._release_pages = PageReleaser(disk.ring, disk.mmap)
+        self._spool_wakeup = asyncio.Event()
+        self.followers = Followers()  # `mpmd tail -f` clients (mpmd.control.server)
         # Permission requests held for a viewer's answer, and the viewers that show them.
         self.approvals = Approvals(self.counters, self._journal_answer,
                                    lambda: self.broadcaster.approvals_changed(),
@@ -174,42 +138,49 @@ class Daemon:
                                        on_commit=self._ring_freed,
                                        client_queue_bytes=s.viewer_queue_bytes,
                                        approvals=self.approvals.all)
-        self.store = Store(self.ring, self.recent, last_seq + 1, self.counters,
+        self.store = Store(self.ring, disk.recent, disk.next_seq, self.counters,
                            wakeups=[self.broadcaster.wakeup])
+        # Sessions and the recent window start from the journal's tail and the ring records
+        # the journal has not taken yet: the broadcaster's own cursor may be past those (it
+        # read them before the journal could), and a window without them would resume
+        # viewers past them. Records it has seen already are skipped by seq.
+        self.broadcaster.seed(disk.tail)
+        self.broadcaster.seed(disk.pending)
         self.prompt_watch = PromptWatch()
         # Its worker process is started once the loop runs; it reads the journal itself.
         self.indexer = Indexer(s.journal_dir, s.index_path, self.counters,
                                lambda: self.journal.last_seq)
         # Forwarders follow the journal too, each a thread from its own cursor.
         self.forwarders = Forwarders(s, lambda: self.journal.last_seq, self.counters)
-        # Sessions and the recent window start from the journal's tail and the ring records
-        # the journal has not taken yet: the broadcaster's own cursor may be past those (it
-        # read them before the journal could), and a window without them would resume
-        # viewers past them. Records it has seen already are skipped by seq.
-        self.broadcaster.seed(tail)
-        self.broadcaster.seed(rec for _pos, rec in self._all_pending())
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
             self.counters, s.max_frame_bytes,
         )
+        self.ingest = IngestServer(
+            self.store, self.rejects, self.counters,
+            max_frame_bytes=s.max_frame_bytes,
+            idle_timeout_s=s.idle_timeout_s,
+            max_connections=s.max_connections,
+            max_partial_bytes=s.max_partial_bytes,
+            holder=RemoteHolder(self.approvals),
+        )
+        # The parts that may not start (a port taken, a token that cannot be written): the
+        # daemon runs without them and says why.
+        self.http: HttpIngest | None = None  # Claude Code's http hooks
+        self.http_error: str | None = None
+        self.viewer: Viewer | None = None
+        self.viewer_error: str | None = None
+        self._metrics_registry: CollectorRegistry | None = None
+        self.socket_inherited = False  # the hook socket is a socket unit's (LISTEN_FDS)
 
-    def _all_pending(self) -> list[tuple[int, bytes]]:
-        """Every record the journal has not taken yet (start-up only)."""
-        return self.ring.read(JOURNAL_CONSUMER, max_records=1 << 30,
-                              max_bytes=self.ring.capacity)
-
-    def _listen(self) -> socket.socket:
-        path = self.settings.socket_path
-        # Socket activation (mpmd.socket, LISTEN_FDS): serve on the socket systemd holds.
-        # Its file belongs to the .socket unit, so it is not unlinked at shutdown either.
-        # mpmd-http.socket's, when passed too, is kept for the http endpoint (_start_http).
-        passed = activation.take_listeners(path, self.settings.http_port)
-        self.http_passed = passed.http
-        inherited = passed.hook
+    def _listen(self, inherited: socket.socket | None) -> socket.socket:
+        """The hook socket: the one a socket unit passed (mpmd.socket, LISTEN_FDS; its file
+        is the unit's, not unlinked at shutdown either), else ours, born 0600."""
         if inherited is not None:
             self.socket_inherited = True
             return inherited
+        path = self.settings.socket_path
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # we hold the lock: any socket file here is stale
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -339,31 +310,6 @@ class Daemon:
                     "answer_to": a.answer_to, "behavior": "deny", "answered_by": "terminal",
                     "message": a.message})
 
-    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        """Run a background task for the daemon's life. Each of them (journal, spool,
-        broadcast, maintenance) is what some promise rests on, so a bug in one is logged,
-        counted, shown in status and the task started again, never left dead: a dead
-        journal task would leave acked events in the ring, a dead broadcaster freezes
-        every viewer."""
-        delay = TASK_RESTART_S[0]
-        while True:
-            started = time.monotonic()
-            try:
-                await run()
-                return
-            except Exception as exc:  # noqa: BLE001 - any bug of ours: restart, never die
-                if time.monotonic() - started >= TASK_HEALTHY_S:
-                    delay = TASK_RESTART_S[0]
-                failed = self.task_failures.setdefault(name, {"failures": 0})
-                failed["failures"] = int(failed["failures"]) + 1  # type: ignore[call-overload]
-                failed["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
-                failed["at"] = datetime.now().astimezone().isoformat(timespec="seconds")
-                self.counters[Count.TASK_FAILURES] += 1
-                log.exception("background task %s failed; starting it again in %.1fs",
-                              name, delay)
-            await asyncio.sleep(delay)  # a task that fails at once must not spin
-            delay = min(delay * 2, TASK_RESTART_S[1])
-
     # ---- metrics ------------------------------------------------------------------------
     def _metrics(self) -> bytes:
         """/metrics: the Prometheus text format, read from what the daemon counts anyway."""
@@ -411,6 +357,40 @@ class Daemon:
                 frame.id, now, payload, len(payload)), frame.id, now)
             self._spool_wakeup.set()
 
+    # ---- what the control socket asks (mpmd.control.server.Controlled) ---------------------
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def journal_after(self, seq: int | None) -> Iterable[bytes]:
+        return self.journal.read_from((self.journal.last_seq if seq is None else seq) + 1)
+
+    async def reindex(self, report: Report) -> None:
+        """Rebuild the search index in the index worker, reporting its progress."""
+        first = self.journal.first_seq or 1
+        report(Started(total=max(0, self.journal.last_seq - first + 1)))
+        try:
+            last_seq = await self.indexer.rebuild(lambda done: report(Progress(done)))
+        except Exception as exc:  # the worker's own words: a busy or failed rebuild, or its end
+            report(Failed(f"rebuild failed: {exc}"))
+            return
+        report(Done(last_seq=last_seq))
+
+    async def replay(self, session: str, speed: float, report: Report) -> None:
+        """Replay one session to the connected viewers (mpmd.serve.replay)."""
+        if not speed > 0:
+            raise ValueError("speed must be above 0")
+        try:
+            lines = await asyncio.to_thread(replay.session_lines, self.settings.index_path,
+                                            session)
+        except LookupError as exc:
+            report(Failed(str(exc)))
+            return
+        session_id = str(msgspec.json.decode(lines[0]).get("session_id"))
+        report(Started(total=len(lines), session_id=session_id))
+        await replay.to_viewers(self.broadcaster, session_id, lines, speed,
+                                lambda n: report(Progress(n)))
+        report(Done())
+
     # ---- status -------------------------------------------------------------------------
     def status(self) -> Status:
         s = self.settings
@@ -439,7 +419,7 @@ class Daemon:
             forward=msgspec.convert(self.forwarders.status(), dict[str, ForwarderState]),
             policy=msgspec.convert(describe_policy(s), PolicyState),
             **self._viewer_status(),
-            task_failures=msgspec.convert(self.task_failures, dict[str, TaskFailure]),
+            task_failures=dict(self.tasks.failures),
             uptime_s=round(time.time() - self.started_at, 3),
             counters=dict(self.counters),
         )
@@ -461,7 +441,7 @@ class Daemon:
             return {"http_url": None, "http_error": self.http_error, **loss}
         return {**self.http.status(), "http_error": None, **loss}
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, passed: socket.socket | None) -> None:
         """Claude Code's http hooks, on 127.0.0.1:http_port (mpmd.ingest.http_endpoint). Like the
         viewer, the daemon runs without it when it cannot listen, and says why."""
         s = self.settings
@@ -481,8 +461,7 @@ class Daemon:
             spool_wakeup=self._spool_wakeup.set, holder=self.ingest.holder)
         # The port a service manager holds for us (mpmd-http.socket, or launchd's Sockets):
         # requests that come while we are down wait in its backlog (docs/service.md).
-        passed = self.http_passed or activation.take_launchd_http(s.http_port)
-        self.http_passed = None
+        passed = passed or activation.take_launchd_http(s.http_port)
         try:
             await http.start(sock=passed)
         except OSError as exc:
@@ -518,69 +497,51 @@ class Daemon:
         log.info("viewer on %s", viewer.base_url)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    async def serve(self) -> None:
-        """Start, run until stopped, stop. Each start-up step that needs undoing registers
-        its undo on the exit stack once it succeeded, so shutdown is start-up reversed by
-        construction, however far start-up got (the module's docstring has the order)."""
+    async def run(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start every part in order, each registering its undo on ``stack`` (serve's), and
+        wait to be stopped."""
         s = self.settings
-        async with contextlib.AsyncExitStack() as stack:
-            for folder in (s.runtime_dir, s.state_dir):
-                owner_only_dir(folder)
-            stack.callback(os.close, take_lock(s.lock_path))
-            stack.callback(self._remove_our_files)
-            s.publish_frame_limit()  # before we listen: hooks then cut to fit our limit
-            self._open_storage()
-            stack.callback(self._close_ring)
-            stack.callback(self.journal.close)
-            self._spool_wakeup = asyncio.Event()
-            caught_up = self._catch_up()
-            drained = self.drainer.drain()
-            self._catch_up()
-            log.info("mpmd %s starting: journal at seq %d, %d ring records journaled, "
-                     "%d spooled events taken", __version__, self.journal.last_seq,
-                     caught_up, drained)
-            loop = asyncio.get_running_loop()
-            self.ingest = IngestServer(
-                self.store, self.rejects, self.counters,
-                max_frame_bytes=s.max_frame_bytes,
-                idle_timeout_s=s.idle_timeout_s,
-                max_connections=s.max_connections,
-                max_partial_bytes=s.max_partial_bytes,
-                holder=RemoteHolder(self.approvals),
-            )
-            # Before the index worker starts: _listen takes (and unsets) LISTEN_FDS, which
-            # the worker must not see. Hooks that connect meanwhile wait in the backlog.
-            hook_socket = self._listen()
-            stack.callback(hook_socket.close)  # the ingest server's once it serves it
-            await self.indexer.start()
-            stack.push_async_callback(self.indexer.stop)  # after the last drain: it may
-            self.forwarders.start()                       # take that too, as forwarders
-            stack.push_async_callback(self.forwarders.stop)  # (in flight: sent again)
-            stack.callback(self._last_drain)
-            self.ingest.start(hook_socket)
-            await self._start_http()
-            stack.push_async_callback(self._stop_listening)
-            stack.callback(self.approvals.close_all)  # the hooks waiting ask in the terminal
-            stack.callback((await serve_control(s.control_path, self)).close)
-            await self._start_viewer()
-            if self.viewer is not None:
-                stack.push_async_callback(self.viewer.close)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stopping.set)
-            self._tasks = [
-                asyncio.create_task(self._supervised(name, run), name=name)
-                for name, run in (("journal", self._journal_consumer),
-                                  ("spool", self._spool_loop),
-                                  ("maintenance", self._maintenance_loop),
-                                  ("broadcast", self.broadcaster.run),
-                                  ("prompt watch", self._prompt_watch_loop))
-            ]
-            stack.push_async_callback(self._cancel_tasks)
-            write_atomic(s.pid_path, f"{os.getpid()}\n".encode())
-            self._report_ready()
-            log.info("listening on %s", s.socket_path)
-            await self.stopping.wait()
-            log.info("stopping")
+        caught_up = self._catch_up()
+        drained = self.drainer.drain()
+        self._catch_up()
+        log.info("mpmd %s starting: journal at seq %d, %d ring records journaled, "
+                 "%d spooled events taken", __version__, self.journal.last_seq,
+                 caught_up, drained)
+        stack.callback(self._remove_our_files)
+        # Before the index worker starts: take_listeners takes (and unsets) LISTEN_FDS,
+        # which the worker must not see. Hooks that connect meanwhile wait in the backlog.
+        # mpmd-http.socket's listener, when passed too, is the http endpoint's.
+        passed = activation.take_listeners(s.socket_path, s.http_port)
+        hook_socket = self._listen(passed.hook)
+        stack.callback(hook_socket.close)  # the ingest server's once it serves it
+        await self.indexer.start()
+        stack.push_async_callback(self.indexer.stop)  # after the last drain: it may
+        self.forwarders.start()                       # take that too, as forwarders
+        stack.push_async_callback(self.forwarders.stop)  # (in flight: sent again)
+        stack.callback(self._last_drain)
+        self.ingest.start(hook_socket)
+        await self._start_http(passed.http)
+        stack.push_async_callback(self._stop_listening)
+        stack.callback(self.approvals.close_all)  # the hooks waiting ask in the terminal
+        control = await serve_control(s.control_path, self, self.followers, self.counters,
+                                      s.idle_timeout_s)
+        stack.callback(control.close)
+        await self._start_viewer()
+        if self.viewer is not None:
+            stack.push_async_callback(self.viewer.close)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.tasks.start({"journal": self._journal_consumer, "spool": self._spool_loop,
+                          "maintenance": self._maintenance_loop,
+                          "broadcast": self.broadcaster.run,
+                          "prompt watch": self._prompt_watch_loop})
+        stack.push_async_callback(self.tasks.cancel)
+        write_atomic(s.pid_path, f"{os.getpid()}\n".encode())
+        self._report_ready()
+        log.info("listening on %s", s.socket_path)
+        await self.stopping.wait()
+        log.info("stopping")
 
     def _report_ready(self) -> None:
         """Tell whoever started us that we accept connections (mpmd start waits on it)."""
@@ -591,13 +552,6 @@ class Daemon:
             self.ready_fd = None
 
     # ---- shutdown steps, in the order they run (start-up's, reversed) ---------------------
-    async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     async def _stop_listening(self) -> None:
         """No new connections; the hooks already connected finish (bounded), then go."""
         http = self.http
@@ -620,11 +574,6 @@ class Daemon:
         except OSError as exc:
             log.error("could not drain the ring at shutdown (%s): it keeps the events "
                       "for the next start", exc)
-
-    def _close_ring(self) -> None:
-        self._mmap.flush()
-        self.ring.close()
-        self._mmap.close()
 
     def _remove_our_files(self) -> None:
         """The pid file, the control socket, and the hook socket unless a service manager's
@@ -664,7 +613,7 @@ def run(settings: Settings, ready_fd: int | None = None) -> None:
     owner_only_dir(settings.state_dir)
     loop = new_event_loop()
     try:
-        loop.run_until_complete(Daemon(settings, ready_fd).serve())
+        loop.run_until_complete(serve(settings, ready_fd))
     finally:
         loop.close()
 

@@ -11,9 +11,11 @@ import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 
+from mpmd.history import index
 from mpmd.serve.broadcast import Broadcaster, message
 
 MAX_GAP_S = 10.0  # a quiet hour of the session does not make the replay wait an hour
@@ -47,6 +49,18 @@ def schedule(lines: list[bytes], speed: float,
         if now is not None:
             previous = now
         yield wait, line
+
+
+def session_lines(index_path: Path, session: str) -> list[bytes]:
+    """The lines of the session whose id starts with ``session``, from the search index;
+    LookupError, saying why, when there is no index, no such session or several."""
+    if not index_path.exists():
+        raise LookupError("no search index yet")
+    conn = index.connect_read_only(index_path)
+    try:
+        return index.session_lines(conn, session)
+    finally:
+        conn.close()
 
 
 async def to_viewers(broadcaster: Broadcaster, session_id: str, lines: list[bytes],
