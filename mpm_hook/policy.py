@@ -274,6 +274,11 @@ def _tool_paths(event):
     return found or [event.cwd]
 
 
+# The kernel refuses longer paths (ENAMETOOLONG): a longer one names nothing that can be known,
+# and bounding them bounds the work of every word that is made absolute from one.
+_PATH_MAX = 4096
+
+
 def _normalize(path, cwd, home):
     """``path`` made absolute (``~`` is the home folder, relative means under ``cwd``) with
     ``.``, ``..`` and repeated slashes resolved lexically (symbolic links are not
@@ -285,7 +290,9 @@ def _normalize(path, cwd, home):
     elif path[:1] != "/":
         if cwd is None:
             return None
-        path = cwd + "/" + path
+        return _under(cwd, path)
+    if len(path) > _PATH_MAX:
+        return None
     parts = []
     for part in path.split("/"):
         if part == "..":
@@ -294,6 +301,21 @@ def _normalize(path, cwd, home):
         elif part and part != ".":
             parts.append(part)
     return "/" + "/".join(parts)
+
+
+def _under(folder, path):
+    """The relative ``path`` resolved under ``folder``, an absolute path already normalized:
+    only ``path`` is walked, so a word costs its own length, not its folder's (after a
+    ``cd`` into a deep folder, walking the folder for every later word made a line's work
+    grow with the square of its length)."""
+    if len(folder) + len(path) > _PATH_MAX:
+        return None
+    for part in path.split("/"):
+        if part == "..":
+            folder = folder.rpartition("/")[0] or "/"
+        elif part and part != ".":
+            folder = ("" if folder == "/" else folder) + "/" + part
+    return folder
 
 
 def inside(path, project):
@@ -503,12 +525,14 @@ _MAX_DEPTH = 8  # nested $( ), sh -c, eval
 
 class Command:
     """One simple command: its words (quotes removed), as text, with its program's folder
-    removed (``short``, or None), its options, and the paths it names."""
+    removed (``short``, or None), its options, and the paths it names. ``redirects``: its
+    redirections as ``text`` shows them, "operator target" (``> out.txt``, ``>& 1``)."""
 
-    __slots__ = ("longs", "paths", "short", "shorts", "text", "words")
+    __slots__ = ("longs", "paths", "redirects", "short", "shorts", "text", "words")
 
     def __init__(self, words, redirects, paths):
         self.words = words
+        self.redirects = redirects
         text = " ".join(words)
         if redirects:
             text = " ".join([text, *redirects]) if text else " ".join(redirects)
@@ -613,7 +637,7 @@ class Bash:
         if program in ("cd", "pushd"):
             args = [w for w in words[1:] if w[0][:1] != "-" or w[0] == "-"]
             if not args:
-                where[0] = home
+                where[0] = _normalize(home, None, None) if home else None
             elif args[0][0] == "-":
                 where[0] = None
             else:
@@ -632,13 +656,18 @@ class Bash:
             if script:
                 self._parse(script, [where[0]], depth + 1)
         elif program == "find":
-            for at, text in enumerate(texts):
-                if text in ("-exec", "-execdir", "-ok", "-okdir"):
+            at = 1
+            while at < len(texts):
+                if texts[at] in ("-exec", "-execdir", "-ok", "-okdir"):
                     end = at + 1
                     while end < len(texts) and texts[end] not in (";", "+"):
                         end += 1
                     if end > at + 1:
                         self._variants(words[at + 1:end], (), where, variants, depth + 1, True)
+                    # On past what it runs: an -exec inside it is that command's own (and
+                    # taking it again here made the work grow exponentially with their number).
+                    at = end
+                at += 1
 
 
 def _unwrap(words, wrapper, program):

@@ -850,3 +850,19 @@ def test_the_wire_carries_a_decision_within_the_frame_limit():
     assert decoded.decision is not None
     assert decoded.decision["reason"] == "é" * (wire.MAX_DECISION_TEXT // 2)
     assert msgspec.msgpack.decode(frame[4:])[5]["rule_index"] == 10_000
+
+
+def test_the_parsers_work_grows_with_the_line_not_faster() -> None:
+    """Every find -exec runs a command, which may be a find -exec again: each is taken once
+    (taking the later ones again inside each earlier one was exponential). A word after a
+    `cd` into a deep folder costs its own length: a path past PATH_MAX is unknown."""
+    from mpm_hook.policy import Bash
+
+    for n in (5, 20, 80):
+        bash = Bash("find " + "-exec find " * n + "-exec rm x", "/p", "/h")
+        assert len(bash.commands) <= 2 * n + 4
+    deep = "/a" * 3000  # 6,000 characters: more than a path may have
+    bash = Bash(f"cd {deep}; rm x; cd /p; rm y", "/p", "/h")
+    paths = {c.words[-1]: c.paths for c in bash.commands if c.words[0] == "rm"}
+    assert paths == {"x": [None], "y": ["/p/y"]}
+    assert Bash(f"cd {'/a' * 10}; rm x", "/p", "/h").commands[-1].paths == ["/a" * 10 + "/x"]

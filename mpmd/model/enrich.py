@@ -37,14 +37,21 @@ Risk (low/medium/high) with a short ``risk_reason`` (None when low). Tool events
 phase (PreToolUse, PermissionRequest, PermissionDenied, PostToolUse, PostToolUseFailure) carry
 the risk of their tool call, so a denied ``curl ... | sh`` is still high.
 
-- Bash: one trigger regex per command; no match is low (the common path). Otherwise the
-  highest matching rule wins. High: download piped into a shell, sudo/doas, chmod 777 or a+rwx,
-  dd to a device, mkfs/wipefs, a fork bomb, git push --force/-f/+ref, writes (> >> tee cp mv
-  sed -i) into /etc, system dirs, ~/.ssh, ~/.aws or shell rc files, recursive rm of /, ~, $HOME,
-  .. or an absolute path outside cwd, a secret file sent by curl/wget/scp/nc. Medium: network
+- Bash: one trigger regex per command (on the text without its quotes, when it has some); no
+  match is low (the common path). Otherwise the command is parsed by the policy's parser,
+  ``mpm_hook.policy.Bash``, and the rules are decided on its commands (program, words and
+  options, pipeline neighbours, redirection targets, normalized paths), not on the raw text:
+  one model of a command line, so a command the policy denies is not low here. Quoted text is
+  not a command; wrappers (sudo, env, xargs...) and nested commands ($( ), sh -c, eval) are;
+  a ``cd`` moves where later relative paths point. The rules see the first 4 KiB. The highest
+  matching rule wins. High: download piped into a shell, sudo/doas, chmod 777 or a+rwx, dd to
+  a device, mkfs/wipefs, a fork bomb, git push --force/-f/+ref, writes (> >> tee cp mv sed -i)
+  into /etc, system dirs, ~/.ssh, ~/.aws or shell rc files, recursive rm of /, ~, $HOME or of
+  a path outside cwd (a target only the shell knows, $VAR or what xargs and find -exec pass,
+  counts as outside, as in the policy), a secret file sent by curl/wget/scp/nc. Medium: network
   commands (curl, wget, ssh, scp, rsync, nc...), package installs and npx, git push, git reset
-  --hard / clean -f, piping into a shell, recursive rm inside the project, rm of a path outside
-  it, touching .env/key files.
+  --hard / clean -f, piping into a shell or eval, recursive rm inside the project, rm of a
+  path outside it, touching .env/key files.
 - Write/Edit/MultiEdit/NotebookEdit: high for secret or key files (.env*, .envrc, .npmrc,
   id_rsa, *.pem, .aws/credentials, .netrc...), system or shell configuration (/etc, /usr, rc
   files, ~/.ssh/, .git/config, .git/hooks/, .claude/settings*.json), or any path outside cwd
@@ -69,6 +76,7 @@ import posixpath
 import re
 from typing import Any
 
+from mpm_hook import policy
 from mpmd.model import events
 from mpmd.model.redact import redact_text
 
@@ -227,141 +235,392 @@ def _read_risk(path: str | None) -> tuple[str, str | None]:
 
 # --- Bash ----------------------------------------------------------------------------------------
 
-_SENSITIVE_TARGET = (
-    r"(?:(?:~|\$HOME|\$\{HOME\}|/home/[^/\s]+|/Users/[^/\s]+|/root)/\.(?:ssh/|aws/|gnupg/"
-    r"|bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|config/fish/)"
-    r"|/etc/|/(?:usr|bin|sbin|boot|lib|System|Library)/)"
-)
-_SECRET_FILE = (
-    r"(?:^|[\s/\"'=<@])(?:\.env(?!\.(?:example|sample|template|dist)\b)(?:\.[\w.-]+)?"
-    r"|id_(?:rsa|dsa|ecdsa|ed25519)(?!\.pub)|[\w.-]+\.(?:pem|p12|pfx)|\.netrc|\.pgpass"
-    r"|\.git-credentials|\.aws/credentials)(?=$|[\s\"';&|)>])"
-)
-_NET_CMD = r"(?<![\w.-])(?:curl|wget|ssh|scp|sftp|rsync|nc|ncat|netcat|telnet|ftp|socat)\b(?![-./])"
-_SEG = r"[^;&|\n]*"  # within one simple command
+# The rules are decided on the commands of mpm_hook.policy.Bash, the parser the policy's rules
+# match: one model of a command line, so that what the policy denies and what the viewer calls
+# high agree. Quoted text is not a command (`echo "sudo ..."`), wrappers are seen through
+# (`env X=1 sudo`, `xargs rm`), nested commands are commands ($( ), backquotes, `sh -c`,
+# `eval`), and a `cd` moves where the relative paths after it point.
 
-# (pattern, risk, reason), checked in order when the combined pattern matched.
-_BASH_RULES: list[tuple[str, str, str]] = [
-    (
-        r"\b(?:curl|wget)\b[^;&\n]*\|\s*(?:sudo\s+)?(?:env\s+)?"
-        r"(?:ba|z|da|k|fi)?sh\b|\b(?:ba|z)?sh\s+(?:-c\s+)?[\"']?(?:\$\(|<\(|`)\s*(?:curl|wget)\b"
-        r"|\b(?:curl|wget)\b[^;&\n]*\|\s*(?:sudo\s+)?(?:python[0-9.]*|perl|ruby|node)\b",
-        HIGH,
-        "pipes a download into a shell",
-    ),
-    (r"\b(?:sudo|doas|pkexec)\b|\bsu\s+(?:-|root\b)", HIGH, "runs as root"),
-    (
-        r"\bchmod\s+(?:-[A-Za-z]+\s+)*(?:0?777|[ugoa]*\+rwx|a\+w|o\+w)\b",
-        HIGH,
-        "makes files world-writable",
-    ),
-    (
-        r"\bdd\b" + _SEG + r"\bof=/dev/(?!null\b|zero\b|stdout\b|stderr\b)"
-        r"|>\s*/dev/(?:sd|hd|nvme|disk|mmcblk|xvd)",
-        HIGH,
-        "writes to a raw device",
-    ),
-    (r"\b(?:mkfs(?:\.\w+)?|wipefs|mkswap)\b", HIGH, "formats a filesystem"),
-    (r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:", HIGH, "fork bomb"),
-    (
-        r"\bgit\b" + _SEG + r"\bpush\b" + _SEG + r"(?:\s--force(?:-with-lease)?\b"
-        r"|\s-[A-Za-z]*f[A-Za-z]*\b|\s\+[^\s]+)",
-        HIGH,
-        "force-pushes",
-    ),
-    (
-        r"(?:>>?|\btee\s+(?:-a\s+)?)\s*[\"']?" + _SENSITIVE_TARGET
-        + r"|\b(?:cp|mv|ln|install|rsync)\b" + _SEG + r"\s[\"']?" + _SENSITIVE_TARGET
-        + r"[^\s;&|]*[\"']?\s*(?:$|[;&|\n])|\bsed\s+-i" + _SEG + _SENSITIVE_TARGET,
-        HIGH,
-        "modifies system or shell configuration",
-    ),
-    (
-        r"\b(?:npm|pnpm|yarn|bun)\s+(?:i|install|add|ci)\b|\bnpx\s|\bpipx?[0-9.]*\s+install\b"
-        r"|\buv\s+(?:pip\s+install|add|tool\s+install)\b|\bpoetry\s+add\b|\bgem\s+install\b"
-        r"|\bcargo\s+(?:install|add)\b|\bgo\s+(?:install|get)\b|\bbrew\s+install\b"
-        r"|\b(?:apt|apt-get|dnf|yum|apk|pacman|zypper)\s+(?:install|add|-S)\b|\bconda\s+install\b",
-        MEDIUM,
-        "installs packages",
-    ),
-    (r"\bgit\b" + _SEG + r"\bpush\b", MEDIUM, "pushes to a remote"),
-    (
-        r"\bgit\b" + _SEG + r"\b(?:reset\s+--hard|clean\s+-[A-Za-z]*f)",
-        MEDIUM,
-        "discards local changes",
-    ),
-    (r"\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|\beval\b", MEDIUM, "runs generated shell code"),
-    (_NET_CMD, MEDIUM, "network access"),
-    (_SECRET_FILE, MEDIUM, "touches a secret file"),
+# The parser walks the text in Python, about 1 us a character: this runs on the daemon's
+# per-event path, so the rules see the first 4 KiB of a command; longer ones are mostly
+# here-documents, whose head is seen.
+_PARSE_MAX = 4 * 1024
+# Where relative paths are when the cwd is unknown: no real path holds a NUL, so a relative path
+# stays inside it and an absolute one is outside it ("cannot tell: assume the worst").
+_NO_CWD = "/\x00"
+
+_SHELLS = frozenset(("sh", "bash", "zsh", "dash", "ksh", "fish", "ash", "mksh"))
+_INTERPRETER = re.compile(r"python[0-9.]*|perl|ruby|node")
+_PYTHON = re.compile(r"python[0-9.]*")
+_FETCHERS = frozenset(("curl", "wget"))
+_FETCHED = re.compile(r"(?:\$\(|<\(|`)\s*(?:curl|wget)\b")  # a word that is a download's output
+_NETWORK = frozenset(("curl", "wget", "ssh", "scp", "sftp", "rsync", "nc", "ncat", "netcat",
+                      "telnet", "ftp", "socat"))  # fmt: skip
+_AS_ROOT = frozenset(("sudo", "doas", "pkexec"))
+_WORLD_WRITABLE = re.compile(r"(?:0?777|[ugoa]*\+rwx|a\+w|o\+w)\b")
+_RAW_DEVICE = re.compile(r"/dev/(?:sd|hd|nvme|disk|mmcblk|xvd)")
+_NOT_DEVICES = frozenset(("null", "zero", "stdout", "stderr"))
+_FORMATS = frozenset(("mkfs", "wipefs", "mkswap"))
+_WRITES = frozenset((">", ">>", ">|", "&>", "&>>", "<>"))  # redirections that write their target
+_COPIES = frozenset(("cp", "mv", "ln", "install", "rsync"))  # the last word is the destination
+_SENSITIVE = re.compile(  # matched at the start of a word
+    r"(?:~|\$HOME|\$\{HOME\}|/home/[^/\s]+|/Users/[^/\s]+|/root)/\.(?:ssh/|aws/|gnupg/|bashrc"
+    r"|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|config/fish/)"
+    r"|/etc/|/(?:usr|bin|sbin|boot|lib|System|Library)/"
+)
+_SECRET_NAME = re.compile(  # a file name (fullmatch)
+    r"\.env(?!\.(?:example|sample|template|dist)\b)(?:\.[\w.-]+)?|id_(?:rsa|dsa|ecdsa|ed25519)"
+    r"|[\w.-]+\.(?:pem|p12|pfx)|\.netrc|\.pgpass|\.git-credentials"
+)
+_PIP = re.compile(r"pipx?[0-9.]*")
+_JS_INSTALL = frozenset(("i", "install", "add", "ci"))
+_OS_INSTALL = frozenset(("install", "add", "-S"))
+_INSTALL_VERBS = {
+    "npm": _JS_INSTALL, "pnpm": _JS_INSTALL, "yarn": _JS_INSTALL, "bun": _JS_INSTALL,
+    "poetry": frozenset(("add",)), "gem": frozenset(("install",)),
+    "cargo": frozenset(("install", "add")), "go": frozenset(("install", "get")),
+    "brew": frozenset(("install",)), "conda": frozenset(("install",)),
+    "apt": _OS_INSTALL, "apt-get": _OS_INSTALL, "dnf": _OS_INSTALL, "yum": _OS_INSTALL,
+    "apk": _OS_INSTALL, "pacman": _OS_INSTALL, "zypper": _OS_INSTALL,
+}  # fmt: skip
+_GIT_VALUE_OPTIONS = frozenset(("-C", "-c", "--git-dir", "--work-tree", "--namespace"))
+# A fork bomb defines a function that pipes itself into itself in the background: the parser
+# has no functions (it sees `:` commands between braces), so this rule stays a regex on the text.
+_FORK_BOMB = re.compile(r":\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:")
+_HOME_OR_ROOT = frozenset({"/", "/*", "~", "~/*", "$HOME", "$HOME/*", "${HOME}", "${HOME}/*"})
+_HOME = frozenset(("", "~", "$HOME", "${HOME}"))
+
+
+def _program(command: Any) -> str:
+    words = command.words
+    return words[0].rpartition("/")[2] if words else ""
+
+
+def _operands(words: list[str]) -> list[str]:
+    """A command's words after its program that are not options."""
+    out = []
+    options = True
+    for word in words[1:]:
+        if options and word[:1] == "-" and len(word) > 1:
+            options = word != "--"
+        elif word:
+            out.append(word)
+    return out
+
+
+def _writes(command: Any) -> list[str]:
+    """The targets of the redirections of a command that write to them."""
+    if not command.redirects:  # the common case
+        return []
+    return [target for op, _, target in (r.partition(" ") for r in command.redirects)
+            if op in _WRITES]
+
+
+class _Line:
+    """A command line as the rules see it: the parser's commands (every variant of every
+    command: as written, unwrapped, nested), each with its program's name."""
+
+    __slots__ = ("bash", "commands", "programs", "text")
+
+    def __init__(self, text: str, cwd: str) -> None:
+        self.text = text
+        bash: Any
+        try:
+            bash = policy.Bash(text, cwd, None)  # no HOME here: ~ and $HOME stay unknown
+        except Exception:  # a guard rail's lexer: should it fail on some text, the rules that
+            bash = None  # need no parse still apply, and the event keeps its record
+        self.bash = bash
+        commands = bash.commands if bash is not None else []
+        self.commands = [(_program(c), c) for c in commands]
+        self.programs = {program for program, _ in self.commands}
+
+    def pipelines(self) -> list[list[set[str]]]:
+        """The programs at each position of each pipeline."""
+        if self.bash is None:
+            return []
+        return [[{_program(c) for c in variants} for variants in pipeline]
+                for pipeline in self.bash.pipelines]
+
+
+def _git(words: list[str]) -> tuple[str, list[str]]:
+    """(subcommand, the words after it) of a git command."""
+    k = 1
+    while k < len(words):
+        word = words[k]
+        if word in _GIT_VALUE_OPTIONS:
+            k += 2
+        elif word[:1] == "-":
+            k += 1
+        else:
+            return word, words[k + 1 :]
+    return "", []
+
+
+def _short_option(word: str, letter: str) -> bool:
+    return word[:1] == "-" and word[1:2] != "-" and letter in word
+
+
+def _pipes_download(line: _Line) -> bool:
+    if line.programs.isdisjoint(_FETCHERS):
+        return False
+    for program, command in line.commands:  # bash -c "$(curl ...)", sh <(curl ...)
+        if (program in _SHELLS or program == "eval") and any(
+            _FETCHED.match(word) for word in command.words[1:]
+        ):
+            return True
+    for pipeline in line.pipelines():  # curl ... | [tee ... |] [sudo] sh
+        fetched = False
+        for programs in pipeline:
+            if fetched and any(p in _SHELLS or _INTERPRETER.fullmatch(p) for p in programs):
+                return True
+            fetched = fetched or not programs.isdisjoint(_FETCHERS)
+    return False
+
+
+def _as_root(line: _Line) -> bool:
+    if not line.programs.isdisjoint(_AS_ROOT):
+        return True
+    return any(
+        program == "su" and len(c.words) > 1 and (c.words[1][:1] == "-" or c.words[1] == "root")
+        for program, c in line.commands
+    )
+
+
+def _world_writable(line: _Line) -> bool:
+    for program, command in line.commands:
+        if program == "chmod":
+            mode = next((w for w in command.words[1:] if w[:1] != "-"), "")
+            if _WORLD_WRITABLE.match(mode):
+                return True
+    return False
+
+
+def _raw_device(line: _Line) -> bool:
+    for program, command in line.commands:
+        if program == "dd" and any(
+            w.startswith("of=/dev/") and w[8:] not in _NOT_DEVICES for w in command.words[1:]
+        ):
+            return True
+        if any(_RAW_DEVICE.match(target) for target in _writes(command)):
+            return True
+    return False
+
+
+def _formats(line: _Line) -> bool:
+    return any(p in _FORMATS or p.startswith("mkfs.") for p in line.programs)
+
+
+def _fork_bomb(line: _Line) -> bool:
+    return _FORK_BOMB.search(line.text) is not None
+
+
+def _force_push(line: _Line) -> bool:
+    for program, command in line.commands:
+        if program != "git":
+            continue
+        subcommand, args = _git(command.words)
+        if subcommand != "push":
+            continue
+        options = True
+        for word in args:  # --force, --force-with-lease, -f, -uf, +ref
+            if word == "--":
+                options = False
+            elif word[:1] == "+" or (
+                options and (word.startswith("--force") or _short_option(word, "f"))
+            ):
+                return True
+    return False
+
+
+def _system_config(line: _Line) -> bool:
+    for program, command in line.commands:
+        if any(_SENSITIVE.match(target) for target in _writes(command)):
+            return True
+        words = command.words
+        if program in _COPIES and len(words) > 1 and _SENSITIVE.match(words[-1]):
+            return True
+        in_place = program == "sed" and ("i" in command.shorts or "in-place" in command.longs)
+        if (program == "tee" or in_place) and any(_SENSITIVE.match(w) for w in _operands(words)):
+            return True
+    return False
+
+
+def _installs(line: _Line) -> bool:
+    for program, command in line.commands:
+        words = command.words
+        if _PYTHON.fullmatch(program) and words[1:3] == ["-m", "pip"]:  # python -m pip install
+            program, words = "pip", words[2:]
+        if program == "npx":
+            found = len(words) > 1
+        elif _PIP.fullmatch(program):
+            found = words[1:2] == ["install"]
+        elif program == "uv":
+            found = words[1:2] == ["add"] or words[1:3] in (["pip", "install"],
+                                                              ["tool", "install"])
+        else:
+            verbs = _INSTALL_VERBS.get(program)
+            found = verbs is not None and len(words) > 1 and words[1] in verbs
+        if found:
+            return True
+    return False
+
+
+def _pushes(line: _Line) -> bool:
+    return any(program == "git" and _git(c.words)[0] == "push" for program, c in line.commands)
+
+
+def _discards(line: _Line) -> bool:
+    for program, command in line.commands:
+        if program != "git":
+            continue
+        subcommand, args = _git(command.words)
+        if subcommand == "reset" and "--hard" in args:
+            return True
+        if subcommand == "clean" and any(
+            w == "--force" or _short_option(w, "f") for w in args
+        ):
+            return True
+    return False
+
+
+def _generated_code(line: _Line) -> bool:
+    if "eval" in line.programs:
+        return True
+    if line.programs.isdisjoint(_SHELLS):
+        return False
+    return any(  # ... | [sudo] sh
+        not programs.isdisjoint(_SHELLS)
+        for pipeline in line.pipelines()
+        for programs in pipeline[1:]
+    )
+
+
+def _network(line: _Line) -> bool:
+    return not line.programs.isdisjoint(_NETWORK)
+
+
+def _secret_word(word: str) -> bool:
+    if "." not in word and "id_" not in word:  # the common case: every secret name has one
+        return False
+    name = word.rpartition("=")[2].rpartition("@")[2]  # --env-file=.env, -F file=@.env
+    if name.endswith(".aws/credentials") and (len(name) == 16 or name[-17] == "/"):
+        return True
+    return _SECRET_NAME.fullmatch(name.rpartition("/")[2]) is not None
+
+
+def _secret(line: _Line) -> bool:
+    for _, command in line.commands:
+        if any(_secret_word(w) for w in command.words[1:]) or any(
+            _secret_word(r.partition(" ")[2]) for r in command.redirects
+        ):
+            return True
+    return False
+
+
+# (rule, risk, reason), checked in order once the trigger fired: the highest risk wins, the
+# first rule of that risk gives the reason.
+_BASH_RULES = [
+    (_pipes_download, HIGH, "pipes a download into a shell"),
+    (_as_root, HIGH, "runs as root"),
+    (_world_writable, HIGH, "makes files world-writable"),
+    (_raw_device, HIGH, "writes to a raw device"),
+    (_formats, HIGH, "formats a filesystem"),
+    (_fork_bomb, HIGH, "fork bomb"),
+    (_force_push, HIGH, "force-pushes"),
+    (_system_config, HIGH, "modifies system or shell configuration"),
+    (_installs, MEDIUM, "installs packages"),
+    (_pushes, MEDIUM, "pushes to a remote"),
+    (_discards, MEDIUM, "discards local changes"),
+    (_generated_code, MEDIUM, "runs generated shell code"),
+    (_network, MEDIUM, "network access"),
+    (_secret, MEDIUM, "touches a secret file"),
 ]
-_RM = r"(?:^|[;&|(`\s])(?:sudo\s+)?rm\s+(?P<args>[^;&|\n`)]*)"
 # The common path: one search for anything any rule (or rm) needs, written as a trie on the
 # first character: every alternative starts with a literal, so sre skips ahead to the next
 # candidate character and rejects most branches with one comparison. A plain union of the
 # rules (\b and lookbehinds first) tries every alternative at every position: ~20x slower.
+# Every rule needs one of these literals in a word of the parsed line (a program's name, a
+# subcommand, a path's start), or `|` then a shell's name for a pipe into a shell; it is
+# searched on the text without its quotes (_bare), where each of those words is whole.
 _BASH_TRIGGER = re.compile(
-    r"r(?:m\s|eset|sync)|s(?:udo|u\s|sh|cp|ftp|ocat)|c(?:hmod|lean|url|argo\s+(?:install|add)\b"
+    r"r(?:m\b|eset|sync)|s(?:udo|u\s|sh|cp|ftp|ocat)|c(?:hmod|lean|url|argo\s+(?:install|add)\b"
     r"|onda\s)|p(?:ush|ip|kexec|oetry|acman\s)"
     r"|/(?:etc/|usr/|bin/|sbin/|boot/|lib|System/|Library/|dev/|\.)"
     r"|\.(?:env|pem|p12|pfx|netrc|pgpass|git-cred|aws)|e(?:val)|i(?:d_)|_(?:netrc)"
     r"|n(?:px|pm\s+(?:i|install|add|ci)\b|cat|etcat|c\b)|w(?:get|ipefs)|m(?:kfs|kswap)"
     r"|d(?:oas|nf\s)|g(?:em\s|o\s+(?:install|get)\b)|u(?:v\s)|y(?:arn\s|um\s)"
     r"|b(?:un\s|rew\s)|a(?:pt|pk\s)|z(?:ypper\s)|t(?:elnet)|f(?:tp)"
-    r"|:\s*\(|\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
+    r"|:\s*\(|\|[^|]*?sh\b"
 )
-_BASH_COMPILED = [(re.compile(p), risk, reason) for p, risk, reason in _BASH_RULES]
-_RM_RE = re.compile(_RM)
-_NET_RE = re.compile(_NET_CMD)
-_SECRET_FILE_RE = re.compile(_SECRET_FILE)
-_HOME_OR_ROOT = frozenset({"/", "/*", "~", "~/*", "$HOME", "$HOME/*", "${HOME}", "${HOME}/*"})
 
 
-def _rm_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
-    """The worst of the ``rm`` invocations in ``command``."""
+def _bare(text: str) -> str:
+    """``text`` without quotes, backslashes and line continuations (which join two lines into
+    one word). The parser reads `s'u'do` and `su\\do` as sudo: the trigger searches this
+    text. Removing them only joins what they split, so every literal a parsed word holds is
+    still in it, and so is the fork bomb."""
+    text = text.replace("'", "").replace('"', "")
+    return text.replace("\\\n", "").replace("\\", "") if "\\" in text else text
+
+
+def _rm(command: Any, cwd: str) -> tuple[str, str] | None:
+    """What one ``rm`` risks. ~ and $HOME are read on the words (the daemon has no HOME of
+    the session); every other target by the parser's path for it, made absolute from where
+    the command runs, None when only the shell can know it ($VAR, xargs, find -exec): as the
+    policy does, unknown counts as outside."""
+    targets = _operands(command.words)
+    paths = command.paths
+    found: tuple[str, str]
+    if any(t in _HOME_OR_ROOT or t.rstrip("/") in _HOME for t in targets) or (
+        targets and any(p == "/" or p == "/*" for p in paths)
+    ):
+        found = (HIGH, "deletes / or the home directory")
+    elif not targets and None not in paths:
+        return None  # nothing named: rm only complains
+    elif any(p is None or not policy.inside(p, cwd) for p in paths):
+        found = (HIGH, "deletes recursively outside the project")
+    else:
+        found = (MEDIUM, "deletes recursively inside the project")
+    if "r" in command.shorts or "R" in command.shorts or "recursive" in command.longs:
+        return found
+    return (MEDIUM, "deletes files outside the project") if found[0] == HIGH else None
+
+
+def _rm_risk(line: _Line, cwd: str) -> tuple[str, str | None]:
+    """The worst of the ``rm`` commands of the line."""
     worst: tuple[str, str | None] = (LOW, None)
-    for m in _RM_RE.finditer(command):
-        words = [w.strip("\"'") for w in m.group("args").split()]
-        recursive = any(
-            w == "--recursive" or (w[:1] == "-" and w[1:2] != "-" and "r" in w.lower())
-            for w in words
-        )
-        for target in (w for w in words if w and not w.startswith("-")):
-            found: tuple[str, str | None]
-            if target in _HOME_OR_ROOT or target.rstrip("/") in ("", "~", "$HOME", "${HOME}"):
-                found = (HIGH, "deletes / or the home directory")
-            elif target[0] in "/~$" or ".." in target:
-                if cwd and not _outside(target, cwd):
-                    found = (MEDIUM, "deletes recursively inside the project")
-                else:
-                    found = (HIGH, "deletes recursively outside the project")
-            else:
-                found = (MEDIUM, "deletes recursively inside the project")
-            if not recursive:
-                if found[0] == HIGH:
-                    found = (MEDIUM, "deletes files outside the project")
-                else:
-                    continue
-            if _RANK[found[0]] > _RANK[worst[0]]:
+    for program, command in line.commands:
+        if program == "rm":
+            found = _rm(command, cwd)
+            if found is not None and _RANK[found[0]] > _RANK[worst[0]]:
                 worst = found
     return worst
 
 
 def command_risk(command: str | None, cwd: str | None = None) -> tuple[str, str | None]:
     """(risk, reason) of a shell command run in ``cwd`` (the Bash rules above)."""
-    if not isinstance(command, str) or not command or _BASH_TRIGGER.search(command) is None:
+    if not isinstance(command, str) or not command:
+        return LOW, None
+    text = command if len(command) <= _PARSE_MAX else command[:_PARSE_MAX]
+    if "'" in text or '"' in text or "\\" in text:
+        text = _bare(text)
+    if _BASH_TRIGGER.search(text) is None:
         return LOW, None
     return _rules_risk(command, cwd)
 
 
 def _rules_risk(command: str, cwd: str | None) -> tuple[str, str | None]:
     """Every rule, without the trigger (tests check that the trigger never hides one)."""
-    risk, reason = _rm_risk(command, cwd)
-    for pattern, rule_risk, rule_reason in _BASH_COMPILED:
-        if _RANK[rule_risk] > _RANK[risk] and pattern.search(command):
+    # The parser's form of cwd: absolute, normalized, as the paths it gives are.
+    where = "/" + posixpath.normpath(cwd).lstrip("/") if cwd and cwd[0] == "/" else _NO_CWD
+    line = _Line(command[:_PARSE_MAX], where)
+    risk, reason = _rm_risk(line, where)
+    for rule, rule_risk, rule_reason in _BASH_RULES:
+        if _RANK[rule_risk] > _RANK[risk] and rule(line):
             risk, reason = rule_risk, rule_reason
             if risk == HIGH:
                 break
-    if risk != HIGH and _NET_RE.search(command) and _SECRET_FILE_RE.search(command):
+    if risk != HIGH and _network(line) and _secret(line):
         risk, reason = HIGH, "sends a secret file over the network"
     return risk, reason
 
@@ -747,6 +1006,7 @@ def _remote_answer(e: events.RemoteAnswer, red: bool) -> events.Enrichment:
 
 def _permission_answered(e: events.PermissionAnswered, red: bool) -> events.Enrichment:
     return _said(f"Answered no in the terminal: {_t(e.tool_name, red, 60) or 'tool'}")
+
 
 
 # One handler per concrete event type: a dict lookup, where a match statement tried up to 30
