@@ -207,10 +207,18 @@ class Settings:
     # free port, -1: off. Not the viewer's 7710 and the nine after it.
     http_port: int = 7720
     log_level: str = "INFO"
+    # Folders the transcript follower may read (os.pathsep between them); empty: Claude
+    # Code's own, $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects (docs/transcripts.md).
+    transcript_roots: str = ""
+    # How long a prompt or tool call read off a transcript waits for its hook event before
+    # it is journaled from the transcript (docs/events.md, Backfill).
+    transcript_backfill_after_s: float = 60.0
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # config.toml's [[forward]] tables as read, checked by mpmd.forward.config.parse (a bad
     # one stops that forwarder, not the daemon): the file is read once, here.
     forward_tables: Any = field(default_factory=list, compare=False, repr=False)
+    # config.toml's [prices] table as read, checked by mpmd.transcripts.prices.from_config.
+    price_tables: Any = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def socket_path(self) -> Path:
@@ -291,13 +299,15 @@ class Settings:
 _TUNABLES = {
     f.name: f.type
     for f in dataclasses.fields(Settings)
-    if f.name not in ("runtime_dir", "state_dir", "config_dir", "sources")
+    if f.name not in ("runtime_dir", "state_dir", "config_dir", "sources", "forward_tables",
+                      "price_tables")
 }
 
 # Numbers must be positive, except those with their own range here.
 _RANGES: dict[str, tuple[int, int, str]] = {
     "viewer_port": (0, 65535, "a TCP port, or 0 for any free one"),
     "http_port": (HTTP_OFF, 65535, "a TCP port, 0 for any free one, or -1 (or off) for none"),
+    "transcript_backfill_after_s": (0, 86400, "seconds, at most a day"),
 }
 
 
@@ -330,6 +340,7 @@ def load(**flags: Any) -> Settings:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     forward_tables: Any = []
+    price_tables: Any = {}
 
     config_path = config_dir / CONFIG_FILE_NAME
     if config_path.exists():
@@ -338,6 +349,7 @@ def load(**flags: Any) -> Settings:
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: {exc}") from None
         forward_tables = data.get("forward", [])
+        price_tables = data.get("prices", {})
         for key, value in data.items():
             if key in _TUNABLES:
                 values[key] = _coerce(key, value, str(config_path))
@@ -358,6 +370,7 @@ def load(**flags: Any) -> Settings:
         config_dir=config_dir,
         sources=sources,
         forward_tables=forward_tables,
+        price_tables=price_tables,
         **values,
     )
     validate(settings)

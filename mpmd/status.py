@@ -33,6 +33,26 @@ class ForwarderState(msgspec.Struct, kw_only=True):
     last_delivery_at: float | None = None
 
 
+class TranscriptsState(msgspec.Struct, kw_only=True):
+    """The transcript follower (mpmd.transcripts.follower): what it follows and has read."""
+
+    followed: int = 0  # transcripts followed now
+    journal_seq: int = 0  # the last journal event it has looked at
+    roots: list[str] = msgspec.field(default_factory=list)  # the folders it may read
+    problems: dict[str, str] = msgspec.field(default_factory=dict)  # path -> why not read
+    lines: int = 0
+    bytes: int = 0
+    usage: int = 0  # ModelUsage events made
+    cost_reports: int = 0  # CostReport events made
+    backfilled: int = 0  # prompts and tool calls no hook delivered, journaled from it
+    late_hooks: int = 0  # hook events that came after their call was backfilled
+    malformed: int = 0  # lines that were not entries as expected (passed over)
+    outside_roots: int = 0  # transcripts named by hooks but outside the roots
+    restarts: int = 0  # files found replaced or truncated, read again from the start
+    dropped: int = 0  # transcripts no longer followed for want of room
+    prices_error: str | None = None  # config.toml's [prices] refused, and why
+
+
 class TaskFailure(msgspec.Struct, kw_only=True):
     failures: int = 0
     last_error: str = ""
@@ -70,6 +90,7 @@ class Status(msgspec.Struct, kw_only=True):
     remote_waiting: int = 0
     forward: dict[str, ForwarderState] = msgspec.field(default_factory=dict)
     policy: PolicyState | None = None
+    transcripts: TranscriptsState | None = None
     viewer_url: str | None = None
     ws_url: str | None = None
     viewer_port: int | None = None

@@ -64,8 +64,9 @@ def test_the_catalogue_holds_claude_codes_33_event_types_and_mpmds_own() -> None
         "TeammateIdle", "TaskCreated", "TaskCompleted", "Elicitation", "ElicitationResult",
         "ConfigChange", "WorktreeCreate", "WorktreeRemove", "InstructionsLoaded", "CwdChanged",
         "FileChanged", "DirectoryAdded", "MessageDisplay"]
-    assert names(events.MPMD_EVENTS) == ["RemoteAnswer", "PermissionAnswered"]
-    assert len(set(names(events.CATALOGUE))) == 35
+    assert names(events.MPMD_EVENTS) == ["RemoteAnswer", "PermissionAnswered", "ModelUsage",
+                                         "CostReport"]
+    assert len(set(names(events.CATALOGUE))) == 37
     assert {e.origin for e in events.CLAUDE_CODE_EVENTS} == {events.CLAUDE_CODE}
     assert {e.origin for e in events.MPMD_EVENTS} == {events.MPMD}
     assert {e.name for e in events.CATALOGUE if e.command_hooks_only} == {"SessionStart", "Setup"}

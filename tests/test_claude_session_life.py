@@ -33,8 +33,6 @@ What Claude Code 2.1.328 does here, as these tests found it:
 
 from __future__ import annotations
 
-import errno
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +42,7 @@ from typing import Any
 import pytest
 
 from tests.claude.api import COMPACT_SUMMARY, Script, ScriptedAPI, call, say
-from tests.claude.client import Headless, Sandbox, Terminal
+from tests.claude.client import Gate, Headless, Sandbox, Terminal
 from tests.claude.viewer import SessionsFeed
 from tests.utils import journal_events, status, wait_until
 
@@ -134,33 +132,6 @@ def life(request: pytest.FixtureRequest) -> Iterator[Life]:
             yield Life(sb, feed)
     finally:
         sb.cleanup()
-
-
-class Gate:
-    """Holds a session still at a moment the test wants to look at: the scripted Bash
-    command ``cat gate`` reads a FIFO in the project, so it blocks until the test opens it."""
-
-    command = "cat gate"
-
-    def __init__(self, project: Path) -> None:
-        self.path = project / "gate"
-        os.mkfifo(self.path)
-
-    def open(self) -> None:
-        def opened() -> bool:
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:  # the command is not reading yet
-                    return False
-                raise
-            try:
-                os.write(fd, b"open\n")
-            finally:
-                os.close(fd)
-            return True
-
-        wait_until(opened, "the gated command reads its FIFO")
 
 
 def kinds(events: list[dict[str, Any]]) -> list[str]:

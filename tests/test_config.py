@@ -48,3 +48,21 @@ def test_flag_beats_environment_beats_file(env: pytest.MonkeyPatch, home: Path) 
     assert settings.viewer_port == 7002 and settings.sources["viewer_port"] == "flag"
     assert settings.viewer_queue_bytes == 1000
     assert settings.sources["viewer_queue_bytes"].endswith("config.toml")
+
+
+@pytest.mark.parametrize("value", ["-1", "86401", "soon"])
+def test_the_backfill_wait_is_bounded(env: pytest.MonkeyPatch, value: str) -> None:
+    env.setenv("MPMD_TRANSCRIPT_BACKFILL_AFTER_S", value)
+    with pytest.raises(config.ConfigError, match="transcript_backfill_after_s"):
+        config.load()
+
+
+def test_transcript_roots_and_prices_come_from_config_toml(env: pytest.MonkeyPatch,
+                                                           home: Path) -> None:
+    (home / "config.toml").write_text(
+        'transcript_roots = "/a:/b"\n[prices."claude-opus-5-5"]\ninput = 4.0\noutput = 20.0\n')
+    settings = config.load()
+    assert settings.transcript_roots == "/a:/b"
+    assert settings.price_tables == {"claude-opus-5-5": {"input": 4.0, "output": 20.0}}
+    env.setenv("MPMD_PRICE_TABLES", "x")  # a table, not a tunable: no variable sets it
+    assert config.load().price_tables == settings.price_tables

@@ -23,6 +23,7 @@ and the ring, release the lock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
@@ -51,7 +52,7 @@ from mpmd.daemon import recovery
 from mpmd.daemon.recovery import JOURNAL_CONSUMER
 from mpmd.daemon.tasks import Tasks
 from mpmd.durable import load_or_create_token, write_atomic
-from mpmd.errors import AlreadyRunning
+from mpmd.errors import AlreadyRunning, ConfigError
 from mpmd.forward.runner import Forwarders  # forwarders (docs/scaling.md)
 from mpmd.history.indexer import Indexer
 from mpmd.ingest import activation
@@ -67,10 +68,13 @@ from mpmd.serve import access, metrics, replay
 from mpmd.serve.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.serve.broadcast import Broadcaster
 from mpmd.serve.viewer import Viewer, ViewerUnavailable
-from mpmd.status import ForwarderState, PolicyState, Status
+from mpmd.status import ForwarderState, PolicyState, Status, TranscriptsState
 from mpmd.storage.journal import line_seq
 from mpmd.storage.ring import PageReleaser
 from mpmd.storage.store import Store
+from mpmd.transcripts import prices
+from mpmd.transcripts.follower import Follower
+from mpmd.transcripts.prices import Price, PriceTable
 from mpmd.transcripts.prompt_watch import PromptWatch
 
 log = logging.getLogger("mpmd")
@@ -78,6 +82,8 @@ log = logging.getLogger("mpmd")
 READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
+STORE_FROM_THREAD_S = 30.0  # a follower's batch not stored by then is read again later
+TRANSCRIPTS_STATE = "transcripts.json"  # the follower's positions, in the state folder
 MAINTENANCE_INTERVAL_S = 60.0
 # How often the transcripts of sessions waiting for a permission are read
 # (mpmd.transcripts.prompt_watch):
@@ -152,6 +158,14 @@ class Daemon:
                                lambda: self.journal.last_seq)
         # Forwarders follow the journal too, each a thread from its own cursor.
         self.forwarders = Forwarders(s, lambda: self.journal.last_seq, self.counters)
+        # So does the transcript follower, a thread that hands back what it read as events.
+        self._loop = asyncio.get_running_loop()
+        self.prices_error: str | None = None
+        self.transcripts = Follower(
+            s.journal_dir, s.state_dir / TRANSCRIPTS_STATE, self._store_from_thread,
+            PriceTable(self._price_overrides()),
+            [Path(r) for r in s.transcript_roots.split(os.pathsep) if r] or None,
+            s.transcript_backfill_after_s)
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
@@ -211,6 +225,7 @@ class Daemon:
             self.broadcaster.journal_advanced()  # viewers waiting for these read on
             self.indexer.wake()
             self.forwarders.wake()
+            self.transcripts.wake()
             self._ring_freed()
             total += len(records)
 
@@ -345,17 +360,52 @@ class Daemon:
             "rule": w.rule, "added_rule": w.added_rule})
 
     def _journal_own(self, event: dict[str, object]) -> None:
-        """Store an event of the daemon's own (source "daemon"); spooled if the ring is
-        full, like a hook's event."""
-        payload = msgspec.json.encode(event)
-        now = time.time_ns()
-        frame = EventFrame(version=1, id=os.urandom(16), ts_ns=now, payload=payload,
+        """Store an event of the daemon's own (source "daemon")."""
+        self._store_own(os.urandom(16), msgspec.json.encode(event), time.time_ns(), "daemon")
+
+    def _store_own(self, event_id: bytes, payload: bytes, ts_ns: int, source: str) -> None:
+        """Store an event mpmd made, stamped ``ts_ns``; spooled if the ring is full, like a
+        hook's event."""
+        frame = EventFrame(version=1, id=event_id, ts_ns=ts_ns, payload=payload,
                            original_size=len(payload))
-        status, _seq = self.store.put(frame, "daemon", now)
-        if status != wire.STORED:
+        status, _seq = self.store.put(frame, source, time.time_ns())
+        if status not in (wire.STORED, wire.DUPLICATE):
             hook.spool(str(self.settings.spool_dir), wire.encode_event(
-                frame.id, now, payload, len(payload)), frame.id, now)
+                event_id, ts_ns, payload, len(payload)), event_id, ts_ns)
             self._spool_wakeup.set()
+
+    def _store_from_thread(self, events: list[tuple[bytes, bytes, int]]) -> bool:
+        """The transcript follower's events, stored on the loop; True once they all are (or
+        are spooled), False if the loop did not get to it (stopping)."""
+        def store() -> None:
+            for event_id, payload, ts_ns in events:
+                self._store_own(event_id, payload, ts_ns, "transcript")
+
+        done = concurrent.futures.Future[None]()
+
+        def run() -> None:
+            try:
+                store()
+                done.set_result(None)
+            except BaseException as exc:  # the follower logs it and reads them again later
+                done.set_exception(exc)
+
+        try:
+            self._loop.call_soon_threadsafe(run)
+            done.result(timeout=STORE_FROM_THREAD_S)
+        except (RuntimeError, TimeoutError, OSError):  # the loop closed, or stuck
+            return False
+        return True
+
+    def _price_overrides(self) -> dict[str, Price]:
+        """config.toml's [prices]; a bad table is said in the log and status, and the shipped
+        prices are used (the daemon runs all the same)."""
+        try:
+            return prices.from_config(self.settings.price_tables)
+        except ConfigError as exc:
+            self.prices_error = str(exc)
+            log.error("[prices] in config.toml not used: %s", exc)
+            return {}
 
     # ---- what the control socket asks (mpmd.control.server.Controlled) ---------------------
     def stop(self) -> None:
@@ -417,6 +467,9 @@ class Daemon:
             **self._http_status(),
             remote_waiting=len(self.approvals.waiting),
             forward=msgspec.convert(self.forwarders.status(), dict[str, ForwarderState]),
+            transcripts=msgspec.convert(dict(self.transcripts.status(),
+                                             prices_error=self.prices_error),
+                                        TranscriptsState),
             policy=msgspec.convert(describe_policy(s), PolicyState),
             **self._viewer_status(),
             task_failures=dict(self.tasks.failures),
@@ -518,6 +571,8 @@ class Daemon:
         stack.push_async_callback(self.indexer.stop)  # after the last drain: it may
         self.forwarders.start()                       # take that too, as forwarders
         stack.push_async_callback(self.forwarders.stop)  # (in flight: sent again)
+        self.transcripts.start()
+        stack.push_async_callback(asyncio.to_thread, self.transcripts.stop)
         stack.callback(self._last_drain)
         self.ingest.start(hook_socket)
         await self._start_http(passed.http)

@@ -271,6 +271,39 @@ class PermissionAnswered(HookEvent, tag="PermissionAnswered"):
     message: str | None = None  # what Claude Code told the model
 
 
+class ModelUsage(HookEvent, tag="ModelUsage"):
+    """mpmd's own event, not Claude Code's: one API response's tokens, read off the session's
+    transcript (mpmd.transcripts.follower; stored with source "transcript"), once per
+    message id. ``cost_usd`` is priced by mpmd's table (mpmd.transcripts.prices), None for
+    a model it has no price for."""
+
+    message_id: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_creation_5m_tokens: int = 0
+    cache_creation_1h_tokens: int = 0
+    cost_usd: float | None = None
+    at: str | None = None  # when Claude Code wrote the response to the transcript
+
+
+class CostReport(HookEvent, tag="CostReport"):
+    """mpmd's own event, not Claude Code's: Claude Code's own accounting of a session (its
+    transcript's ``cost-state``), cumulative over every run of the session (a resumed one
+    too), as of ``as_of``. Stored with source "transcript"."""
+
+    total_cost_usd: float | None = None
+    model_usage: Any = None  # per model: tokens by kind and costUSD, as Claude Code wrote it
+    lines_added: int | None = None
+    lines_removed: int | None = None
+    duration_ms: int | None = None
+    api_duration_ms: int | None = None
+    has_unknown_model_cost: bool | None = None
+    as_of: str | None = None  # the end of the run it accounts for
+
+
 class UnknownEvent(CommonFields, kw_only=True):
     """An event type this version does not know (Claude Code adds them often), or a known
     one whose fields did not have the expected types. Only the common fields are read;
@@ -304,7 +337,7 @@ class EventType:
     tool_matcher: bool = False  # its hook groups take a tool-name matcher (ours is "*")
     installed: bool = True  # `mpmd install-hooks` registers a hook for it
     command_hooks_only: bool = False  # Claude Code runs only command (and mcp_tool) hooks
-    origin: str = CLAUDE_CODE  # or MPMD: mpmd's own events, stored with source "daemon"
+    origin: str = CLAUDE_CODE  # or MPMD: mpmd's own events (source "daemon" or "transcript")
     name: str = field(init=False)  # the Struct's tag: the `hook_event_name`
 
     def __post_init__(self) -> None:
@@ -359,6 +392,8 @@ CLAUDE_CODE_EVENTS: tuple[EventType, ...] = (
 MPMD_EVENTS: tuple[EventType, ...] = (
     EventType(RemoteAnswer, "tool", installed=False, origin=MPMD),
     EventType(PermissionAnswered, "tool", installed=False, origin=MPMD),
+    EventType(ModelUsage, "session", installed=False, origin=MPMD),
+    EventType(CostReport, "session", installed=False, origin=MPMD),
 )
 
 CATALOGUE: tuple[EventType, ...] = CLAUDE_CODE_EVENTS + MPMD_EVENTS

@@ -31,6 +31,8 @@ MAX_AGENTS = 50
 MAX_DETAIL = 200
 MAX_RUNNING = 20  # open tool calls kept per session (a session runs a handful at once)
 MAX_PENDING = 20  # waits kept per session
+MAX_MODELS = 20  # models kept per session (more are summed under "other")
+MAX_AFTER_REPORT = 2000  # responses remembered past Claude Code's last cost report
 
 PERMISSION = "permission"  # a tool call waits for the person's approval
 INPUT = "input"  # a dialog, a question or the prompt waits for the person
@@ -52,6 +54,9 @@ _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
     "UserPromptSubmit", "PostModelSwitch", "Elicitation",
 })
+# mpmd's own events read off the transcript: what the session cost, not what it did (they
+# do not make it active, nor count as its events).
+_USAGE_EVENTS = frozenset({"ModelUsage", "CostReport"})
 _PERMISSION_TOOL = re.compile(r"permission to use (\S+)")
 _PERMISSION_NOTES = frozenset({"permission_prompt", "worker_permission_prompt"})
 
@@ -101,6 +106,17 @@ class Agent(msgspec.Struct):
     stopped_at: str | None = None
 
 
+class ModelTotals(msgspec.Struct):
+    """One model's share of a session: tokens by kind and what they cost (None: no price)."""
+
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+
 class Session(msgspec.Struct):
     session_id: str
     cwd: str | None = None
@@ -120,6 +136,25 @@ class Session(msgspec.Struct):
     running: list[Running] = msgspec.field(default_factory=list)
     pending: list[Pending] = msgspec.field(default_factory=list)
     agents: list[Agent] = msgspec.field(default_factory=list)
+    # What the session cost (from its transcript: ModelUsage, CostReport; fold_usage).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None  # None until a response or a report is seen
+    cost_source: str | None = None  # "claude-code" (its own report, and after it) or "mpmd"
+    unpriced_responses: int = 0  # responses of a model with no price: not in cost_usd
+    models: dict[str, ModelTotals] = msgspec.field(default_factory=dict)
+
+
+class Ledger(msgspec.Struct):
+    """How a session's cost is reconciled (kept beside its row, not shown): mpmd's price of
+    every response, Claude Code's last report, and mpmd's price of the responses after it."""
+
+    estimated_usd: float = 0.0
+    reported_usd: float | None = None
+    reported_as_of: str = ""
+    after_report: list[tuple[str, float]] = msgspec.field(default_factory=list)
 
 
 class _Payload(msgspec.Struct):
@@ -136,7 +171,23 @@ class _Payload(msgspec.Struct):
     transcript_path: str | None = None
 
 
+class _UsagePayload(msgspec.Struct):
+    """ModelUsage's and CostReport's fields (mpmd.model.events)."""
+
+    hook_event_name: str = ""
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float | None = None
+    at: str | None = None
+    total_cost_usd: float | None = None
+    as_of: str | None = None
+
+
 _payload_decoder = msgspec.json.Decoder(_Payload)
+_usage_decoder = msgspec.json.Decoder(_UsagePayload)
 
 
 def _payload(view: EventView) -> _Payload:
@@ -165,6 +216,7 @@ class Sessions:
 
     def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
         self._rows: OrderedDict[str, Session] = OrderedDict()  # least recently active first
+        self._ledgers: dict[str, Ledger] = {}
         self._max = max_sessions
 
     def __len__(self) -> int:
@@ -183,11 +235,16 @@ class Sessions:
         if not sid:
             return None
         row = self._rows.get(sid)
+        if ev.event_type in _USAGE_EVENTS:
+            if row is None:
+                row = self._new(sid, "")
+            ledger = self._ledgers.get(sid)
+            if ledger is None:
+                ledger = self._ledgers[sid] = Ledger()
+            fold_usage(row, ledger, ev)
+            return row
         if row is None:
-            row = Session(session_id=sid, started_at=ev.timestamp)
-            self._rows[sid] = row
-            if len(self._rows) > self._max:
-                self._rows.popitem(last=False)
+            row = self._new(sid, ev.timestamp)
         else:
             self._rows.move_to_end(sid)
         row.event_count += 1
@@ -202,6 +259,13 @@ class Sessions:
         if ev.summary:
             row.last_summary = ev.summary
         self._fold(row, ev)
+        return row
+
+    def _new(self, sid: str, started_at: str) -> Session:
+        row = self._rows[sid] = Session(session_id=sid, started_at=started_at)
+        if len(self._rows) > self._max:
+            gone, _ = self._rows.popitem(last=False)
+            self._ledgers.pop(gone, None)
         return row
 
     def _fold(self, row: Session, ev: EventView) -> None:
@@ -316,3 +380,60 @@ def _detail_of_summary(summary: str) -> str:
     """ "Running: npm test" -> "npm test": the summary of a PreToolUse, less its verb."""
     verb, sep, rest = summary.partition(": ")
     return (rest if sep and " " not in verb else summary)[:MAX_DETAIL]
+
+
+def fold_usage(row: Session, ledger: Ledger, ev: EventView) -> None:
+    """A ModelUsage or CostReport event into the session's tokens and cost.
+
+    Tokens are the sum of the responses (each once: the follower sends a message id once).
+    Cost is reconciled so nothing is counted twice: Claude Code's own report (cumulative,
+    as of its ``as_of``) plus mpmd's price of the responses after it, where there is a
+    report; mpmd's price of every response where there is none. A response of a model with
+    no price adds tokens and ``unpriced_responses``, never a guessed cost."""
+    try:
+        u = _usage_decoder.decode(ev.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return
+    if u.hook_event_name == "CostReport":
+        if u.total_cost_usd is None or not u.total_cost_usd >= 0:
+            return
+        ledger.reported_usd = u.total_cost_usd
+        ledger.reported_as_of = u.as_of or ""
+        ledger.after_report = [(at, usd) for at, usd in ledger.after_report
+                               if at > ledger.reported_as_of]
+    else:
+        tokens = (max(0, u.input_tokens), max(0, u.output_tokens),
+                  max(0, u.cache_read_input_tokens), max(0, u.cache_creation_input_tokens))
+        row.input_tokens += tokens[0]
+        row.output_tokens += tokens[1]
+        row.cache_read_tokens += tokens[2]
+        row.cache_write_tokens += tokens[3]
+        name = (u.model or "unknown")[:100]
+        if name not in row.models and len(row.models) >= MAX_MODELS:
+            name = "other"
+        m = row.models.get(name)
+        if m is None:
+            m = row.models[name] = ModelTotals()
+        m.responses += 1
+        m.input_tokens += tokens[0]
+        m.output_tokens += tokens[1]
+        m.cache_read_tokens += tokens[2]
+        m.cache_write_tokens += tokens[3]
+        usd = u.cost_usd if u.cost_usd is not None and u.cost_usd >= 0 else None
+        if usd is None:
+            row.unpriced_responses += 1
+            m.cost_usd = None  # a guess would be worse than nothing
+        else:
+            if m.cost_usd is not None:
+                m.cost_usd += usd
+            ledger.estimated_usd += usd
+            at = u.at or ""
+            if at > ledger.reported_as_of:
+                ledger.after_report.append((at, usd))
+                del ledger.after_report[:-MAX_AFTER_REPORT]
+    if ledger.reported_usd is not None:
+        row.cost_usd = ledger.reported_usd + sum(usd for _at, usd in ledger.after_report)
+        row.cost_source = "claude-code"
+    elif any(m.responses for m in row.models.values()):
+        row.cost_usd = ledger.estimated_usd
+        row.cost_source = "mpmd"

@@ -855,6 +855,29 @@ def check_tasks(status: Status | None, log: str = "the log") -> Check:
                  f"see {log} for the traceback and please report it; {RESTART} clears it")
 
 
+def check_transcripts(status: Status | None) -> Check:
+    """The transcript follower (docs/transcripts.md): the transcripts it was told of but
+    cannot read, and a [prices] table it refused. Neither stops anything: tokens and cost
+    of those sessions are missing, or priced by the shipped table."""
+    name = "transcripts"
+    if status is None or not status.running:
+        return Check(name, SKIP, "mpmd is not running")
+    t = status.transcripts
+    if t is None:
+        return Check(name, SKIP, "this daemon does not follow transcripts")
+    if t.prices_error:
+        return Check(name, WARN, f"[prices] in config.toml not used: {t.prices_error}",
+                     "fix the table (docs/transcripts.md, Cost); the shipped prices are used")
+    if t.problems:
+        shown = "; ".join(f"{path}: {why}" for path, why in sorted(t.problems.items())[:3])
+        more = f" (and {len(t.problems) - 3} more)" if len(t.problems) > 3 else ""
+        return Check(name, WARN, f"{len(t.problems)} not read: {shown}{more}",
+                     "a transcript outside the folders mpmd reads is skipped on purpose; "
+                     "set transcript_roots to add its folder (docs/transcripts.md)")
+    return Check(name, OK, f"following {t.followed}; {t.usage} responses and "
+                 f"{t.cost_reports} cost reports read")
+
+
 def check_disk(disk: DiskFacts | None, journal_bytes: int, retention_bytes: int | None,
                segment_bytes: int, journal_errors: int = 0, log: str = "the log") -> Check:
     """Free space on the journal's filesystem against what the journal may still grow by
@@ -1017,6 +1040,7 @@ def run_checks(facts: Facts) -> list[Check]:
         check_spool(facts.spool, running, log),
         check_ring(status, log),
         check_tasks(status, log),
+        check_transcripts(status),
         check_disk(facts.disk, int(journal_bytes if isinstance(journal_bytes, int)
                                    else facts.journal_bytes),
                    s.retention_bytes, s.segment_bytes, errors, log),

@@ -126,9 +126,8 @@ def message(turn: Turn, request: dict[str, Any]) -> dict[str, Any]:
             "stop_reason": turn.stop_reason, "stop_sequence": None, "usage": _usage(request)}
 
 
-def sse_events(turn: Turn, request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The answer as the stream of (event, data) the Messages API sends."""
-    whole = message(turn, request)
+def sse_events(whole: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The answer (``message``'s) as the stream of (event, data) the Messages API sends."""
     usage = whole["usage"]
     start = dict(whole, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))
     events: list[tuple[str, dict[str, Any]]] = [("message_start",
@@ -166,6 +165,8 @@ class ScriptedAPI:
     def __init__(self, script: Script | None = None) -> None:
         self.script = script or Script(turns=())
         self.requests: list[dict[str, Any]] = []
+        # Every /v1/messages request and the whole message answered to it (its id, usage).
+        self.answered: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._lock = threading.Lock()
         api = self
 
@@ -201,12 +202,14 @@ class ScriptedAPI:
                     self._json(404, {"type": "error", "error": {
                         "type": "not_found_error", "message": f"no {path} here"}})
                     return
-                turn = choose(api.script, request)
+                whole = message(choose(api.script, request), request)
+                with api._lock:
+                    api.answered.append((request, whole))
                 if not request.get("stream"):
-                    self._json(200, message(turn, request))
+                    self._json(200, whole)
                     return
                 body = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n"
-                               for name, data in sse_events(turn, request)).encode()
+                               for name, data in sse_events(whole)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")

@@ -15,6 +15,7 @@ naming the install command.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -30,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.utils import ROOT, Daemon, short_tempdir
+from tests.utils import ROOT, Daemon, short_tempdir, wait_until
 
 # The version the conformance suite is pinned to; the Makefile's CLAUDE_CODE_VERSION says the
 # same (a test checks they agree).
@@ -287,6 +288,33 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+class Gate:
+    """Holds a session still at a moment the test wants to look at: the scripted Bash
+    command ``cat gate`` reads a FIFO in the project, so it blocks until the test opens it."""
+
+    command = "cat gate"
+
+    def __init__(self, project: Path) -> None:
+        self.path = project / "gate"
+        os.mkfifo(self.path)
+
+    def open(self) -> None:
+        def opened() -> bool:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # the command is not reading yet
+                    return False
+                raise
+            try:
+                os.write(fd, b"open\n")
+            finally:
+                os.close(fd)
+            return True
+
+        wait_until(opened, "the gated command reads its FIFO")
 
 
 def require_tool(name: str) -> None:
