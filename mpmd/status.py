@@ -33,6 +33,17 @@ class ForwarderState(msgspec.Struct, kw_only=True):
     last_delivery_at: float | None = None
 
 
+class ModelUsageState(msgspec.Struct, kw_only=True):
+    """One model's responses read off transcripts since the daemon started."""
+
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0  # of the priced responses
+
+
 class TranscriptsState(msgspec.Struct, kw_only=True):
     """The transcript follower (mpmd.transcripts.follower): what it follows and has read."""
 
@@ -51,6 +62,7 @@ class TranscriptsState(msgspec.Struct, kw_only=True):
     restarts: int = 0  # files found replaced or truncated, read again from the start
     dropped: int = 0  # transcripts no longer followed for want of room
     prices_error: str | None = None  # config.toml's [prices] refused, and why
+    models: dict[str, ModelUsageState] = msgspec.field(default_factory=dict)
 
 
 class TaskFailure(msgspec.Struct, kw_only=True):

@@ -22,7 +22,7 @@ import pytest
 from mpmd.ops.hooks_settings import COMMAND_ONLY_EVENTS, TOOL_EVENTS
 from tests.claude.api import Script, ScriptedAPI, calls, say, tool
 from tests.claude.client import Headless, Sandbox
-from tests.utils import Daemon, journal_events, status, wait_until
+from tests.utils import Daemon, hook_events, journal_events, status, wait_until
 
 
 def free_port() -> int:
@@ -68,7 +68,7 @@ def journaled_once(sb: Sandbox, out: Headless, over: str) -> list[dict[str, Any]
     (which it does not report); SessionStart by its command hook, the rest ``over``."""
     wait_until(lambda: any(e["event_type"] == "SessionEnd" for e in journal_events(sb.mpmd_home)),
                "SessionEnd was journaled")
-    events = journal_events(sb.mpmd_home)
+    events = hook_events(sb.mpmd_home)
     assert {e["session_id"] for e in events} == {out.session_id}
     want = Counter(hook_key(h) for h in out.hooks_started) + Counter({("SessionEnd", None): 1})
     assert Counter((e["event_type"], e.get("tool_name")) for e in events) == want

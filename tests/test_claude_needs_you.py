@@ -51,7 +51,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.claude import mcp_elicit
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Sandbox, Terminal
-from tests.utils import journal_events, status, wait_until
+from tests.utils import hook_events, status, wait_until
 
 AUTO_MODE_CHOICE = "Auto mode can't check actions in this session and needs your choice"
 ELICITATION = "Claude Code needs your input"
@@ -119,7 +119,7 @@ class Setup:
     viewer: Viewer
 
     def events(self) -> list[dict[str, Any]]:
-        return journal_events(self.sb.mpmd_home)
+        return hook_events(self.sb.mpmd_home)
 
     def wait_for_type(self, kind: str, nth: int = 1, timeout: float = 30,
                       **fields: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import pytest
 from tests.claude.api import Script, ScriptedAPI, call, say
 from tests.claude.client import Sandbox, Terminal, require_claude
 from tests.claude.viewer import SessionsFeed
-from tests.utils import journal_events, status, wait_until
+from tests.utils import hook_events, journal_events, status, wait_until
 
 PROMPT = "Do you want to proceed?"
 COMMAND = "touch made-by-bash.txt"
@@ -88,7 +88,7 @@ def test_a_permission_prompt_needs_you_until_it_is_answered(sandbox: Sandbox,
             wait_until(lambda: not waiting(), "the wait to clear")
         finally:
             term.close()
-        kinds = [e["event_type"] for e in journal_events(sb.mpmd_home)]
+        kinds = [e["event_type"] for e in hook_events(sb.mpmd_home)]
         if answer == "yes":
             assert "PostToolUse" in kinds
         elif answer in ("no", "esc"):

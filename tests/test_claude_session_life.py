@@ -44,7 +44,7 @@ import pytest
 from tests.claude.api import COMPACT_SUMMARY, Script, ScriptedAPI, call, say
 from tests.claude.client import Gate, Headless, Sandbox, Terminal
 from tests.claude.viewer import SessionsFeed
-from tests.utils import journal_events, status, wait_until
+from tests.utils import hook_events, status, wait_until
 
 TOOLS = ["Bash", "Read", "Agent"]
 
@@ -76,7 +76,7 @@ class Life:
         return {r["session_id"] for r in list(self.feed.history)}
 
     def events(self, session_id: str | None = None, after: int = 0) -> list[dict[str, Any]]:
-        return [e for e in journal_events(self.home) if e["seq"] > after
+        return [e for e in hook_events(self.home) if e["seq"] > after
                 and (session_id is None or e.get("session_id") == session_id)]
 
     def wait_for(self, match: Callable[[dict[str, Any]], bool], what: str,

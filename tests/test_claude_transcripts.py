@@ -17,6 +17,7 @@ import pytest
 from tests.claude.api import Script, ScriptedAPI, call, calls, say, tool
 from tests.claude.client import Gate, Sandbox
 from tests.claude.viewer import SessionsFeed
+from tests.test_metrics import samples, scrape
 from tests.utils import journal_events, status, wait_until
 
 TOOLS = ["Bash", "Agent"]
@@ -61,6 +62,7 @@ def test_tokens_and_cost_of_a_real_session_with_a_subagent(sb: Sandbox) -> None:
                    "Claude Code's cost report")
         events = journal_events(home)
         sessions = status(home)
+        metrics = samples(scrape(home)[1])
     got = usage()
     # once per response, each with the tokens the model answered
     assert Counter(e["payload"]["message_id"] for e in got) == Counter(answered.keys())
@@ -83,6 +85,14 @@ def test_tokens_and_cost_of_a_real_session_with_a_subagent(sb: Sandbox) -> None:
     assert sum(e["payload"]["cost_usd"] for e in got) == pytest.approx(report["total_cost_usd"])
     assert sessions["transcripts"]["usage"] == len(answered)
     assert sessions["transcripts"]["problems"] == {}
+    # /metrics counts them by model
+    model_name = next(iter(report["model_usage"]))
+    label = (("model", model_name),)
+    assert metrics[("mpmd_model_responses_total", label)] == len(answered)
+    assert metrics[("mpmd_model_tokens_total", (("kind", "input"), *label))] == sum(
+        u["input_tokens"] for u in answered.values())
+    assert metrics[("mpmd_model_cost_usd_total", label)] == pytest.approx(
+        report["total_cost_usd"])
 
 
 def test_the_viewers_sessions_table_shows_the_sessions_cost(sb: Sandbox) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -95,8 +96,12 @@ def test_stats_from_the_cli_and_the_api_agree(home: Path) -> None:
         from_cli = json.loads(cli.stdout)
         code, from_api = api(home, "/api/stats?since=1d")
         assert code == 200
-        for key in ("events", "sessions", "tools", "error_patterns", "projects"):
+        for key in ("events", "sessions", "tools", "error_patterns", "projects", "cost",
+                    "cost_over_time", "cost_by_model", "cost_by_project", "costliest_prompts",
+                    "costliest_sessions"):
             assert from_cli[key] == from_api[key], key
+        assert from_cli["cost"]["responses"] == 0  # hooks only: no transcript read
+        assert from_cli["costliest_sessions"] == []
         assert from_cli["events"] == 3 * len(fixture_payloads())
         bash = next(t for t in from_cli["tools"] if t["tool"] == "Bash")
         assert bash["calls"] == 6 and bash["failures"] == 3
@@ -202,6 +207,8 @@ def test_api_past_sessions_and_one_sessions_timeline(home: Path) -> None:
         assert first["end_reason"] == "prompt_input_exit" and first["cwd"] == mine[0]["cwd"]
         assert first["tool_calls"] == sum(
             e["event_type"] in ("PostToolUse", "PostToolUseFailure") for e in mine)
+        # nothing read of its transcript: no tokens, no cost known
+        assert (first["responses"], first["cost_usd"], first["cost_source"]) == (0, None, None)
         # Most recently active first.
         assert [s["session_id"][:8] for s in listing["sessions"]] == ["aaaa2222", "aaaa1111"]
 
@@ -225,6 +232,47 @@ def test_api_past_sessions_and_one_sessions_timeline(home: Path) -> None:
         assert code == 200 and empty["sessions"] == []
     finally:
         daemon.__exit__()
+
+
+def test_a_transcripts_cost_reaches_the_history(home: Path, tmp_path: Path) -> None:
+    """The daemon's transcript follower reads the session's transcript (the real CLI's,
+    tests/fixtures/transcripts), the index worker indexes what it journals, and the history
+    shows the session's tokens and Claude Code's own cost."""
+    from tests.test_history_cost import AGENT, FIXTURES, SESSION, cost_states, hook_events
+
+    folder = tmp_path / "projects" / "-home-dev-project"
+    (folder / SESSION / "subagents").mkdir(parents=True)
+    shutil.copy(FIXTURES / "session.jsonl", folder / f"{SESSION}.jsonl")
+    shutil.copy(FIXTURES / "subagent.jsonl", folder / SESSION / "subagents" /
+                f"agent-{AGENT}.jsonl")
+    hooks = [dict(p, transcript_path=str(folder / f"{SESSION}.jsonl"))
+             for _t, _a, p in hook_events()]
+    with Daemon(home, MPMD_TRANSCRIPT_ROOTS=str(tmp_path / "projects")):
+        send_events(home, [json.dumps(p).encode() for p in hooks])
+
+        def session() -> dict:
+            code, page = api(home, f"/api/history/session?id={SESSION[:8]}&limit=1")
+            return page["session"] if code == 200 else {}
+
+        wait_until(lambda: session().get("responses") == 6
+                   and session().get("cost_usd") == round(cost_states()[-1], 9),
+                   "the session's responses and Claude Code's report indexed", timeout=60)
+        row = session()
+        assert (row["input_tokens"], row["output_tokens"]) == (16_045, 72)
+        assert row["cost_source"] == "claude-code"
+        code, page = api(home, "/api/stats?since=2026-12-03&until=2026-12-04")
+        assert code == 200 and page["cost"]["responses"] == 6
+        assert page["costliest_sessions"][0]["session_id"] == SESSION
+        assert page["cost_by_model"][0]["model"] == "claude-opus-5-5"
+        code, found = api(home, "/api/events?q=cost>0.06%20type:PostToolUseFailure")
+        assert code == 200 and [e["session_id"] for e in found["events"]] == [SESSION]
+        code, found = api(home, "/api/events?q=cost>0.07")
+        assert code == 200 and found["events"] == []
+        code, error = api(home, "/api/events?q=cost>lots")
+        assert code == 400 and error["error"] == (
+            "bad query: cost: wants US dollars like 0.5 or $2, not 'lots' (column 1)")
+        shown = mpmd_cli(home, "stats", "--since", "2026-12-03", "--until", "2026-12-04")
+        assert "cost $0.0656 in 1 sessions, 6 responses" in shown.stdout, shown.stdout
 
 
 def test_before_the_index_exists_the_api_says_so(tmp_path: Path) -> None:

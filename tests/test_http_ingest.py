@@ -26,6 +26,7 @@ from tests.utils import (
     DENY_RM_RF,
     Daemon,
     fixture_payloads,
+    hook_events,
     journal_events,
     run_hook,
     status,
@@ -582,7 +583,7 @@ def test_claude_code_posts_every_hook_it_starts_and_each_is_journaled_once() -> 
         denied = [r for r in out.tool_results() if r.get("is_error")]
         assert len(denied) == 1
         assert "rm -rf of a path outside the project is not allowed" in str(denied[0])
-        assert all(e["source"] == "http" for e in journal_events(sb.mpmd_home))
+        assert all(e["source"] == "http" for e in hook_events(sb.mpmd_home))
     finally:
         sb.cleanup()
 

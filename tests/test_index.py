@@ -295,7 +295,11 @@ def summarise(lines: list[bytes]) -> dict[str, dict]:
         s = found.setdefault(sid, {
             "session_id": sid, "first_seq": ev["seq"], "first_ts": ts, "last_ts": ts,
             "events": 0, "tool_calls": 0, "failures": 0, "cwd": None, "model": None,
-            "end_reason": None, "first_prompt": None})
+            "end_reason": None, "first_prompt": None,
+            # no ModelUsage here: nothing read of a transcript (tests/test_history_cost.py)
+            "responses": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
+            "cache_write_tokens": 0, "unpriced_responses": 0, "cost_usd": None,
+            "cost_source": None})
         s["last_seq"] = ev["seq"]
         s["first_ts"], s["last_ts"] = min(s["first_ts"], ts), max(s["last_ts"], ts)
         s["events"] += 1

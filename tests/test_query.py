@@ -20,12 +20,14 @@ from hypothesis import strategies as st
 
 from mpmd.history.index import TEXT_FIELDS, Index, connect_read_only, fetch_lines, row_of
 from mpmd.history.query import (
+    COMPARISONS,
     FIELDS,
     MAX_DEPTH,
     MAX_TERMS,
     OPERATIONS,
     SCOPES,
     And,
+    Compare,
     Everything,
     Field,
     Not,
@@ -75,7 +77,36 @@ def _extra_payloads() -> list[tuple[bytes, int]]:
                     "prompt": "Überprüfe café naïve résumé 東京 ①② and login \"quoted\""},
                    ensure_ascii=False).encode(),
     ]
-    return [(p, len(p)) for p in plain] + [(cut, len(cut) + 1000)]
+    return [(p, len(p)) for p in plain] + [(cut, len(cut) + 1000)] + [
+        (json.dumps(p).encode(), len(json.dumps(p).encode())) for p in _usage_payloads()]
+
+
+def _usage_payloads() -> list[dict[str, Any]]:
+    """What the transcript follower journals of three sessions (mpmd.transcripts.follower):
+    responses, one of a model with no price, and Claude Code's cost reports."""
+    def response(session: str, at: str, model: str, usd: float | None,
+                 tokens: tuple[int, int, int, int]) -> dict[str, Any]:
+        return {"hook_event_name": "ModelUsage", "session_id": session, "model": model,
+                "message_id": f"msg_{session[:4]}{at[11:13]}", "prompt_id": None,
+                "input_tokens": tokens[0], "output_tokens": tokens[1],
+                "cache_read_input_tokens": tokens[2], "cache_creation_input_tokens": tokens[3],
+                "cost_usd": usd, "at": at}
+
+    def report(session: str, usd: float, as_of: str) -> dict[str, Any]:
+        return {"hook_event_name": "CostReport", "session_id": session, "total_cost_usd": usd,
+                "model_usage": {}, "as_of": as_of}
+
+    day = "2026-11-19T"
+    return [
+        response(SESSIONS[0], day + "10:00:00Z", "claude-opus-5-5", 0.4, (1000, 50, 20000, 300)),
+        response(SESSIONS[0], day + "11:00:00Z", "claude-opus-5-5", 0.3, (800, 40, 0, 0)),
+        report(SESSIONS[0], 0.5, day + "11:30:00Z"),  # replaced by the next
+        report(SESSIONS[0], 1.0, day + "11:30:00Z"),
+        response(SESSIONS[0], day + "12:00:00Z", "claude-haiku-5", 0.5, (100, 10, 0, 0)),
+        response(SESSIONS[1], day + "10:00:00Z", "claude-opus-5-5", 0.25, (2000, 5, 0, 0)),
+        response(SESSIONS[1], day + "10:30:00Z", "Mystery-Model", None, (3000, 7, 0, 0)),
+        report(SESSIONS[2], 0.75, day + "09:00:00Z"),  # no response read: cost, no tokens
+    ]
 
 
 def journal_lines() -> list[bytes]:
@@ -113,6 +144,10 @@ class Ev:
     cwd: str | None
     tokens: tuple[str, ...]
     operation: str = "metadata"
+    # its session's, worked out below from the journal lines (docs/transcripts.md)
+    session_cost: float | None = None
+    session_tokens: int | None = None
+    models: frozenset[str] = frozenset()
 
 
 def tokens(text: str) -> list[str]:
@@ -142,12 +177,14 @@ class Db:
             "SELECT seq, ts, session_id, event_type, tool_name, risk, status, file_path, cwd,"
             " operation FROM events ORDER BY seq").fetchall()
         lines = fetch_lines(self.conn, [row[0] for row in rows])
+        figures = session_figures(lines)
         for (seq, ts, session, kind, tool, risk, status, file, cwd, op), line in zip(
                 rows, lines, strict=True):
             made = row_of(line)
             assert made is not None
             self.events.append(Ev(seq, ts, session, kind, tool, risk, status, file, cwd,
-                                  tuple(tokens(made.text)), op))
+                                  tuple(tokens(made.text)), op,
+                                  *figures.get(session or "", (None, None, frozenset()))))
 
     def select(self, text: str, now_ms: int = NOW_MS) -> list[int]:
         sql, params = compile(text, now_ms)
@@ -156,6 +193,42 @@ class Db:
     def run(self, sql: str, params: list[object]) -> list[int]:
         return [seq for (seq,) in self.conn.execute(
             f"SELECT seq FROM events WHERE {sql} ORDER BY seq", params)]
+
+
+def session_figures(lines: list[bytes]) -> dict[str, tuple[Any, ...]]:
+    """Per session: (cost, tokens, models) by the documented rules, from the lines: the
+    last CostReport plus the prices of the responses written after it, else the prices of
+    every response; tokens of every kind while there are responses; SessionStart's model
+    and the responses'."""
+    found: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        ev = json.loads(line)
+        payload = ev.get("payload")
+        if not ev.get("session_id") or not isinstance(payload, dict):
+            continue
+        s = found.setdefault(ev["session_id"], {"responses": [], "report": None,
+                                                "models": set()})
+        if ev["event_type"] == "SessionStart" and isinstance(payload.get("model"), str):
+            s["models"].add(payload["model"])
+        elif ev["event_type"] == "ModelUsage":
+            s["responses"].append(payload)
+            s["models"].add(payload["model"])
+        elif ev["event_type"] == "CostReport":
+            s["report"] = payload
+    out = {}
+    for sid, s in found.items():
+        priced = [(r["at"], r["cost_usd"]) for r in s["responses"] if r["cost_usd"] is not None]
+        usd = None
+        if s["report"] is not None:
+            usd = s["report"]["total_cost_usd"] + sum(
+                c for at, c in priced if at > s["report"]["as_of"])
+        elif s["responses"]:
+            usd = sum(c for _at, c in priced)
+        count = sum(r["input_tokens"] + r["output_tokens"] + r["cache_read_input_tokens"]
+                    + r["cache_creation_input_tokens"] for r in s["responses"])
+        out[sid] = (None if usd is None else round(usd, 9), count if s["responses"] else None,
+                    frozenset(s["models"]))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +281,10 @@ def field_holds(name: str, value: str, ev: Ev) -> bool:
         return getattr(ev, name) == ascii_lower(value)
     if name == "op":
         return ev.operation == ascii_lower(value)
+    if name == "model":
+        wanted = ascii_lower(value)
+        return any(glob_matches(wanted, ascii_lower(m)) if wild else wanted in ascii_lower(m)
+                   for m in ev.models)
     if name == "scope":
         if ev.file_path is None or ev.cwd is None:
             return False
@@ -239,6 +316,14 @@ def time_holds(name: str, bound: int, ev: Ev) -> bool:
     return ev.ts >= bound if name == "since" else ev.ts < bound
 
 
+def compare_holds(name: str, op: str, value: float, ev: Ev) -> bool:
+    figure = ev.session_cost if name.lower() == "cost" else ev.session_tokens
+    if figure is None:
+        return False
+    return {">": figure > value, ">=": figure >= value, "<": figure < value,
+            "<=": figure <= value, "=": figure == value}[op]
+
+
 def ast_holds(node: Query, ev: Ev) -> bool:
     """The semantics applied to a parsed query (for hand-written queries)."""
     if isinstance(node, Everything):
@@ -249,6 +334,8 @@ def ast_holds(node: Query, ev: Ev) -> bool:
         return field_holds(node.name, node.value, ev)
     if isinstance(node, Time):
         return time_holds(node.name, node.bound(NOW_MS), ev)
+    if isinstance(node, Compare):
+        return compare_holds(node.name, node.op, node.value, ev)
     if isinstance(node, Not):
         return not ast_holds(node.operand, ev)
     if isinstance(node, And):
@@ -276,6 +363,8 @@ def shape(node: Query) -> Query:
         return Field(node.name, node.value)
     if isinstance(node, Time):
         return Time(node.name, node.ms, node.ago)
+    if isinstance(node, Compare):
+        return Compare(node.name, node.op, node.value)
     if isinstance(node, Not):
         return Not(shape(node.operand))
     if isinstance(node, And):
@@ -337,6 +426,16 @@ def shape(node: Query) -> Query:
     ("since:2h", Time("since", 7_200_000, ago=True)),
     ("until:1h30m", Time("until", 5_400_000, ago=True)),
     ("SINCE:0s", Time("since", 0, ago=True)),
+    ("model:Opus", Field("model", "Opus")),
+    ("cost>0.5", Compare("cost", ">", 0.5)),
+    ("Cost>=$2", Compare("cost", ">=", 2.0)),
+    ("cost<.25", Compare("cost", "<", 0.25)),
+    ("tokens<=100k", Compare("tokens", "<=", 100_000)),
+    ("TOKENS=2M", Compare("tokens", "=", 2_000_000)),
+    ("-cost>1 tool:Bash", And((Not(Compare("cost", ">", 1.0)), Field("tool", "Bash")))),
+    ("costs>1", t("costs>1")),  # not a measure: text, as before
+    ("x=1", t("x=1")),
+    ('"cost>1"', t("cost>1")),
 ])
 def test_parse_trees(text: str, tree: Query) -> None:
     assert shape(parse(text)) == tree
@@ -428,7 +527,13 @@ def test_the_documented_errors_are_the_errors() -> None:
     ("a Sesion:1", "unknown field 'Sesion' at column 3: did you mean 'session'?", 2,
      "Sesion:1"),
     ("http://x.io", "unknown field 'http' at column 1 (fields: session, type, tool, risk, "
-     "status, file, cwd, op, scope, since, until; quote text that has a colon)", 0, "http://x.io"),
+     "status, file, cwd, op, scope, model, cost, tokens, since, until; quote text that has a "
+     "colon)", 0, "http://x.io"),
+    ("cost>", "cost: needs a number after > (column 1)", 0, "cost>"),
+    ("a cost>=x", "cost: wants US dollars like 0.5 or $2, not 'x' (column 3)", 2, "cost>=x"),
+    ("tokens<5.5", "tokens: wants a whole number like 5000 or 100k, not '5.5' (column 1)", 0,
+     "tokens<5.5"),
+    ("cost:1", "cost: wants a comparison like cost>0.5, not 'cost:1' (column 1)", 0, "cost:1"),
     ("tool:", "tool: needs a value (column 1)", 0, "tool:"),
     ("a File:", "File: needs a value (column 3)", 2, "File:"),
     ('x file:""', "file: needs a value (column 3)", 2, 'file:""'),
@@ -501,7 +606,7 @@ def test_the_docs_list_the_searched_payload_fields() -> None:
 
 def test_fields_are_described() -> None:
     assert list(FIELDS) == ["session", "type", "tool", "risk", "status", "file", "cwd",
-                            "op", "scope", "since", "until"]
+                            "op", "scope", "model", "cost", "tokens", "since", "until"]
     assert all(text and "\n" not in text for text in FIELDS.values())
 
 
@@ -552,6 +657,15 @@ FTS = "seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
     ("type:zz*", "event_type GLOB ?", ["zz*"]),
     ("risk:High", "risk = ?", ["high"]),
     ("status:OK", "status = ?", ["ok"]),
+    ("model:Opus", "(session_id IS NOT NULL AND session_id IN (SELECT session_id FROM "
+     "session_models WHERE instr(lower(model), ?) > 0))", ["opus"]),
+    ("model:*Opus-[5]*", "(session_id IS NOT NULL AND session_id IN (SELECT session_id FROM "
+     "session_models WHERE lower(model) GLOB ?))", ["*opus-[[]5]*"]),
+    ("cost>=0.5", "(session_id IS NOT NULL AND session_id IN (SELECT session_id FROM "
+     "sessions WHERE cost_usd >= ?))", [0.5]),
+    ("tokens<1k", "(session_id IS NOT NULL AND session_id IN (SELECT session_id FROM "
+     "sessions WHERE responses > 0 AND input_tokens + output_tokens + cache_read_tokens + "
+     "cache_write_tokens < ?))", [1000]),
 ])
 def test_sql(text: str, sql: str, params: list[object]) -> None:
     assert compile(text, NOW_MS) == (sql, params)
@@ -561,6 +675,8 @@ SQL_WORDS = {
     "seq", "IN", "SELECT", "rowid", "FROM", "events_fts", "WHERE", "MATCH", "NOT", "AND",
     "OR", "IS", "NULL", "GLOB", "instr", "ts", "session_id", "event_type", "tool_name",
     "risk", "status", "file_path", "cwd", "operation", "substr", "length",
+    "sessions", "session_models", "model", "lower", "cost_usd", "responses", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens",
 }
 
 
@@ -569,7 +685,7 @@ def check_sql(sql: str, params: list[object]) -> None:
     assert set(re.findall(r"[A-Za-z_]+", sql)) <= SQL_WORDS, sql
     assert re.fullmatch(r"[A-Za-z_ (),?<>=!|+01]*", sql), sql
     assert sql.count("?") == len(params)
-    assert all(type(p) in (str, int) for p in params)
+    assert all(type(p) in (str, int, float) for p in params)
 
 
 def test_values_never_reach_the_sql(db: Db) -> None:
@@ -595,6 +711,8 @@ PIECES = [
     "tol:", "x", "login", "ts", "Bash", "mcp__github__*", "2h", "1d", "2026-11-20", "T10:30",
     "Z", "+01:00", "high", "OK", "\x00", "é", "\u0301", "😀", "東京", "\U0010ffff", "\ud7ff",
     "DROP TABLE events", "/*", "9f1c",
+    "cost", "Tokens", "model:", "model:opus", ">", ">=", "<", "<=", "=", "0.5", "$", "1e3",
+    "100k", "-1",
 ]
 junk = st.lists(st.sampled_from(PIECES), max_size=24).map("".join)
 
@@ -675,6 +793,10 @@ HAND_PICKED = [
     "NOT (tool:Bash OR file:*.ts) session:9f1c", "(npm OR login) since:2d -status:ok",
     "-(a OR b) tool:Bash", "auth -(test OR tool:Edit)", "NOT NOT tool:Bash",
     "a OR -login", "-login -npm OR tool:Write", "(login* OR session:a0) AND NOT risk:low",
+    "cost>0", "cost>=1.5", "cost=1.5", "cost<1", "-cost<1", "cost<=0.75", "cost=0.75",
+    "tokens>0", "tokens>=22000", "tokens<5k", "-tokens>0", "cost>0 -tokens>0",
+    "model:opus", "model:OPUS", "model:mystery", "model:claude-*-5", "model:*", "-model:*",
+    "model:sonnet", "model:haiku tool:Bash", "-model:opus OR cost>1",
 ]
 
 
@@ -710,6 +832,7 @@ class Vocab:
     tools: list[str]
     files: list[str]
     cwds: list[str]
+    models: list[str]
 
 
 def vocab_of(db: Db) -> Vocab:
@@ -719,7 +842,8 @@ def vocab_of(db: Db) -> Vocab:
     def present(attr: str) -> list[str]:
         return sorted({getattr(ev, attr) for ev in db.events} - {None})
     return Vocab(words, phrases, present("session_id"), present("event_type"),
-                 present("tool_name"), present("file_path"), present("cwd"))
+                 present("tool_name"), present("file_path"), present("cwd"),
+                 sorted({m for ev in db.events for m in ev.models}))
 
 
 VOCAB: Vocab | None = None
@@ -771,7 +895,7 @@ def text_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
 def field_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
     assert VOCAB is not None
     name = draw(st.sampled_from(["session", "type", "tool", "risk", "status", "file", "cwd",
-                                 "op", "scope"]))
+                                 "op", "scope", "model"]))
     if name == "session":
         value = draw(st.sampled_from(VOCAB.sessions + ["zz", "9f1c", "a0e"]))
         value = value[:draw(st.integers(1, len(value)))] + draw(st.sampled_from(["", "*"]))
@@ -780,8 +904,9 @@ def field_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
         value = case_of(draw, value)
         if draw(st.booleans()):
             value = wildcards(draw, value)
-    elif name in ("tool", "file", "cwd"):
-        pool = {"tool": VOCAB.tools, "file": VOCAB.files, "cwd": VOCAB.cwds}[name]
+    elif name in ("tool", "file", "cwd", "model"):
+        pool = {"tool": VOCAB.tools, "file": VOCAB.files, "cwd": VOCAB.cwds,
+                "model": VOCAB.models}[name]
         value = draw(st.sampled_from(pool))
         if name != "tool" or draw(st.booleans()):
             value = slice_of(draw, value)
@@ -800,6 +925,19 @@ def field_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
     else:
         rendered = value
     return ("field", f"{case_of(draw, name)}:{rendered}", name, value)
+
+
+@st.composite
+def compare_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
+    name = draw(st.sampled_from(["cost", "tokens"]))
+    op = draw(st.sampled_from(COMPARISONS))
+    if name == "cost":
+        value: float = draw(st.sampled_from([0, 0.25, 0.5, 0.75, 1, 1.5, 2]))
+        shown = draw(st.sampled_from(["", "$"])) + str(value)
+    else:
+        value = draw(st.sampled_from([0, 5000, 5012, 22000, 22300]))
+        shown = str(value)
+    return ("compare", f"{case_of(draw, name)}{op}{shown}", name, op, value)
 
 
 @st.composite
@@ -822,7 +960,7 @@ def time_leaf(draw: st.DrawFn) -> tuple[Any, ...]:
 def render(node: tuple[Any, ...]) -> tuple[str, int]:
     """(text, precedence): OR 1, AND 2, NOT 3, terms and groups 4."""
     kind = node[0]
-    if kind in ("text", "field", "time"):
+    if kind in ("text", "field", "time", "compare"):
         return node[1], 4
     if kind == "group":
         return "(" + render(node[1])[0] + ")", 4
@@ -850,6 +988,8 @@ def holds(node: tuple[Any, ...], ev: Ev) -> bool:
         return field_holds(node[2], node[3], ev)
     if kind == "time":
         return time_holds(node[2], time_bound(node[2], node[3]), ev)
+    if kind == "compare":
+        return compare_holds(node[2], node[3], node[4], ev)
     if kind == "group":
         return holds(node[1], ev)
     if kind == "not":
@@ -859,7 +999,8 @@ def holds(node: tuple[Any, ...], ev: Ev) -> bool:
     return any(holds(child, ev) for child in node[1])
 
 
-leaves = st.one_of(text_leaf(), text_leaf(), field_leaf(), field_leaf(), time_leaf())
+leaves = st.one_of(text_leaf(), text_leaf(), field_leaf(), field_leaf(), time_leaf(),
+                   compare_leaf())
 trees = st.recursive(leaves, lambda kids: st.one_of(
     st.tuples(st.just("not"), kids, st.sampled_from(["NOT", "-"])),
     st.tuples(st.just("group"), kids),

@@ -691,6 +691,8 @@ def test_socket_activation_starts_the_daemon_on_the_first_hook(tmp: Path) -> Non
         # it is drained and recognised as the same event.
         wait_until(lambda: not spool_files(home), "the spool is empty")
         assert len(journaled(home)) == 1
+        # (the pid file is written once start-up is over: a hook may be journaled before)
+        wait_until(lambda: (home / "mpmd.pid").exists(), "the pid file")
         assert int((home / "mpmd.pid").read_text()) == act.proc.pid  # it exec'd the daemon
         assert "listening on the socket passed by the service manager" in act.log.read_text()
     # The socket file belongs to the service manager: the daemon leaves it in place.

@@ -38,6 +38,11 @@ def test_stats_match_the_events(tmp_path: Path) -> None:
     assert sum(p["count"] for p in result["error_patterns"]) == len(failures)
     assert {p["source"] for p in result["error_patterns"]} == {"Bash", "StopFailure"}
     assert result["projects"] == [{"cwd": "/home/dev/shop", "sessions": 1, "events": 400}]
+    # hook events only: no response read off a transcript (tests/test_history_cost.py)
+    assert result["cost"] == stats.empty_cost()["cost"]
+    assert all(result[key] == [] for key in ("cost_over_time", "cost_by_project",
+                                             "cost_by_model", "costliest_prompts",
+                                             "costliest_sessions"))
 
     later = stats.compute(conn, 201_000, 10**12)  # the time range applies to everything
     assert later["events"] == 200

@@ -33,6 +33,7 @@ from tests.utils import (
     Daemon,
     fixture_payloads,
     journal_events,
+    send_events,
     wait_until,
 )
 
@@ -441,6 +442,106 @@ def test_a_stalled_page_is_told_it_lagged_and_catches_up(daemon, home, page):
     expect(page.locator('[data-testid="lag-notice"]')).to_be_hidden()
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     assert seqs(page) == list(range(1, 26))
+
+
+# ---------------------------------------------------------------- cost
+
+# The session of tests/fixtures/transcripts/session.jsonl (and its subagent's transcript):
+# its responses, as the transcript follower journals them, priced by mpmd ($4 and $20 per
+# million input and output tokens of claude-opus-5-5), and Claude Code's two cost-states.
+USAGE_SID = "00e5ca8a-84c8-4f59-ab6b-27c11f021403"
+USAGE_CWD = "/home/dev/project"
+USAGE_TRANSCRIPT = f"/home/dev/.claude/projects/-home-dev-project/{USAGE_SID}.jsonl"
+SUBAGENT = "abc5a592f7c7fcd63"
+
+
+def _usage(message_id: str, at: str, tokens_in: int, *, agent: str | None = None,
+           model: str = "claude-opus-5-5", priced: bool = True) -> bytes:
+    return json.dumps({
+        "hook_event_name": "ModelUsage", "session_id": USAGE_SID,
+        "transcript_path": USAGE_TRANSCRIPT, "agent_id": agent, "message_id": message_id,
+        "model": model, "input_tokens": tokens_in, "output_tokens": 12,
+        "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+        "cache_creation_5m_tokens": 0, "cache_creation_1h_tokens": 0,
+        "cost_usd": round(tokens_in * 4e-6 + 12 * 20e-6, 9) if priced else None,
+        "at": at}).encode()
+
+
+def _cost_report(total_usd: float, tokens_in: int, tokens_out: int, as_of: str) -> bytes:
+    return json.dumps({
+        "hook_event_name": "CostReport", "session_id": USAGE_SID,
+        "transcript_path": USAGE_TRANSCRIPT, "agent_id": None, "total_cost_usd": total_usd,
+        "model_usage": {"claude-opus-5-5": {
+            "input_tokens": tokens_in, "output_tokens": tokens_out, "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0, "cost_usd": total_usd}},
+        "lines_added": 0, "lines_removed": 0, "duration_ms": 1318, "api_duration_ms": 243,
+        "has_unknown_model_cost": False, "as_of": as_of}).encode()
+
+
+def test_sessions_show_their_cost_and_tokens_live(daemon, home, page):
+    feed(home, other_session(FIX[SESSION_START], USAGE_SID, USAGE_CWD, model="claude-opus-5-5",
+                             transcript_path=USAGE_TRANSCRIPT),
+         other_session(FIX[2], USAGE_SID, USAGE_CWD, prompt="do things",
+                       transcript_path=USAGE_TRANSCRIPT))
+    open_viewer(page, home)
+    row = page.locator(f'[data-testid="session-row"][data-session-id="{USAGE_SID}"]')
+    cost = row.locator('[data-testid="session-cost"]')
+    tokens = row.locator('[data-testid="session-tokens"]')
+    expect(row.locator(".project")).to_have_text("project")
+    expect(cost).to_have_count(0)  # nothing read yet: no "$0.00"
+    expect(tokens).to_have_count(0)
+
+    # The first turn's responses, the subagent's among them: mpmd's price, marked as such.
+    send_events(home, [
+        _usage("msg_301442aa3abb4e6ca066271e", "2026-12-03T17:27:22.982Z", 2563),
+        _usage("msg_8a490659dfbf42279f8bb6b5", "2026-12-03T17:27:23.164Z", 2697),
+        _usage("msg_aba6dca7e6c34dc792e02c07", "2026-12-03T17:27:23.247Z", 2152, agent=SUBAGENT),
+        _usage("msg_bc133c735d8c46bb83c4e2e0", "2026-12-03T17:27:23.371Z", 2658, agent=SUBAGENT),
+        _usage("msg_52de80ca98184b0da08e99e0", "2026-12-03T17:27:23.519Z", 2969)])
+    expect(cost).to_have_text("≈$0.05")  # 13,039 in and 60 out: $0.053356
+    expect(cost).to_have_attribute("data-source", "mpmd")
+    expect(cost).to_have_attribute("title", re.compile(r"^\$0\.0534: mpmd's estimate"))
+    expect(tokens).to_have_text("13k tok")
+    expect(tokens).to_have_attribute("title", re.compile("13,039 input · 60 output"))
+
+    # Claude Code's own figure replaces the estimate; a later response is added to it.
+    send_events(home, [_cost_report(0.053356, 13039, 60, "2026-12-03T17:27:23.519Z")])
+    expect(cost).to_have_attribute("data-source", "claude-code")
+    expect(cost).to_have_text("$0.05")
+    send_events(home, [
+        _usage("msg_fae6360111144e86b8d0224b", "2026-12-03T17:27:24.313Z", 3006),
+        _cost_report(0.06562, 16045, 72, "2026-12-03T17:27:24.313Z"),
+        _usage("msg_unpriced_0001", "2026-12-03T17:27:25.001Z", 1200, model="claude-next-1",
+               priced=False)])
+    expect(cost).to_have_text("$0.07")
+    expect(cost).to_have_attribute("title", re.compile(r"^\$0\.0656: Claude Code's own figure"))
+    expect(row.locator('[data-testid="session-unpriced"]')).to_have_text("+ 1 unpriced")
+    expect(tokens).to_have_text("17k tok")  # 17,245 in and 84 out
+    expect(row.locator(".event-count")).to_have_text("2")  # usage is not activity
+
+    # The feed shows the usage lines, dimmed; "All but usage" leaves them out.
+    lines = page.locator('[data-testid="feed-line"]')
+    expect(lines.and_(page.locator(".k-usage"))).to_have_count(9)
+    expect(lines).to_have_count(11)
+    types = page.locator('[data-testid="filter-type"]')
+    types.select_option(label="All but usage")
+    expect(lines).to_have_count(2)
+    types.select_option("")
+    expect(lines).to_have_count(11)
+
+    # An event of the session opens the detail, with its usage by kind and by model.
+    page.locator('[data-testid="feed-line"]').first.click()
+    usage = page.locator('[data-testid="detail-usage"]')
+    expect(usage).to_be_visible()
+    expect(usage.locator("summary")).to_contain_text("$0.07")
+    expect(usage.locator(".usage-kinds")).to_contain_text("17,245")
+    opus = usage.locator('[data-testid="usage-model"][data-model="claude-opus-5-5"]')
+    expect(opus.locator(".responses")).to_have_text("6")
+    expect(opus.locator(".tokens")).to_have_text("16,117")
+    expect(opus.locator(".cost")).to_have_text("$0.0656")
+    unpriced = usage.locator('[data-testid="usage-model"][data-model="claude-next-1"]')
+    expect(unpriced.locator(".responses")).to_have_text("1")
+    expect(unpriced.locator(".cost")).to_have_text("no price")
 
 
 # ---------------------------------------------------------------- screenshots

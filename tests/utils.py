@@ -187,6 +187,12 @@ def journal_events(home: Path) -> list[dict]:
     return [msgspec.json.decode(line) for line in journal_lines(home)]
 
 
+def hook_events(home: Path) -> list[dict]:
+    """The journaled events hooks (and the daemon itself) stored: all but those the
+    transcript follower read off Claude Code's transcripts (source "transcript")."""
+    return [e for e in journal_events(home) if e["source"] != "transcript"]
+
+
 def spool_files(home: Path) -> list[Path]:
     folder = home / "spool"
     return sorted(folder.glob("*.frame")) if folder.exists() else []

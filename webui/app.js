@@ -249,6 +249,7 @@ function onMessage(msg) {
         }
       }
       invalidate("sessions", "options", "header", "timeline");
+      detail.refreshUsage(live);
       break;
     }
     case "events": {

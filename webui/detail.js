@@ -1,10 +1,39 @@
 // The detail panel: one event whole (its metadata and JSON), from the feed, the timeline or a
-// search result; ↑/↓ step through the lines, "Open session" opens its session as history.
+// search result, with what its session cost so far (tokens by kind, and per model); ↑/↓ step
+// through the lines, "Open session" opens its session as history.
 
-import { projectFor } from "./model.js";
+import { projectFor, sessionUsage, usageBreakdown, formatCount } from "./model.js";
 import { escapeXml as esc } from "./timeline.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
+
+/**
+ * A session's usage for the panel: {total: its cost and tokens in a line, body: tokens by kind
+ * and the per-model table}, or null before any response or report is read.
+ */
+export function usageDetailHtml(session) {
+  const b = usageBreakdown(session);
+  if (!b) return null;
+  const u = sessionUsage(session);
+  const total = [
+    u.cost && `<span class="cost${u.estimated ? " estimated" : ""}" title="${esc(u.costTitle)}">${esc(u.cost)}</span>`,
+    u.unpriced && `<span class="unpriced" title="${esc(u.unpricedTitle)}">${esc(u.unpriced)}</span>`,
+    u.tokens && `<span class="tokens" title="${esc(u.tokensTitle)}">${esc(u.tokens)}</span>`,
+  ].filter(Boolean).join("");
+  const kinds = [...b.kinds, ["total", b.total]]
+    .map(([k, n]) => `<dt>${esc(k)}</dt><dd class="mono">${formatCount(n)}</dd>`).join("");
+  const rows = b.models.map((m) => `<tr data-testid="usage-model" data-model="${esc(m.model)}">`
+    + `<td class="mono">${esc(m.model)}</td><td class="num responses">${formatCount(m.responses)}</td>`
+    + `<td class="num tokens" title="${esc(m.tokensTitle)}">${formatCount(m.tokens)}</td>`
+    + `<td class="num cost${m.cost === "no price" ? " muted" : ""}">${esc(m.cost)}</td></tr>`).join("");
+  const table = rows ? `<table class="tool-table usage-models"><thead><tr><th>Model</th>`
+    + `<th class="num">Responses</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>`
+    + `<tbody>${rows}</tbody></table>` : "";
+  // The session's own cost may be Claude Code's figure; a model's is always mpmd's price.
+  const note = session.cost_source === "claude-code" && rows
+    ? `<p class="muted small">The session's cost is Claude Code's own figure; each model's is mpmd's price of its responses.</p>` : "";
+  return { total, body: `<dl class="usage-kinds">${kinds}</dl>${table}${note}` };
+}
 
 export class Detail {
   /**
@@ -61,11 +90,32 @@ export class Detail {
     if (ev.tool_use_id) meta.push(["tool call", ev.tool_use_id]);
     if (ev.risk && ev.risk !== "low") meta.push(["risk", `${ev.risk}${ev.risk_reason ? ` — ${ev.risk_reason}` : ""}`]);
     $("#detail-meta").innerHTML = meta.map(([k, v]) => `<dt>${esc(k)}</dt><dd class="mono">${esc(v ?? "")}</dd>`).join("");
+    this.showUsage(from.sessions.get(ev.session_id));
     $("#detail-json").textContent = JSON.stringify(ev, null, 2);
     // A search result, or a live event: its whole session can open as history.
     const h = this.shown.history;
     $("#detail-session").hidden = !ev.session_id || (h && h.id === ev.session_id && this.showsEvents());
     this.el.hidden = false;
+  }
+
+  /** The live sessions table changed: the open event's session usage, as it is now. */
+  refreshUsage(live) {
+    const ev = this.event;
+    if (!this.el.hidden && ev && ev.session_id && this.shown.store === live) {
+      this.showUsage(live.sessions.get(ev.session_id));
+    }
+  }
+
+  /**
+   * The session's usage as the sessions table has it now (hidden for a session with none
+   * yet, or one the table does not hold: a past session's).
+   */
+  showUsage(session) {
+    const html = usageDetailHtml(session);
+    $("#detail-usage").hidden = !html;
+    if (!html) return;
+    $("#detail-usage-total").innerHTML = html.total;
+    $("#detail-usage-body").innerHTML = html.body;
   }
 
   /** Shows the next (+1) or previous (-1) line (of the feed, or of the search results). */

@@ -4,11 +4,12 @@
 //
 //   Store            events (bounded, by seq), sessions table, tool spans, agent types
 //   health()         a session's health from the page clock
-//   compileFilter()  the filters (session, event type, tool, text search)
+//   compileFilter()  the filters (session, event type or all but usage, tool, text search)
 //   toolStats()      count, success rate, median duration per tool
 //   feedBlocks()     feed rows grouped into subagent blocks
 //   eventKind()      the color class of an event's line, tick and chip
 //   failureToasts()  what a batch of live failures shows; the notifications' texts
+//   sessionUsage()   a session's cost and tokens as its row says them; usageBreakdown()
 
 export const IDLE_MS = 5 * 60 * 1000;
 export const STALE_MS = 15 * 60 * 1000;
@@ -24,6 +25,11 @@ export const HEALTH_LABEL = {
 };
 
 const TOOL_END = { PostToolUse: "ok", PostToolUseFailure: "failed" };
+
+/** mpmd's events of what a session cost, read off its transcript (one per API response). */
+export const USAGE_EVENTS = new Set(["ModelUsage", "CostReport"]);
+/** The event type filter's "All but usage": no event type is spelled so. */
+export const NO_USAGE = "-usage";
 
 /** Milliseconds since the epoch of an ISO time with any number of fraction digits, or NaN. */
 export function parseTime(iso) {
@@ -351,7 +357,7 @@ export function isEmptyFilter(filters) {
   return !filters || (!filters.session && !filters.type && !filters.tool && !filters.text);
 }
 
-/** The filters as one predicate over Recs. */
+/** The filters as one predicate over Recs; type NO_USAGE: every event but the usage lines. */
 export function compileFilter(filters = {}) {
   const session = filters.session || "";
   const type = filters.type || "";
@@ -360,7 +366,9 @@ export function compileFilter(filters = {}) {
   return (rec) => {
     const ev = rec.ev;
     if (session && ev.session_id !== session) return false;
-    if (type && ev.event_type !== type) return false;
+    if (type === NO_USAGE) {
+      if (USAGE_EVENTS.has(ev.event_type)) return false;
+    } else if (type && ev.event_type !== type) return false;
     if (tool && ev.tool_name !== tool) return false;
     if (words.length) {
       const hay = rec.haystack;
@@ -491,11 +499,15 @@ export function startedWaiting(before, after) {
   return !was && is;
 }
 
-/** The color class of an event: failed, denied, permission, or its namespace (tool, agent…). */
+/**
+ * The color class of an event: failed, denied, permission, usage (what a session cost, shown
+ * quietly), or its namespace (tool, agent…).
+ */
 export function eventKind(ev, namespaces = {}) {
   const t = ev.event_type;
   if (t === "PostToolUseFailure" || t === "StopFailure") return "failed";
   if (t === "PermissionDenied") return "denied";
+  if (USAGE_EVENTS.has(t)) return "usage";
   if (t === "PermissionRequest" || (t === "Notification" && ev.payload
       && ev.payload.notification_type === "permission_prompt")) return "permission";
   return namespaces[t] || "system";
@@ -538,13 +550,15 @@ export function projectFor(ev, store) {
 
 /**
  * What the filter selects offer for the events of `store`: {session, type, tool}, each a
- * sorted list of {value, label}.
+ * sorted list of {value, label} (type's led by "All but usage").
  */
 export function filterOptions(store) {
   const ids = new Set([...store.sessions.keys(), ...store.sessionIds]);
   const session = [...ids].map((id) => ({ value: id, label: `${store.projectOf(id)} · ${String(id).slice(0, 8)}` }))
     .sort((a, b) => a.label.localeCompare(b.label));
-  const type = [...store.eventTypes].sort().map((t) => ({ value: t, label: t }));
+  // Usage lines come one per API response: the first choice after all of them is without.
+  const type = [{ value: NO_USAGE, label: "All but usage" },
+                ...[...store.eventTypes].sort().map((t) => ({ value: t, label: t }))];
   const tool = [...store.toolNames].sort().map((t) => ({ value: t, label: t }));
   return { session, type, tool };
 }
@@ -608,4 +622,105 @@ export function approvalNotice(approval, project) {
   return { title: `Approve or deny · ${project}`,
            body: [approval.tool_name, approval.detail].filter(Boolean).join(" "),
            tag: `approval-${approval.seq}` };
+}
+
+// ---------------------------------------------------------------- cost and tokens
+
+// A field the table lacks, or of the wrong type, counts nothing (an older daemon's table).
+const count = (x) => (typeof x === "number" && Number.isFinite(x) && x > 0 ? x : 0);
+const usdOrNull = (x) => (typeof x === "number" && Number.isFinite(x) && x >= 0 ? x : null);
+
+/** A whole count with thousands separators, "16,045", en-US whatever the browser's language
+ * (as the summaries the daemon writes: "2,563 in"). */
+export function formatCount(n) {
+  return Math.round(count(n)).toLocaleString("en-US");
+}
+
+/** An amount for a row: "$0.07", "<$0.01", "$12.34", "$1,235"; "" for no amount. */
+export function formatUsd(usd) {
+  if (usdOrNull(usd) === null) return "";
+  if (usd === 0) return "$0.00";
+  if (usd < 0.01) return "<$0.01";
+  if (usd < 999.995) return `$${usd.toFixed(2)}`;
+  return `$${formatCount(usd)}`;
+}
+
+/** An amount to the hundredth of a cent, for tooltips and tables: "$0.0105"; "" for none. */
+export function formatUsdPrecise(usd) {
+  if (usdOrNull(usd) === null) return "";
+  if (usd > 0 && usd < 0.00005) return "<$0.0001";
+  return `$${usd.toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 })}`;
+}
+
+/** A token count in a few characters: "999", "1.2k", "16k", "1.2M", "16M". */
+export function formatTokens(n) {
+  n = count(n);
+  if (n < 999.5) return String(Math.round(n));
+  // The unit is picked so the rounded figure stays under 1000 of it (999,999 is "1M").
+  const [unit, size] = n < 999_500 ? ["k", 1e3] : n < 999_500_000 ? ["M", 1e6] : ["B", 1e9];
+  const v = n / size;
+  return `${v < 9.95 ? Number(v.toFixed(1)) : Math.round(v)}${unit}`;
+}
+
+/** Tokens by kind of a session's or a model's totals: [[label, count], ...]. */
+function tokenKinds(t) {
+  return [["input", count(t.input_tokens)], ["output", count(t.output_tokens)],
+          ["cache read", count(t.cache_read_tokens)], ["cache write", count(t.cache_write_tokens)]];
+}
+
+function tokensTitle(kinds) {
+  const total = kinds.reduce((a, [, n]) => a + n, 0);
+  return `${formatCount(total)} tokens: ${kinds.map(([label, n]) => `${formatCount(n)} ${label}`).join(" · ")}`;
+}
+
+/**
+ * What a session's row says of its usage (the sessions table's tokens and cost), or null
+ * before any response or report is seen (nothing rather than "$0.00" for a session whose
+ * transcript mpmd has not read). Returns {cost, costTitle, estimated, unpriced, unpricedTitle,
+ * tokens, tokensTitle}, texts and their tooltips: cost "" when no response had a price,
+ * estimated when it is mpmd's price rather than Claude Code's own figure, unpriced ("+ 2
+ * unpriced") when some responses had no price.
+ */
+export function sessionUsage(s) {
+  if (!s) return null;
+  const kinds = tokenKinds(s);
+  const total = kinds.reduce((a, [, n]) => a + n, 0);
+  const usd = usdOrNull(s.cost_usd);
+  const unpriced = count(s.unpriced_responses);
+  if (usd === null && !total && !unpriced) return null;
+  const estimated = s.cost_source !== "claude-code";
+  let cost = "", costTitle = "";
+  if (usd !== null) {
+    cost = `${estimated ? "≈" : ""}${formatUsd(usd)}`;
+    costTitle = estimated
+      ? `${formatUsdPrecise(usd)}: mpmd's estimate, from its price table (Claude Code has not reported this session's cost yet)`
+      : `${formatUsdPrecise(usd)}: Claude Code's own figure (with mpmd's price of any response since its last report)`;
+  }
+  const unpricedText = unpriced ? `${cost ? "+ " : ""}${formatCount(unpriced)} unpriced` : "";
+  const unpricedTitle = unpriced
+    ? `${formatCount(unpriced)} response${unpriced === 1 ? "" : "s"} of a model mpmd has no price for: not in the cost`
+    : "";
+  return { cost, costTitle, estimated, unpriced: unpricedText, unpricedTitle,
+           tokens: total ? `${formatTokens(total)} tok` : "", tokensTitle: tokensTitle(kinds) };
+}
+
+/**
+ * A session's usage in full, for its detail: {kinds: [[label, count], ...], total, models:
+ * [{model, responses, tokens, tokensTitle, cost}]} (the busiest model first; cost "no price"
+ * for a model mpmd has no price for), or null as for sessionUsage().
+ */
+export function usageBreakdown(s) {
+  if (!sessionUsage(s)) return null;
+  const kinds = tokenKinds(s);
+  const models = Object.entries(s.models && typeof s.models === "object" ? s.models : {})
+    .filter(([, m]) => m && typeof m === "object")
+    .map(([model, m]) => {
+      const mk = tokenKinds(m);
+      const usd = usdOrNull(m.cost_usd);
+      return { model, responses: count(m.responses),
+               tokens: mk.reduce((a, [, n]) => a + n, 0), tokensTitle: tokensTitle(mk),
+               cost: usd === null ? "no price" : formatUsdPrecise(usd) };
+    })
+    .sort((a, b) => b.responses - a.responses || a.model.localeCompare(b.model));
+  return { kinds, total: kinds.reduce((a, [, n]) => a + n, 0), models };
 }

@@ -1,23 +1,41 @@
 // The live sessions list (the left column, "Live"): one row per session the daemon follows,
-// with its health, what it waits for, and the permission requests held for an answer here.
+// with its health, what it waits for, what it cost, and the permission requests held for an
+// answer here.
 
 import {
   health, HEALTH_LABEL, sessionDuration, formatDuration, pendingText, parseTime, projectOf, fmtStart,
+  sessionUsage,
 } from "./model.js";
 import { escapeXml as esc } from "./timeline.js";
 import { approvalHtml } from "./approvals.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+/**
+ * The session's cost and tokens, for the end of its row's last line; "" before its first
+ * response or report is read.
+ */
+export function usageHtml(s) {
+  const u = sessionUsage(s);
+  if (!u) return "";
+  const source = s.cost_source === "claude-code" ? "claude-code" : "mpmd";
+  return `<span class="usage">`
+    + (u.cost ? `<span class="cost${u.estimated ? " estimated" : ""}" data-testid="session-cost" data-source="${source}" title="${esc(u.costTitle)}">${esc(u.cost)}</span>` : "")
+    + (u.unpriced ? `<span class="unpriced" data-testid="session-unpriced" title="${esc(u.unpricedTitle)}">${esc(u.unpriced)}</span>` : "")
+    + (u.tokens ? `<span class="tokens" data-testid="session-tokens" title="${esc(u.tokensTitle)}">${esc(u.tokens)}</span>` : "")
+    + `</span>`;
+}
+
 function rowInner(s, h, now) {
   const pend = pendingText(s.pending);
   const start = parseTime(s.started_at);
   const project = s.project || projectOf(s.cwd) || String(s.session_id).slice(0, 8);
   const last = s.last_summary || "";
+  const usage = usageHtml(s);
   return `<div class="l1"><span class="hdot" aria-hidden="true"></span><span class="project">${esc(project)}</span><span class="hbadge">${HEALTH_LABEL[h]}</span><span class="grow"></span><span class="start" title="started ${esc(s.started_at || "")}">${esc(fmtStart(start, now))}</span><span class="duration" title="duration">${formatDuration(sessionDuration(s, now))}</span></div>
       <div class="l2"><span class="model">${esc(s.model || "—")}</span><span class="grow"></span><span class="stat"><span class="event-count">${Number(s.event_count) || 0}</span> ev</span><span class="stat"><span class="tool-count">${Number(s.tool_count) || 0}</span> tools</span>${s.failure_count ? `<span class="stat bad"><span class="failure-count">${Number(s.failure_count)}</span> failed</span>` : ""}</div>
       ${pend ? `<div class="pbadge" data-testid="permission-badge" data-kind="${esc((s.pending[0] || {}).kind || "permission")}" title="${esc(pend)}">needs you: <span class="mono">${esc(pend)}</span></div>` : ""}
-      ${last ? `<div class="l3 muted mono" title="${esc(last)}">${esc(last)}</div>` : ""}`;
+      ${last || usage ? `<div class="foot">${last ? `<div class="l3 muted mono" title="${esc(last)}">${esc(last)}</div>` : ""}${usage}</div>` : ""}`;
 }
 
 export class Sessions {

@@ -144,7 +144,7 @@ def _open_index(settings: config.Settings) -> Any:
 @click.option("--until", help="The end of the range (exclusive), same forms; default now.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def stats(since: str, until: str | None, as_json: bool) -> None:
-    """Analytics across sessions: activity, tools, failures, projects."""
+    """Analytics across sessions: activity, tools, failures, projects, tokens and cost."""
     from mpmd.history import query as language
     from mpmd.history import stats as analytics
 
@@ -175,6 +175,39 @@ def stats(since: str, until: str | None, as_json: bool) -> None:
         click.echo("\nproject                                    sessions  events")
         for p in result["projects"][:10]:
             click.echo(f"{p['cwd'][-42:]:42} {p['sessions']:8} {p['events']:7}")
+    _echo_cost(result)
+
+
+def _usd(value: float | None) -> str:
+    return "no price" if value is None else f"${value:.4f}"
+
+
+def _all_tokens(figures: dict[str, Any]) -> int:
+    return int(figures["input_tokens"] + figures["output_tokens"]
+               + figures["cache_read_tokens"] + figures["cache_write_tokens"])
+
+
+def _echo_cost(result: dict[str, Any]) -> None:
+    """`mpmd stats`' tokens and cost (mpmd.history.stats.cost)."""
+    c = result["cost"]
+    if not c["responses"]:
+        return
+    click.echo(f"\ncost {_usd(c['cost_usd'])} in {c['sessions']} sessions, "
+               f"{c['responses']} responses (mpmd's price of them: {_usd(c['mpmd_usd'])})")
+    click.echo(f"tokens {c['input_tokens']:,} in, {c['output_tokens']:,} out, "
+               f"{c['cache_read_tokens']:,} cache read, {c['cache_write_tokens']:,} cache write")
+    if c["unpriced_responses"]:
+        click.echo(f"{c['unpriced_responses']} responses of a model with no price: "
+                   "their tokens count, their cost does not")
+    click.echo("\nmodel                            responses         tokens       cost")
+    for m in result["cost_by_model"][:10]:
+        click.echo(f"{m['model'][:32]:32} {m['responses']:9} {_all_tokens(m):14,} "
+                   f"{_usd(m['cost_usd']):>10}")
+    click.echo("\ncostliest sessions                                  tokens       cost")
+    for s in result["costliest_sessions"][:10]:
+        name = f"{s['project'] or '-'} {s['session_id'][:8]} {s['first_prompt'] or ''}"
+        click.echo(f"{' '.join(name.split())[:44]:44} {_all_tokens(s):14,} "
+                   f"{_usd(s['cost_usd']):>10}")
 
 
 @click.group(invoke_without_command=True)

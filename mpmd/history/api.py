@@ -105,8 +105,9 @@ def history_sessions(index_path: Path, raw_query: str, _config_dir: Path) -> byt
 
 
 def history_session(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
-    """``/api/history/session?id=&after=&limit=1000``: one session's summary and its events
-    oldest first (its timeline), paged by ``next.after``."""
+    """``/api/history/session?id=&after=&limit=1000``: one session's summary, its responses'
+    tokens and cost split by model, subagent and prompt, and its events oldest first (its
+    timeline), paged by ``next.after``."""
     args = parse_qs(raw_query)
     session = args.get("id", [""])[0]
     if not session:
@@ -122,13 +123,15 @@ def history_session(index_path: Path, raw_query: str, _config_dir: Path) -> byte
         except LookupError as exc:
             raise (NotFound if str(exc).startswith("no session") else BadRequest)(
                 str(exc)) from None
+        usage = index.session_usage(conn, summary["session_id"])
         lines = index.search(conn, "session_id = ?", [summary["session_id"]], limit=limit,
                              after=after, oldest_first=True)
     finally:
         conn.close()
     nxt = {"after": msgspec.json.decode(lines[-1], type=_Seq).seq} \
         if len(lines) == limit else None
-    return (b'{"session":' + msgspec.json.encode(summary) + b',"events":[' + b",".join(lines)
+    return (b'{"session":' + msgspec.json.encode(summary) + b',"usage":'
+            + msgspec.json.encode(usage) + b',"events":[' + b",".join(lines)
             + b'],"next":' + msgspec.json.encode(nxt) + b"}")
 
 
@@ -139,7 +142,7 @@ def stats(index_path: Path, raw_query: str, _config_dir: Path) -> bytes:
         return msgspec.json.encode({
             "since": since, "until": until, "events": 0, "sessions": 0, "bucket_ms": 60_000,
             "over_time": [], "tools": [], "error_patterns": [], "projects": [],
-            "indexing": True})
+            **analytics.empty_cost(), "indexing": True})
     conn = index.connect_read_only(index_path)
     try:
         return msgspec.json.encode(analytics.compute(conn, since, until))

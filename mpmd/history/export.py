@@ -1,9 +1,10 @@
 """Pure: one session's events -> a file to keep or share (`mpmd export`).
 
 jsonl and json are the journal lines as they are. md and html are a readable report: the
-session's header (project, model, times, counts, from the same fold the viewer uses), its
-prompts, its failures with their errors, per-tool figures, and every event in order. The
-html is one self-contained file (inline style, no script), every text escaped.
+session's header (project, model, times, counts, tokens and cost, from the same fold the
+viewer uses), its prompts, its failures with their errors, per-tool and per-model figures,
+and every event in order. The html is one self-contained file (inline style, no script),
+every text escaped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from mpmd.model.sessions import EventView, Session, Sessions
+from mpmd.model.sessions import EventView, ModelTotals, Session, Sessions
 
 FORMATS = ("jsonl", "json", "md", "html")
 _view_decoder = msgspec.json.Decoder(EventView)
@@ -66,6 +67,32 @@ def report(lines: Iterable[bytes]) -> Report:
     return Report(session, events, prompts, failures, tools)
 
 
+def _usd(value: float | None) -> str:
+    return "no price" if value is None else f"${value:.4f}"
+
+
+_SOURCES = {"claude-code": "Claude Code's own report", "mpmd": "mpmd's price"}
+
+
+def cost_line(s: Session) -> str | None:
+    """The session's tokens and cost in a line; None when it has no responses."""
+    responses = sum(m.responses for m in s.models.values())
+    if not responses and s.cost_usd is None:
+        return None
+    line = (f"{s.input_tokens:,} in, {s.output_tokens:,} out, {s.cache_read_tokens:,} cache "
+            f"read, {s.cache_write_tokens:,} cache write tokens in {responses} responses; cost "
+            f"{_usd(s.cost_usd)}")
+    if s.cost_source in _SOURCES:
+        line += f" ({_SOURCES[s.cost_source]})"
+    if s.unpriced_responses:
+        line += f", {s.unpriced_responses} responses of a model with no price not in it"
+    return line
+
+
+def _model_rows(s: Session) -> list[tuple[str, ModelTotals]]:
+    return sorted(s.models.items(), key=lambda item: -(item[1].cost_usd or 0.0))
+
+
 def _hms(stamp: str) -> str:
     return stamp[11:19] if len(stamp) >= 19 else stamp
 
@@ -85,8 +112,9 @@ def markdown(r: Report) -> str:
         f"- started: {s.started_at}",
         f"- last event: {s.last_event_at}" + (f" (ended: {s.end_reason})" if s.ended_at else ""),
         f"- events: {s.event_count}, tool calls: {s.tool_count}, failures: {s.failure_count}",
-        "",
     ]
+    cost = cost_line(s)
+    out += [f"- tokens and cost: {cost}", ""] if cost else [""]
     if r.prompts:
         out += ["## Prompts", ""]
         out += [f"- {_hms(t)} {_md_cell(text)}" for t, text in r.prompts] + [""]
@@ -98,6 +126,14 @@ def markdown(r: Report) -> str:
         out += ["## Tools", "", "| tool | calls | failed | median |", "|---|---|---|---|"]
         out += [f"| {_md_cell(tool)} | {n} | {bad} | "
                 f"{'-' if med is None else f'{med:.0f} ms'} |" for tool, n, bad, med in r.tools]
+        out.append("")
+    if s.models:
+        out += ["## Models", "",
+                "| model | responses | input | output | cache read | cache write | cost |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {_md_cell(name)} | {m.responses} | {m.input_tokens:,} | "
+                f"{m.output_tokens:,} | {m.cache_read_tokens:,} | {m.cache_write_tokens:,} | "
+                f"{_usd(m.cost_usd)} |" for name, m in _model_rows(s)]
         out.append("")
     out += ["## Events", "", "| time | event | what |", "|---|---|---|"]
     out += [f"| {_hms(ev['timestamp'])} | {ev['event_type']} | {_md_cell(ev.get('summary', ''))} |"
@@ -129,8 +165,10 @@ def html_report(r: Report) -> str:
         f"<li>model {e(s.model or '-')}<li>started {e(s.started_at)}",
         f"<li>last event {e(s.last_event_at)}"
         + (f" (ended: {e(s.end_reason or '')})" if s.ended_at else ""),
-        f"<li>events {s.event_count}, tool calls {s.tool_count}, failures {s.failure_count}</ul>",
+        f"<li>events {s.event_count}, tool calls {s.tool_count}, failures {s.failure_count}",
     ]
+    cost = cost_line(s)
+    parts.append((f"<li>tokens and cost: {e(cost)}" if cost else "") + "</ul>")
     if r.prompts:
         parts.append("<h2>Prompts</h2><ul>" + "".join(
             f"<li><code>{e(_hms(t))}</code> {e(text)}" for t, text in r.prompts) + "</ul>")
@@ -143,6 +181,14 @@ def html_report(r: Report) -> str:
                      + "".join(f"<tr><td>{e(tool)}<td>{n}<td>{bad}<td>"
                                f"{'-' if med is None else f'{med:.0f} ms'}</tr>"
                                for tool, n, bad, med in r.tools) + "</table>")
+    if s.models:
+        parts.append(
+            "<h2>Models</h2><table><tr><th>model<th>responses<th>input<th>output"
+            "<th>cache read<th>cache write<th>cost</tr>" + "".join(
+                f"<tr><td>{e(name)}<td>{m.responses}<td>{m.input_tokens:,}"
+                f"<td>{m.output_tokens:,}<td>{m.cache_read_tokens:,}"
+                f"<td>{m.cache_write_tokens:,}<td>{e(_usd(m.cost_usd))}</tr>"
+                for name, m in _model_rows(s)) + "</table>")
     parts.append(f"<h2>Events</h2><table><tr><th>time<th>event<th>what</tr>{rows}</table>")
     return "\n".join(parts) + "\n"
 

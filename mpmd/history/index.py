@@ -13,7 +13,13 @@ rows, so after a crash it resumes exactly where its last commit left it.
     events_fts  FTS5 over the searchable text (summary, prompt, command, paths, errors,
                 messages), contentless (the text is not stored twice); rowid = seq
     sessions    one row per session: the summary the page's past-sessions list shows,
-                kept up to date with each batch rather than grouped at query time
+                kept up to date with each batch rather than grouped at query time; with
+                its tokens and reconciled cost (docs/transcripts.md)
+    usage       one row per ModelUsage event (an API response): its tokens, model, prompt,
+                subagent and mpmd's price, for the splits by model, prompt, subagent, time
+    prompts     prompt_id -> its session and text (the costliest prompts' names)
+    session_models  the models each session used (SessionStart's, its responses'), for
+                model: queries
     meta        schema version, last_seq
 
 Why blocks: compressing one line costs ~23 us of zlib set-up, a block of 16 lines ~7 us a
@@ -38,11 +44,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from mpmd.model.sessions import reconciled_cost
 from mpmd.storage.journal import line_seq
 
 log = logging.getLogger("mpmd.history.index")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: tokens and cost (usage, prompts, session_models)
 INDEX_FILE_NAME = "index.sqlite3"
 BLOCK_LINES = 16
 MAX_FIELD_TEXT = 4096  # per text field; a 1 MB Write's content is not what people search for
@@ -91,7 +98,46 @@ _DDL = (
         cwd TEXT,                        -- as first seen
         model TEXT,                      -- from SessionStart
         end_reason TEXT,                 -- from SessionEnd; NULL while not ended
-        first_prompt TEXT                -- the first UserPromptSubmit, cut to 200 chars
+        first_prompt TEXT,               -- the first UserPromptSubmit, cut to 200 chars
+        -- What it cost: the sums of its usage rows, and its cost reconciled with Claude
+        -- Code's last report (reported_*) as the live sessions table does.
+        responses INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        unpriced_responses INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,                   -- rounded to 9 places; NULL: no response nor report
+        cost_source TEXT,                -- "claude-code" or "mpmd"
+        reported_usd REAL,               -- the last CostReport's total_cost_usd
+        reported_as_of TEXT              -- and its as_of
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS usage (
+        seq INTEGER PRIMARY KEY,         -- the ModelUsage event's
+        session_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,             -- the event's: when Claude Code wrote the response
+        at TEXT NOT NULL,                -- the same as written, compared with a report's as_of
+        agent_id TEXT,                   -- a subagent's response
+        prompt_id TEXT,                  -- the prompt it answers
+        model TEXT NOT NULL,             -- "unknown" when it names none
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost_usd REAL                    -- mpmd's price; NULL: its model has no price
+    )""",
+    "CREATE INDEX IF NOT EXISTS usage_session ON usage(session_id)",
+    "CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts)",
+    """CREATE TABLE IF NOT EXISTS prompts (
+        prompt_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,            -- its first UserPromptSubmit
+        text TEXT NOT NULL               -- cut to 200 chars
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS session_models (
+        session_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        PRIMARY KEY (session_id, model)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS sessions_last_ts ON sessions(last_ts)",
     "CREATE INDEX IF NOT EXISTS events_session ON events(session_id, seq)",
@@ -111,12 +157,25 @@ _COLUMNS = ("seq", "ts", "session_id", "event_type", "tool_name", "risk", "statu
 _INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _INSERT_FTS = "INSERT INTO events_fts (rowid, text) VALUES (?, ?)"
 _INSERT_BLOCK = "INSERT INTO blocks (first_seq, data) VALUES (?, ?)"
-SESSION_COLUMNS = ("session_id", "first_seq", "last_seq", "first_ts", "last_ts", "events",
-                   "tool_calls", "failures", "cwd", "model", "end_reason", "first_prompt")
+_INSERT_USAGE = f"INSERT INTO usage VALUES ({', '.join('?' * 12)})"
+# A session's usage rows summed (USAGE_COLUMNS' first six), mpmd's price of them all, and
+# of those written after Claude Code's last report (as_of, the first parameter).
+_SUM_USAGE = """
+    SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+           coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),
+           coalesce(sum(cost_usd IS NULL), 0), total(cost_usd),
+           total(CASE WHEN at > ? THEN cost_usd END)
+    FROM usage WHERE session_id = ?"""
+_SUMMARY_COLUMNS = ("session_id", "first_seq", "last_seq", "first_ts", "last_ts", "events",
+                    "tool_calls", "failures", "cwd", "model", "end_reason", "first_prompt")
+USAGE_COLUMNS = ("responses", "input_tokens", "output_tokens", "cache_read_tokens",
+                 "cache_write_tokens", "unpriced_responses", "cost_usd", "cost_source")
+# What the sessions listing shows of a session (reported_* are the ledger behind cost_usd).
+SESSION_COLUMNS = (*_SUMMARY_COLUMNS, *USAGE_COLUMNS)
 # A batch's summary of a session merged into what the table holds.
 _UPSERT_SESSION = f"""
-    INSERT INTO sessions ({', '.join(SESSION_COLUMNS)})
-    VALUES ({', '.join('?' * len(SESSION_COLUMNS))})
+    INSERT INTO sessions ({', '.join(_SUMMARY_COLUMNS)})
+    VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})
     ON CONFLICT (session_id) DO UPDATE SET
         first_seq = min(first_seq, excluded.first_seq),
         last_seq = max(last_seq, excluded.last_seq),
@@ -162,7 +221,27 @@ class _Stored(msgspec.Struct, kw_only=True):
     raw: str | None = None
 
 
+class _Usage(msgspec.Struct):
+    """What the index reads of a ModelUsage or CostReport payload: the fields, and the
+    types, the live sessions table reads (mpmd.model.sessions.fold_usage), so both count
+    the same events."""
+
+    hook_event_name: str = ""
+    model: str | None = None
+    prompt_id: Any = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float | None = None
+    at: str | None = None
+    total_cost_usd: float | None = None
+    as_of: str | None = None
+
+
+_USAGE_EVENTS = ("ModelUsage", "CostReport")
 _stored_decoder = msgspec.json.Decoder(_Stored)
+_usage_decoder = msgspec.json.Decoder(_Usage)
 _payload_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -218,6 +297,9 @@ class Made(NamedTuple):
     model: str | None  # these three only for the session summary
     end_reason: str | None
     prompt: str | None
+    prompt_id: str | None = None  # a UserPromptSubmit's, for the prompts table
+    usage: tuple[Any, ...] | None = None  # a ModelUsage's usage row, without its seq
+    report: tuple[float, str] | None = None  # a CostReport's (total_cost_usd, as_of)
 
 
 def _str(value: object) -> str | None:
@@ -240,10 +322,33 @@ def row_of(line: bytes) -> Made | None:
     )
     kind = ev.event_type
     prompt = _str(payload.get("prompt")) if kind == "UserPromptSubmit" else None
+    usage, report = _usage_of(ev, row[1]) if kind in _USAGE_EVENTS else (None, None)
     return Made(row, search_text(ev, payload),
                 _str(payload.get("model")) if kind == "SessionStart" else None,
                 _str(payload.get("reason")) if kind == "SessionEnd" else None,
-                prompt[:200] if prompt else None)
+                prompt[:200] if prompt else None,
+                _str(payload.get("prompt_id")) if prompt else None,
+                usage, report)
+
+
+def _usage_of(ev: _Stored, ts: int) -> tuple[tuple[Any, ...] | None, tuple[float, str] | None]:
+    """The usage row of a ModelUsage event, or the (total, as_of) of a CostReport; read
+    as fold_usage reads them (what it passes over, this passes over too)."""
+    if not ev.session_id:
+        return None, None
+    try:
+        u = _usage_decoder.decode(ev.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None, None
+    if u.hook_event_name == "CostReport":
+        if u.total_cost_usd is None or not u.total_cost_usd >= 0:
+            return None, None
+        return None, (u.total_cost_usd, u.as_of or "")
+    usd = u.cost_usd if u.cost_usd is not None and u.cost_usd >= 0 else None
+    return (ev.session_id, ts, u.at or "", ev.agent_id, _str(u.prompt_id),
+            (u.model or "unknown")[:100], max(0, u.input_tokens), max(0, u.output_tokens),
+            max(0, u.cache_read_input_tokens), max(0, u.cache_creation_input_tokens),
+            usd), None
 
 
 def _session_rows(made: list[Made]) -> list[tuple[Any, ...]]:
@@ -365,6 +470,42 @@ def sessions(conn: sqlite3.Connection, since_ms: int, until_ms: int,
         (since_ms, until_ms, limit))]
 
 
+# Usage rows summed, for any grouping: as USAGE_SUM_KEYS name them. cost_usd is mpmd's
+# price of the priced ones (NULL when none has a price).
+USAGE_SUMS = ("count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+              "sum(cache_write_tokens), sum(cost_usd IS NULL), sum(cost_usd)")
+USAGE_SUM_KEYS = ("responses", "input_tokens", "output_tokens", "cache_read_tokens",
+                  "cache_write_tokens", "unpriced_responses", "cost_usd")
+
+
+def usage_sums(values: Iterable[Any]) -> dict[str, Any]:
+    """A USAGE_SUMS row as a dict: counts 0 over no rows, cost rounded to 9 places (as
+    sessions' cost_usd)."""
+    *counts, cost = values
+    out: dict[str, Any] = {key: n or 0
+                           for key, n in zip(USAGE_SUM_KEYS[:-1], counts, strict=True)}
+    out["cost_usd"] = None if cost is None else round(cost, 9)
+    return out
+
+
+def session_usage(conn: sqlite3.Connection, session_id: str) -> dict[str, list[dict[str, Any]]]:
+    """One session's responses split by model, by subagent (agent_id null: the session's
+    own) and by prompt (with its text where the index has it), each most costly first:
+    tokens and mpmd's price. The splits of each add up to the session's tokens."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, column in (("models", "model"), ("agents", "agent_id"), ("prompts", "prompt_id")):
+        out[key] = [
+            {column: row[0], **usage_sums(row[1:])} for row in conn.execute(
+                f"""SELECT {column}, {USAGE_SUMS} FROM usage WHERE session_id = ?
+                    GROUP BY {column} ORDER BY sum(cost_usd) DESC, count(*) DESC""",
+                (session_id,))]
+    texts = dict(conn.execute("SELECT prompt_id, text FROM prompts WHERE session_id = ?",
+                              (session_id,)).fetchall())
+    for prompt in out["prompts"]:
+        prompt["prompt"] = texts.get(prompt["prompt_id"])
+    return out
+
+
 def session_lines(conn: sqlite3.Connection, session: str,
                   progress: Callable[[int, int], object] | None = None) -> list[bytes]:
     """Every line of the one session whose id starts with ``session``, oldest first
@@ -469,9 +610,47 @@ class Index:
             self.conn.executemany(_INSERT, rows)
             self.conn.executemany(_INSERT_FTS, [(m.row[0], m.text) for m in made_all])
             self.conn.executemany(_UPSERT_SESSION, _session_rows(made_all))
+            self._add_usage(made_all)
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(last),))
         self.last_seq = last
         return len(kept)
+
+    def _add_usage(self, made: list[Made]) -> None:
+        """A batch's responses, cost reports, prompts and models, and the cost of the
+        sessions they touched worked out again."""
+        conn = self.conn
+        usage = [(m.row[0], *m.usage) for m in made if m.usage is not None]
+        conn.executemany(_INSERT_USAGE, usage)
+        conn.executemany(
+            "INSERT OR IGNORE INTO prompts VALUES (?, ?, ?, ?)",
+            [(m.prompt_id, m.row[2], m.row[0], m.prompt) for m in made
+             if m.prompt_id and m.prompt and m.row[2]])
+        conn.executemany("INSERT OR IGNORE INTO session_models VALUES (?, ?)", {
+            (m.row[2], model) for m in made if m.row[2]
+            for model in (m.model, m.usage[5] if m.usage else None) if model})
+        reports = [(*m.report, m.row[2]) for m in made if m.report is not None]
+        # In seq order: a later report replaces an earlier one (each is cumulative).
+        conn.executemany(
+            "UPDATE sessions SET reported_usd = ?, reported_as_of = ? WHERE session_id = ?",
+            reports)
+        self._reprice({u[1] for u in usage} | {r[2] for r in reports})
+
+    def _reprice(self, session_ids: Iterable[str]) -> None:
+        """Sum the sessions' usage rows again and reconcile their cost (the live table's
+        rule, mpmd.model.sessions.reconciled_cost)."""
+        for session_id in session_ids:
+            found = self.conn.execute(
+                "SELECT reported_usd, coalesce(reported_as_of, '') FROM sessions "
+                "WHERE session_id = ?", (session_id,)).fetchone()
+            if found is None:
+                continue
+            reported, as_of = found
+            *sums, estimated, after = self.conn.execute(_SUM_USAGE, (as_of, session_id)).fetchone()
+            cost, source = reconciled_cost(reported, after, estimated, sums[0])
+            self.conn.execute(
+                f"UPDATE sessions SET ({', '.join(USAGE_COLUMNS)}) = "
+                f"({', '.join('?' * len(USAGE_COLUMNS))}) WHERE session_id = ?",
+                (*sums, None if cost is None else round(cost, 9), source, session_id))
 
     def delete_before(self, seq: int, batch: int = 5000) -> int:
         """Remove events with a seq below ``seq`` (the journal's retention removed them),
@@ -490,6 +669,8 @@ class Index:
                         "INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', ?, ?)",
                         (row_seq, made.text if made is not None else ""))
                 self.conn.execute("DELETE FROM events WHERE seq <= ?", (seqs[-1],))
+                self.conn.execute("DELETE FROM usage WHERE seq <= ?", (seqs[-1],))
+                self.conn.execute("DELETE FROM prompts WHERE seq <= ?", (seqs[-1],))
                 # A block goes with the last of its events (the first left may share one).
                 self.conn.execute(
                     "DELETE FROM blocks WHERE first_seq < coalesce("
@@ -501,15 +682,21 @@ class Index:
 
     def _recount_sessions(self, seq: int) -> None:
         """Sessions that lost events to retention: gone if all went, recounted otherwise
-        (cwd, model, end and first prompt stay as first seen)."""
+        (cwd, model, end and first prompt stay as first seen; tokens are summed from the
+        responses left, and Claude Code's last report, cumulative, still holds)."""
         with self.transaction():
             self.conn.execute("DELETE FROM sessions WHERE last_seq < ?", (seq,))
+            self.conn.execute("DELETE FROM session_models WHERE session_id NOT IN "
+                              "(SELECT session_id FROM sessions)")
+            shrunk = [sid for (sid,) in self.conn.execute(
+                "SELECT session_id FROM sessions WHERE first_seq < ?", (seq,))]
             self.conn.execute(f"""
                 UPDATE sessions SET (first_seq, first_ts, events, tool_calls, failures) = (
                     SELECT min(seq), min(ts), count(*), sum(event_type IN {TOOL_CALL_ENDS}),
                            sum(event_type = 'PostToolUseFailure')
                     FROM events WHERE events.session_id = sessions.session_id)
                 WHERE first_seq < ?""", (seq,))
+            self._reprice(shrunk)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -18,11 +18,14 @@ Grammar (precedence NOT > AND > OR; adjacent terms are ANDed)::
     and     := unary (["AND"] unary)*
     unary   := ("NOT" | "-") unary | "(" or ")" | term
     term    := word | word"*" | '"phrase"' | '"phrase"*' | name ":" value
+             | measure (">" | ">=" | "<" | "<=" | "=") number
     value   := word | '"quoted"'            (inside quotes, "" is one ")
+    measure := "cost" | "tokens"            (in any case)
 
 A word runs to whitespace, a parenthesis or a quote. "-" is NOT only right before a term
 (not before a space, ")" or another "-"); AND, OR and NOT are keywords only in uppercase; a
-word whose part before its first colon is letters a-z is a field.
+word that starts with a measure and a comparison is a comparison; else a word whose part
+before its first colon is letters a-z is a field.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from mpmd.errors import QueryError
 from mpmd.model import events
 
 __all__ = [
-    "FIELDS", "MAX_DEPTH", "MAX_TERMS", "And", "Everything", "Field", "Not", "Or", "Query",
-    "QueryError", "Text", "Time", "compile", "parse", "to_sql",
+    "COMPARISONS", "FIELDS", "MAX_DEPTH", "MAX_TERMS", "MEASURES", "And", "Compare",
+    "Everything", "Field", "Not", "Or", "Query", "QueryError", "Text", "Time", "compile",
+    "parse", "to_sql",
 ]
 
 FIELDS: dict[str, str] = {
@@ -53,6 +57,9 @@ FIELDS: dict[str, str] = {
     "cwd": "part of the session's working folder (case-sensitive), or a glob over all of it",
     "op": "what the event does: read, write, execute, network or metadata",
     "scope": "outside: its file path is outside the session's folder; inside: within it",
+    "model": "its session used a model whose id holds the value (any case), or a glob",
+    "cost": "compared: cost>0.5 is a session that cost more than $0.50 (also >=, <, <=, =)",
+    "tokens": "compared: tokens>=100k is a session of at least 100,000 tokens (all kinds)",
     "since": "at or after: a duration back from now (30s, 15m, 2h, 7d, 2w) or a UTC date/time",
     "until": "before: a duration back from now, or a UTC date (the end of that day) or time",
 }
@@ -71,9 +78,17 @@ EVENT_TYPES: tuple[str, ...] = (
     events.EMPTY, events.MALFORMED, events.NOT_OBJECT, events.TRUNCATED, "unknown",
 )
 KEYWORDS = ("AND", "OR", "NOT")
+MEASURES = ("cost", "tokens")  # compared, not name:value
+COMPARISONS = (">=", "<=", ">", "<", "=")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TYPE_OF_LOWER = {name.translate(_ASCII_LOWER): name for name in EVENT_TYPES}
 _FIELD_WORD = re.compile(r"([A-Za-z]+):(.*)", re.DOTALL)
+_COMPARE_WORD = re.compile(r"([A-Za-z]+)(>=|<=|>|<|=)(.*)", re.DOTALL)
+_DOLLARS = re.compile(r"\$?([0-9]{1,12}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})", re.ASCII)
+_COUNT = re.compile(r"([0-9]{1,12})([kKmM]?)", re.ASCII)
+_COUNT_UNIT = {"": 1, "k": 1000, "m": 1_000_000}
+# A session's tokens, every kind (the sessions table of mpmd.history.index).
+_SESSION_TOKENS = "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens"
 _DURATION = re.compile(r"(?:[0-9]{1,9}[smhdw]){1,5}", re.ASCII)
 _DURATION_PART = re.compile(r"([0-9]+)([smhdw])", re.ASCII)
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -138,6 +153,17 @@ class Time:
 
 
 @dataclasses.dataclass(frozen=True)
+class Compare:
+    """``cost>0.5``, ``tokens<=100k``: the session's reconciled cost in US dollars, or its
+    tokens of every kind, compared with ``value`` (``op`` one of COMPARISONS)."""
+
+    name: str
+    op: str
+    value: float | int
+    position: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Not:
     operand: Query
 
@@ -152,22 +178,23 @@ class Or:
     operands: tuple[Query, ...]
 
 
-Query: TypeAlias = Everything | Text | Field | Time | Not | And | Or
+Query: TypeAlias = Everything | Text | Field | Time | Compare | Not | And | Or
 
 
 # --- lexing ---------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class _Token:
-    kind: str  # ( ) - KEYWORD WORD PHRASE FIELD
+    kind: str  # ( ) - KEYWORD WORD PHRASE FIELD COMPARE
     raw: str  # as written
     position: int
-    value: str = ""  # WORD/PHRASE: the text; FIELD: the value; KEYWORD: the keyword
-    name: str = ""  # FIELD: the name as written
+    value: str = ""  # WORD/PHRASE: the text; FIELD, COMPARE: the value; KEYWORD: the keyword
+    name: str = ""  # FIELD, COMPARE: the name as written
     prefix: bool = False  # WORD/PHRASE ending in *
+    op: str = ""  # COMPARE: the comparison
 
 
-_TERM_KINDS = frozenset({"(", "-", "WORD", "PHRASE", "FIELD"})
+_TERM_KINDS = frozenset({"(", "-", "WORD", "PHRASE", "FIELD", "COMPARE"})
 
 
 def _quoted(text: str, start: int) -> tuple[str, int]:
@@ -221,8 +248,12 @@ def _lex(text: str) -> Iterator[_Token]:
                 j += 1
             raw = text[i:j]
             field = _FIELD_WORD.fullmatch(raw)
+            compare = _COMPARE_WORD.fullmatch(raw)
             if raw in KEYWORDS:
                 yield _Token("KEYWORD", raw, i, raw)
+            elif compare is not None and _lower(compare.group(1)) in MEASURES:
+                yield _Token("COMPARE", raw, i, compare.group(3), name=compare.group(1),
+                             op=compare.group(2))
             elif field is not None:
                 name, value = field.group(1), field.group(2)
                 if not value and j < n and text[j] == '"':
@@ -308,11 +339,34 @@ def _time_ms(name: str, value: str, token: _Token) -> Time:
 _CHOICES = {"risk": RISKS, "status": STATUSES, "op": OPERATIONS, "scope": SCOPES}
 
 
+def _compare(token: _Token) -> Compare:
+    name, value, column = _lower(token.name), token.value, token.position + 1
+    if not value:
+        raise QueryError(f"{name}: needs a number after {token.op} (column {column})",
+                         token.position, token.raw)
+    if name == "cost":
+        dollars = _DOLLARS.fullmatch(value)
+        if dollars is None:
+            raise QueryError(f"cost: wants US dollars like 0.5 or $2, not {_show(value)} "
+                             f"(column {column})", token.position, token.raw)
+        return Compare(name, token.op, float(dollars.group(1)), token.position)
+    count = _COUNT.fullmatch(value)
+    if count is None:
+        raise QueryError(f"tokens: wants a whole number like 5000 or 100k, not {_show(value)} "
+                         f"(column {column})", token.position, token.raw)
+    number = int(count.group(1)) * _COUNT_UNIT[_lower(count.group(2))]
+    return Compare(name, token.op, number, token.position)
+
+
 def _field(token: _Token) -> Field | Time:
     name = _lower(token.name)
     if name not in FIELDS:
         raise QueryError(f"unknown field {_show(token.name)} at column {token.position + 1}"
                          + _suggest(token.name), token.position, token.raw)
+    if name in MEASURES:
+        example = "cost>0.5" if name == "cost" else "tokens>5000"
+        raise QueryError(f"{name}: wants a comparison like {example}, not {_show(token.raw)} "
+                         f"(column {token.position + 1})", token.position, token.raw)
     value = token.value
     if not value:
         raise QueryError(f"{_cut(token.name)}: needs a value (column {token.position + 1})",
@@ -427,6 +481,8 @@ class _Parser:
                              token.position, token.raw)
         if token.kind == "FIELD":
             return _field(token)
+        if token.kind == "COMPARE":
+            return _compare(token)
         if not any(_is_token_char(ch) for ch in token.value):
             raise QueryError(f"{_show(token.raw)} at column {column} has no letters or digits "
                              f"to search for", token.position, token.raw)
@@ -559,6 +615,16 @@ def _field_sql(node: Field, params: list[object]) -> str:
     if name == "op":
         params.append(value)
         return "operation = ?"
+    if name == "model":
+        # A session's models (mpmd.history.index's session_models): few rows, read once.
+        if node.glob:
+            params.append(_glob(_lower(value)))
+            used = "lower(model) GLOB ?"
+        else:
+            params.append(_lower(value))
+            used = "instr(lower(model), ?) > 0"
+        return ("(session_id IS NOT NULL AND session_id IN "
+                f"(SELECT session_id FROM session_models WHERE {used}))")
     if name == "scope":
         # An absolute file path not under cwd is outside; relative paths are inside.
         params.extend(("/", "/"))
@@ -595,6 +661,13 @@ def _sql(node: Query, now_ms: int, params: list[object]) -> str:
     if isinstance(node, Time):
         params.append(node.bound(now_ms))
         return "ts >= ?" if node.name == "since" else "ts < ?"
+    if isinstance(node, Compare):
+        # A session with nothing read of its transcript passes no comparison: its cost is
+        # NULL, and its tokens are not known to be 0.
+        measure = "cost_usd" if node.name == "cost" else f"responses > 0 AND {_SESSION_TOKENS}"
+        params.append(node.value)
+        return ("(session_id IS NOT NULL AND session_id IN "
+                f"(SELECT session_id FROM sessions WHERE {measure} {node.op} ?))")
     if isinstance(node, Not):
         if isinstance(node.operand, Not):  # NOT NOT x is x
             return _sql(node.operand.operand, now_ms, params)

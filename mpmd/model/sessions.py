@@ -431,9 +431,21 @@ def fold_usage(row: Session, ledger: Ledger, ev: EventView) -> None:
             if at > ledger.reported_as_of:
                 ledger.after_report.append((at, usd))
                 del ledger.after_report[:-MAX_AFTER_REPORT]
-    if ledger.reported_usd is not None:
-        row.cost_usd = ledger.reported_usd + sum(usd for _at, usd in ledger.after_report)
-        row.cost_source = "claude-code"
-    elif any(m.responses for m in row.models.values()):
-        row.cost_usd = ledger.estimated_usd
-        row.cost_source = "mpmd"
+    cost, source = reconciled_cost(
+        ledger.reported_usd, sum(usd for _at, usd in ledger.after_report),
+        ledger.estimated_usd, sum(m.responses for m in row.models.values()))
+    if source is not None:
+        row.cost_usd, row.cost_source = cost, source
+
+
+def reconciled_cost(reported_usd: float | None, after_report_usd: float, estimated_usd: float,
+                    responses: int) -> tuple[float | None, str | None]:
+    """A session's cost and where it comes from (docs/transcripts.md), shared by this
+    table and the search index: Claude Code's last report plus mpmd's price of the
+    responses written after it; with no report, mpmd's price of every response; (None,
+    None) while there is neither."""
+    if reported_usd is not None:
+        return reported_usd + after_report_usd, "claude-code"
+    if responses:
+        return estimated_usd, "mpmd"
+    return None, None

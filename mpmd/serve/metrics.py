@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mpmd.counters import REJECTED_PREFIX, Count
-from mpmd.status import ForwarderState, Status
+from mpmd.status import ForwarderState, Status, TranscriptsState
 from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -93,6 +93,8 @@ class DaemonCollector(Collector):
             refused.add_metric([reason], n)
         yield refused
         yield from _forwarder_families(st.forward)
+        if st.transcripts is not None:
+            yield from _transcript_families(st.transcripts)
         for name, doc, value in (
             ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
              st.ring_used_bytes),
@@ -149,6 +151,43 @@ def _forwarder_families(forward: dict[str, ForwarderState]) -> Iterator[Metric]:
     yield backlog
     yield from counters.values()
     yield state
+
+
+_TOKEN_KINDS = (("input", "input_tokens"), ("output", "output_tokens"),
+                ("cache_read", "cache_read_tokens"), ("cache_write", "cache_write_tokens"))
+
+
+def _transcript_families(t: TranscriptsState) -> Iterator[Metric]:
+    """What the transcript follower read (docs/transcripts.md): tokens and cost by model,
+    and how the following goes."""
+    responses = CounterMetricFamily("mpmd_model_responses",
+                                    "API responses read off transcripts, by model.",
+                                    labels=["model"])
+    tokens = CounterMetricFamily("mpmd_model_tokens", "Tokens of those responses, by model "
+                                 "and kind (input, output, cache_read, cache_write).",
+                                 labels=["model", "kind"])
+    usd = CounterMetricFamily("mpmd_model_cost_usd", "mpmd's price of those responses in "
+                              "US dollars, by model (responses with no price add nothing).",
+                              labels=["model"])
+    for model, m in sorted(t.models.items()):
+        responses.add_metric([model], m.responses)
+        for kind, key in _TOKEN_KINDS:
+            tokens.add_metric([model, kind], getattr(m, key))
+        usd.add_metric([model], m.cost_usd)
+    yield responses
+    yield tokens
+    yield usd
+    yield CounterMetricFamily("mpmd_transcript_backfilled",
+                              "Prompts and tool calls no hook delivered, journaled from "
+                              "their transcript.", value=t.backfilled)
+    yield CounterMetricFamily("mpmd_transcript_late_hooks",
+                              "Hook events that came after their call was backfilled.",
+                              value=t.late_hooks)
+    yield GaugeMetricFamily("mpmd_transcripts_followed", "Transcripts followed now.",
+                            value=t.followed)
+    yield GaugeMetricFamily("mpmd_transcripts_unread", "Transcripts named by hooks that "
+                            "cannot be read (status: transcripts.problems).",
+                            value=len(t.problems))
 
 
 def registry(collector: DaemonCollector) -> CollectorRegistry:

@@ -62,6 +62,9 @@ MAX_SEEN = 200_000  # message ids remembered (a message is written once per cont
 MAX_PROBLEMS = 20  # problems shown in status
 DISCOVER_BACK = 20_000  # with no saved state: journal lines read back to find sessions
 SAVE_EVERY_S = 2.0  # positions are saved at most this often (and at stop)
+MAX_MODELS = 50  # models counted apart for /metrics; more are counted as "other"
+_MODEL_KEYS = ("responses", "input_tokens", "output_tokens", "cache_read_tokens",
+               "cache_write_tokens", "cost_usd")
 MAX_FINISHED = 10_000  # files no longer followed whose last position is remembered
 # How long a prompt or tool call read off a transcript waits for its hook event before it is
 # journaled from the transcript (mpmd.transcripts.backfill): far longer than a hook is late.
@@ -180,6 +183,8 @@ class Follower:
         self.counts = {"lines": 0, "bytes": 0, "usage": 0, "cost_reports": 0,
                        "backfilled": 0, "malformed": 0, "outside_roots": 0, "restarts": 0,
                        "dropped": 0}
+        # by model: responses, input, output, cache read, cache write tokens, cost (USD)
+        self.models: dict[str, list[float]] = {}
         self.counts_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -210,7 +215,8 @@ class Follower:
     def status(self) -> dict[str, object]:
         with self.counts_lock:
             counts = dict(self.counts)
-        return {"followed": len(self.followed), "journal_seq": self.journal_seq,
+            models = {m: dict(zip(_MODEL_KEYS, t, strict=True)) for m, t in self.models.items()}
+        return {"models": models, "followed": len(self.followed), "journal_seq": self.journal_seq,
                 "problems": dict(list(self.problems.items())[:MAX_PROBLEMS]),
                 "roots": list(self.roots), "late_hooks": self.claims.late_hooks, **counts}
 
@@ -380,7 +386,8 @@ class Follower:
         """Turn ``lines`` into events and hand them to the daemon; True once stored."""
         counts = entries.Counts()
         events: list[tuple[bytes, bytes, int]] = []
-        sent: list[tuple[str, str]] = []  # message ids, remembered once stored
+        # message ids, remembered (and counted by model) once stored
+        sent: dict[tuple[str, str], tuple[str, tuple[int, int, int, int], float | None]] = {}
         for line in lines:
             for fact in entries.parse(line, counts):
                 at = getattr(fact, "timestamp", "")
@@ -412,16 +419,30 @@ class Follower:
         with self.counts_lock:
             self.counts["usage"] += len(sent)
             self.counts["cost_reports"] += len(events) - len(sent)
+            for model, tokens, usd in sent.values():
+                self._add_to_model(model, tokens, usd)
         return True
 
+    def _add_to_model(self, model: str, tokens: tuple[int, int, int, int],
+                      usd: float | None) -> None:
+        """Totals by model since start, for /metrics (under counts_lock)."""
+        if model not in self.models and len(self.models) >= MAX_MODELS:
+            model = "other"
+        totals = self.models.setdefault(model, [0, 0, 0, 0, 0, 0.0])
+        totals[0] += 1
+        for k, n in enumerate(tokens, 1):
+            totals[k] += n
+        if usd is not None:
+            totals[5] += usd
+
     def _usage(self, f: _Followed, u: Usage,
-               sent: list[tuple[str, str]]) -> tuple[bytes, bytes, int] | None:
+               sent: dict[tuple[str, str], tuple[str, tuple[int, int, int, int], float | None]],
+               ) -> tuple[bytes, bytes, int] | None:
         if not u.message_id:
             return None
         key = (u.session_id or f.session_id, u.message_id)
         if key in self.seen or key in sent:
             return None
-        sent.append(key)
         price = self.prices.price(u.model) if u.model else None
         # What is not written for 1 hour is for 5 minutes (a transcript without the split
         # has only the total).
@@ -429,6 +450,9 @@ class Follower:
         usd = None if price is None else round(cost(
             price, u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
             five_minutes, u.cache_creation_1h), 9)
+        sent[key] = ((u.model or "unknown")[:100], (
+            u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
+            u.cache_creation_input_tokens), usd)
         return event_id(key[0], "usage", u.message_id), msgspec.json.encode({
             "hook_event_name": "ModelUsage", "session_id": key[0],
             "transcript_path": f.file.path, "agent_id": u.agent_id or f.agent_id,

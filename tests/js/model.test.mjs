@@ -8,7 +8,8 @@ import {
   formatRate, median, errorText, projectOf, compileFilter, isEmptyFilter, toolStats, feedBlocks,
   exportFileName, pendingText, startedWaiting, spanDuration, eventKind, fmtClock, fmtStart,
   healthCounts, projectFor, filterOptions, recsAfter, emptyFeedText, failureToasts,
-  TOASTS_PER_BATCH, permissionNotice, approvalNotice,
+  TOASTS_PER_BATCH, permissionNotice, approvalNotice, NO_USAGE, formatUsd, formatUsdPrecise,
+  formatTokens, sessionUsage, usageBreakdown,
 } from "../../webui/model.js";
 
 const T0 = Date.parse("2024-05-01T10:00:00Z");
@@ -286,6 +287,23 @@ test("isEmptyFilter and compileFilter: every field must match, text words in any
   assert.equal(f(st.bySeq.get(2)), false);
 });
 
+test("the event type All but usage leaves out ModelUsage and CostReport, and only them", () => {
+  const st = new Store();
+  st.applyEvents([
+    ev({ seq: 1, event_type: "UserPromptSubmit" }),
+    ev({ seq: 2, event_type: "ModelUsage", summary: "Model response (claude-opus-5-5): 2,563 in, 12 out, $0.0105" }),
+    ev({ seq: 3, event_type: "PreToolUse", tool_name: "Bash" }),
+    ev({ seq: 4, event_type: "CostReport", summary: "Claude Code's cost so far: $0.0534" }),
+    ev({ seq: 5, event_type: "ModelUsage", session_id: "s2" }),
+  ]);
+  const pick = (filters) => st.filtered(filters).map((r) => r.seq);
+  assert.deepEqual(pick({ type: NO_USAGE }), [1, 3]);
+  assert.deepEqual(pick({ type: NO_USAGE, session: "s2" }), []);
+  assert.deepEqual(pick({ type: "ModelUsage" }), [2, 5], "asked for by name: shown");
+  assert.deepEqual(pick({ text: "claude-opus" }), [2]);
+  assert.equal(isEmptyFilter({ type: NO_USAGE }), false);
+});
+
 test("filterOptions offers the sessions, types and tools held, sorted", () => {
   const st = new Store();
   st.applySessions([{ session_id: "zz-session", project: "api" }]);
@@ -298,7 +316,8 @@ test("filterOptions offers the sessions, types and tools held, sorted", () => {
     { value: "zz-session", label: "api · zz-sessi" },
     { value: "aa-session", label: "shop · aa-sessi" },
   ]);
-  assert.deepEqual(o.type.map((t) => t.value), ["Notification", "PreToolUse"]);
+  assert.deepEqual(o.type.map((t) => t.value), [NO_USAGE, "Notification", "PreToolUse"]);
+  assert.equal(o.type[0].label, "All but usage");
   assert.deepEqual(o.tool, [{ value: "Bash", label: "Bash" }, { value: "Read", label: "Read" }]);
 });
 
@@ -420,6 +439,117 @@ test("eventKind: failures, denials and prompts first, else the event's namespace
   assert.equal(eventKind({ event_type: "PreToolUse" }, ns), "tool");
   assert.equal(eventKind({ event_type: "SubagentStart" }, ns), "agent");
   assert.equal(eventKind({ event_type: "Unknown" }), "system");
+  const withUsage = { ...ns, ModelUsage: "session", CostReport: "session" };
+  assert.equal(eventKind({ event_type: "ModelUsage" }, withUsage), "usage", "quiet, not its namespace");
+  assert.equal(eventKind({ event_type: "CostReport" }, withUsage), "usage");
+});
+
+// ---------------------------------------------------------------- cost and tokens
+
+test("formatUsd: cents for a row, <$0.01 below a cent, whole dollars from $1,000", () => {
+  assert.equal(formatUsd(0.06562), "$0.07");
+  assert.equal(formatUsd(0.053356), "$0.05");
+  assert.equal(formatUsd(0.0105), "$0.01");
+  assert.equal(formatUsd(0.0099), "<$0.01");
+  assert.equal(formatUsd(0.000001), "<$0.01");
+  assert.equal(formatUsd(0), "$0.00", "a reported zero is a figure");
+  assert.equal(formatUsd(12.345), "$12.35");
+  assert.equal(formatUsd(999.994), "$999.99");
+  assert.equal(formatUsd(999.996), "$1,000", "never $1000.00");
+  assert.equal(formatUsd(12_345.6), "$12,346");
+  for (const none of [null, undefined, NaN, -1, "0.5"]) assert.equal(formatUsd(none), "");
+});
+
+test("formatUsdPrecise: to the hundredth of a cent", () => {
+  assert.equal(formatUsdPrecise(0.0105), "$0.0105");
+  assert.equal(formatUsdPrecise(0.06562), "$0.0656");
+  assert.equal(formatUsdPrecise(0.00001), "<$0.0001", "not a price of nothing");
+  assert.equal(formatUsdPrecise(0), "$0.0000");
+  assert.equal(formatUsdPrecise(1234.5), "$1,234.5000");
+  assert.equal(formatUsdPrecise(null), "");
+});
+
+test("formatTokens: 999, 1.2k, 16k, 1.2M; the unit changes where rounding would reach 1000", () => {
+  const cases = [[0, "0"], [999, "999"], [1000, "1k"], [1234, "1.2k"], [9949, "9.9k"], [9950, "10k"],
+    [16_117, "16k"], [999_499, "999k"], [999_500, "1M"], [1_200_000, "1.2M"], [16_400_000, "16M"],
+    [999_999_999, "1B"], [2_500_000_000, "2.5B"]];
+  for (const [n, text] of cases) assert.equal(formatTokens(n), text, String(n));
+  assert.equal(formatTokens(null), "0");
+  assert.equal(formatTokens(-5), "0");
+});
+
+// The session of tests/fixtures/transcripts/session.jsonl once its last report is read.
+const REPORTED = {
+  session_id: "00e5ca8a", input_tokens: 16045, output_tokens: 72, cache_read_tokens: 0,
+  cache_write_tokens: 0, cost_usd: 0.06562, cost_source: "claude-code", unpriced_responses: 0,
+  models: { "claude-opus-5-5": { responses: 6, input_tokens: 16045, output_tokens: 72,
+                                 cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: 0.06562 } },
+};
+
+test("sessionUsage: nothing before any response or report, not $0.00", () => {
+  assert.equal(sessionUsage(null), null);
+  assert.equal(sessionUsage({ session_id: "s1" }), null, "an older daemon's table");
+  assert.equal(sessionUsage({ session_id: "s1", input_tokens: 0, output_tokens: 0, cache_read_tokens: 0,
+                              cache_write_tokens: 0, cost_usd: null, unpriced_responses: 0, models: {} }), null);
+});
+
+test("sessionUsage: Claude Code's own figure plain, mpmd's price marked ≈, tooltips say which", () => {
+  const u = sessionUsage(REPORTED);
+  assert.equal(u.cost, "$0.07");
+  assert.equal(u.estimated, false);
+  assert.match(u.costTitle, /^\$0\.0656: Claude Code's own figure/);
+  assert.equal(u.tokens, "16k tok");
+  assert.equal(u.tokensTitle, "16,117 tokens: 16,045 input · 72 output · 0 cache read · 0 cache write");
+  assert.equal(u.unpriced, "");
+
+  const est = sessionUsage({ ...REPORTED, cost_usd: 0.053356, cost_source: "mpmd", input_tokens: 13039,
+                             output_tokens: 60 });
+  assert.equal(est.cost, "≈$0.05");
+  assert.equal(est.estimated, true);
+  assert.match(est.costTitle, /^\$0\.0534: mpmd's estimate/);
+  assert.equal(est.tokens, "13k tok");
+
+  const cached = sessionUsage({ ...REPORTED, cache_read_tokens: 1_180_000, cache_write_tokens: 24_000 });
+  assert.equal(cached.tokens, "1.2M tok", "cache counts as tokens too");
+});
+
+test("sessionUsage: responses without a price are counted apart, never guessed", () => {
+  const some = sessionUsage({ ...REPORTED, unpriced_responses: 2 });
+  assert.equal(some.cost, "$0.07");
+  assert.equal(some.unpriced, "+ 2 unpriced");
+  assert.match(some.unpricedTitle, /^2 responses of a model mpmd has no price for/);
+  const none = sessionUsage({ session_id: "s1", input_tokens: 1200, output_tokens: 8, cost_usd: null,
+                              cost_source: null, unpriced_responses: 1 });
+  assert.equal(none.cost, "", "no priced response: no amount");
+  assert.equal(none.unpriced, "1 unpriced");
+  assert.match(none.unpricedTitle, /^1 response of/);
+  assert.equal(none.tokens, "1.2k tok");
+  const reportOnly = sessionUsage({ session_id: "s1", cost_usd: 0.004, cost_source: "claude-code" });
+  assert.equal(reportOnly.cost, "<$0.01");
+  assert.equal(reportOnly.tokens, "", "a report alone carries no tokens for the row");
+});
+
+test("usageBreakdown: tokens by kind, and a row per model, busiest first, no price as such", () => {
+  assert.equal(usageBreakdown({ session_id: "s1" }), null);
+  const b = usageBreakdown({
+    ...REPORTED, input_tokens: 17245, output_tokens: 84, cache_read_tokens: 300, unpriced_responses: 1,
+    models: {
+      "claude-next-1": { responses: 1, input_tokens: 1200, output_tokens: 12, cache_read_tokens: 0,
+                         cache_write_tokens: 0, cost_usd: null },
+      ...REPORTED.models,
+      "claude-haiku-5": { responses: 1, input_tokens: 0, output_tokens: 0, cache_read_tokens: 300,
+                          cache_write_tokens: 0, cost_usd: 0.00003 },
+      broken: "not an object",
+    },
+  });
+  assert.deepEqual(b.kinds, [["input", 17245], ["output", 84], ["cache read", 300], ["cache write", 0]]);
+  assert.equal(b.total, 17629);
+  assert.deepEqual(b.models.map((m) => [m.model, m.responses, m.tokens, m.cost]), [
+    ["claude-opus-5-5", 6, 16117, "$0.0656"],
+    ["claude-haiku-5", 1, 300, "<$0.0001"],
+    ["claude-next-1", 1, 1212, "no price"],
+  ]);
+  assert.equal(b.models[2].tokensTitle, "1,212 tokens: 1,200 input · 12 output · 0 cache read · 0 cache write");
 });
 
 // ---------------------------------------------------------------- toasts and notifications

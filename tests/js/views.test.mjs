@@ -1,5 +1,6 @@
 // The pure parts next to the views: chart markup (webui/charts.js), approval cards
-// (webui/approvals.js), the reconnect backoff (webui/connection.js) and the API client
+// (webui/approvals.js), a session's cost in its row and in the detail panel (webui/sessions.js,
+// webui/detail.js), the reconnect backoff (webui/connection.js) and the API client
 // (webui/api.js, with a stand-in fetch).
 
 import { test } from "node:test";
@@ -9,6 +10,8 @@ import { fillBuckets, niceScale, barChart, toolChart } from "../../webui/charts.
 import { Approvals, approvalHtml } from "../../webui/approvals.js";
 import { backoffDelay, BACKOFF } from "../../webui/connection.js";
 import { makeApi, ApiError } from "../../webui/api.js";
+import { usageHtml } from "../../webui/sessions.js";
+import { usageDetailHtml } from "../../webui/detail.js";
 
 test("fillBuckets puts the empty buckets back between since and until", () => {
   const points = [{ t: 2000, events: 3, failures: 1 }];
@@ -79,6 +82,45 @@ test("approvalHtml escapes what it shows and counts the seconds left", () => {
   assert.ok(bare.includes(">a tool<"));
   assert.ok(!/ s<\/span>/.test(bare), "no deadline: no countdown");
   assert.match(approvalHtml({ seq: 1, expires_at_ms: 0 }, 5000), />0 s</, "never below zero");
+});
+
+// A session of tests/fixtures/transcripts/session.jsonl, and a model mpmd has no price for.
+const SPENT = {
+  session_id: "00e5ca8a", input_tokens: 17245, output_tokens: 84, cache_read_tokens: 0,
+  cache_write_tokens: 0, cost_usd: 0.06562, cost_source: "claude-code", unpriced_responses: 1,
+  models: {
+    "claude-opus-5-5": { responses: 6, input_tokens: 16045, output_tokens: 72, cache_read_tokens: 0,
+                         cache_write_tokens: 0, cost_usd: 0.06562 },
+    "<b>next</b>": { responses: 1, input_tokens: 1200, output_tokens: 12, cache_read_tokens: 0,
+                     cache_write_tokens: 0, cost_usd: null },
+  },
+};
+
+test("a session row's usage: cost with its source and tooltip, unpriced, tokens; nothing unread", () => {
+  const html = usageHtml(SPENT);
+  assert.match(html, /data-testid="session-cost" data-source="claude-code" title="\$0\.0656: Claude Code&#39;s own figure[^"]*">\$0\.07</);
+  assert.match(html, /data-testid="session-unpriced"[^>]*>\+ 1 unpriced</);
+  assert.match(html, /title="17,329 tokens: 17,245 input · 84 output · 0 cache read · 0 cache write">17k tok</);
+  const est = usageHtml({ ...SPENT, cost_source: "mpmd", unpriced_responses: 0 });
+  assert.match(est, /class="cost estimated" data-testid="session-cost" data-source="mpmd"[^>]*>≈\$0\.07</);
+  assert.ok(!est.includes("unpriced"));
+  assert.equal(usageHtml({ session_id: "s1", cost_usd: null, input_tokens: 0 }), "");
+});
+
+test("the detail's usage: tokens by kind, a row per model, no price as such, text escaped", () => {
+  assert.equal(usageDetailHtml({ session_id: "s1" }), null);
+  const { total, body } = usageDetailHtml(SPENT);
+  assert.match(total, />\$0\.07<.*>\+ 1 unpriced<.*>17k tok</);
+  assert.match(body, /<dt>input<\/dt><dd class="mono">17,245<\/dd>/);
+  assert.match(body, /<dt>total<\/dt><dd class="mono">17,329<\/dd>/);
+  const rows = body.match(/<tr data-testid="usage-model"[^]*?<\/tr>/g);
+  assert.equal(rows.length, 2);
+  assert.match(rows[0], /data-model="claude-opus-5-5".*>6<.*>16,117<.*>\$0\.0656</);
+  assert.match(rows[1], /data-model="&lt;b&gt;next&lt;\/b&gt;".*>1<.*>1,212<.*class="num cost muted">no price</);
+  assert.ok(!body.includes("<b>"), "a model's name is text");
+  assert.match(body, /Claude Code's own figure; each model's is mpmd's price/);
+  assert.ok(!usageDetailHtml({ ...SPENT, cost_source: "mpmd" }).body.includes("own figure"),
+    "mpmd's price throughout: nothing to tell apart");
 });
 
 test("backoffDelay doubles up to the cap, and jitter only shortens it", () => {
