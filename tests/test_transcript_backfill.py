@@ -203,12 +203,15 @@ def test_the_follower_backfills_what_no_hook_delivered_once_across_a_restart(
     (tmp_path / "transcripts.json").unlink()  # even with its positions lost
     again = run()
     try:
-        wait_until(lambda: again.status()["usage"] > 0 and again.followed and all(
-            not f.backfill.waiting for f in list(again.followed.values())),
+        size = transcript.stat().st_size
+        wait_until(lambda: again.followed and all(
+            f.file.offset == size and not f.backfill.waiting
+            for f in list(again.followed.values())),
             "the transcript read again, and every key decided")
     finally:
         again.stop()
-    assert again.status()["backfilled"] == 0
+    # the journal read back tells what was sent: nothing is sent again, however old
+    assert again.status()["backfilled"] == 0 and again.status()["usage"] == 0
     hook_events = {eid for eid, e in collector.stored.items()
                    if e["hook_event_name"] not in ("ModelUsage", "CostReport")}
     assert all(Counter(collector.handed)[eid] == first[eid] == 1 for eid in hook_events)

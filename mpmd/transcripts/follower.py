@@ -76,6 +76,7 @@ class _Payload(msgspec.Struct):
     transcript_path: str | None = None
     agent_transcript_path: str | None = None
     prompt_id: str | None = None
+    message_id: str | None = None  # a ModelUsage's
 
 
 class _Decision(msgspec.Struct):
@@ -271,6 +272,12 @@ class Follower:
                         TRANSCRIPT if line.source == "transcript" else HOOK, line.timestamp,
                         denied=line.decision is not None and line.decision.action == "deny")
         if line.source in ("transcript", "daemon"):
+            if line.event_type == "ModelUsage" and payload and payload.message_id:
+                # read back at start, the responses already journaled are not sent again,
+                # however old (the store's window of recent ids is bounded)
+                self.seen[(line.session_id, payload.message_id)] = None
+                if len(self.seen) > MAX_SEEN:
+                    self.seen.popitem(last=False)
             return
         path = payload.transcript_path if payload else None
         if not path:
