@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from mpmd.model.sessions import reconciled_cost
+from mpmd.model.sessions import UsagePayload, reconciled_cost
 from mpmd.storage.journal import line_seq
 
 log = logging.getLogger("mpmd.history.index")
@@ -221,27 +221,9 @@ class _Stored(msgspec.Struct, kw_only=True):
     raw: str | None = None
 
 
-class _Usage(msgspec.Struct):
-    """What the index reads of a ModelUsage or CostReport payload: the fields, and the
-    types, the live sessions table reads (mpmd.model.sessions.fold_usage), so both count
-    the same events."""
-
-    hook_event_name: str = ""
-    model: str | None = None
-    prompt_id: Any = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cost_usd: float | None = None
-    at: str | None = None
-    total_cost_usd: float | None = None
-    as_of: str | None = None
-
-
 _USAGE_EVENTS = ("ModelUsage", "CostReport")
 _stored_decoder = msgspec.json.Decoder(_Stored)
-_usage_decoder = msgspec.json.Decoder(_Usage)
+_usage_decoder = msgspec.json.Decoder(UsagePayload)
 _payload_decoder = msgspec.json.Decoder(dict[str, Any])
 
 

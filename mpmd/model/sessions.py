@@ -21,6 +21,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import OrderedDict
+from typing import Any
 
 import msgspec
 
@@ -171,11 +172,13 @@ class _Payload(msgspec.Struct):
     transcript_path: str | None = None
 
 
-class _UsagePayload(msgspec.Struct):
-    """ModelUsage's and CostReport's fields (mpmd.model.events)."""
+class UsagePayload(msgspec.Struct):
+    """What is read of a ModelUsage or CostReport payload (mpmd.model.events): by this table
+    and by the search index (mpmd.history.index), so that both count the same events."""
 
     hook_event_name: str = ""
     model: str | None = None
+    prompt_id: Any = None
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
@@ -187,7 +190,7 @@ class _UsagePayload(msgspec.Struct):
 
 
 _payload_decoder = msgspec.json.Decoder(_Payload)
-_usage_decoder = msgspec.json.Decoder(_UsagePayload)
+_usage_decoder = msgspec.json.Decoder(UsagePayload)
 
 
 def _payload(view: EventView) -> _Payload:
