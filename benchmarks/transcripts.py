@@ -408,12 +408,14 @@ def run(config: str, args: argparse.Namespace, template: Template,
         if profiler is not None:
             out["hot_spots"] = profiler.stop()
             raw = (home / "profile.txt").read_text() if (home / "profile.txt").exists() else ""
-            mine = "\n".join(ln for ln in raw.splitlines()
-                             if "transcripts/follower.py" in ln or "_store_from_thread" in ln)
-            out["follower_hot_spots"] = hot_spots(mine, top=25)
-            total = sum(int(ln.rpartition(" ")[2]) for ln in raw.splitlines()
-                        if ln.rpartition(" ")[2].isdigit())
-            own = sum(int(ln.rpartition(" ")[2]) for ln in mine.splitlines())
+            # py-spy counts a thread blocked on a lock as busy: those stacks are waits
+            busy = [ln for ln in raw.splitlines() if ln.rpartition(" ")[2].isdigit()
+                    and not ln.rpartition(";")[2].startswith(("Condition.wait", "Event.wait"))]
+            mine = [ln for ln in busy
+                    if "transcripts/follower.py" in ln or "_store_from_thread" in ln]
+            out["follower_hot_spots"] = hot_spots("\n".join(mine), top=25)
+            total = sum(int(ln.rpartition(" ")[2]) for ln in busy)
+            own = sum(int(ln.rpartition(" ")[2]) for ln in mine)
             out["follower_share_of_samples"] = own / total if total else None
         out.update(tally)
         out.update({"messages_written": len(written["messages"]),

@@ -11,6 +11,10 @@ fails the test.
 MPMD_SCREENSHOTS=1 makes the screenshot test write docs/screenshots/*-search.png,
 *-history.png and *-analytics.png (otherwise a temporary folder, checking only that each
 view renders in both themes).
+
+What sessions cost comes from the events the transcript follower makes of the transcripts the
+real CLI wrote (tests/fixtures/transcripts, as tests/test_history_cost.py builds them), sent
+to the daemon as the hook's frames.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ from tests.browser import (
     screenshot_folder,
     themed_pages,
     viewer_url,
+)
+from tests.test_history_cost import (
+    AGENT,
+    DEARER,
+    FIRST_PROMPT,
+    SESSION,
+    UNPRICED,
+    hook_events,
+    prompt_id,
+    transcript_events,
 )
 from tests.utils import (
     fixture_payloads,
@@ -529,6 +543,10 @@ def test_empty_ranges_say_so(daemon, home, page):
     page.locator('[data-testid="range-30d"]').click()
     expect(empty).to_be_hidden()
     expect_stats(page, stored)
+    # No transcript was read: the cost section says so rather than showing $0.00.
+    expect(page.locator('[data-testid="cost-empty"]')).to_contain_text(
+        "No API responses were read in this range")
+    expect(page.locator('[data-testid="stat-cost"]')).to_be_hidden()
 
     # The past sessions list over a range, likewise.
     page.locator('[data-testid="sessions-past"]').click()
@@ -540,6 +558,207 @@ def test_empty_ranges_say_so(daemon, home, page):
     page.locator('[data-testid="sessions-range"]').select_option("24h")
     expect(page.locator('[data-testid="past-empty"]')).to_contain_text("No sessions in this range")
     expect(page.locator('[data-testid="past-session-row"]')).to_have_count(0)
+
+
+# ---------------------------------------------------------------- cost
+
+COST_OTHER = "7e57c0a7-2b1d-4c3e-9f00-c0571e550002"
+
+
+def cost_sessions() -> list[dict]:
+    """Two sessions of the fixture transcripts, each its hook events then the follower's
+    ModelUsage and CostReport events: the fixtures' own in /home/dev/project, which Claude
+    Code reported, priced by mpmd above Claude Code's price (a config.toml override); and one
+    in /home/dev/api that no report covers, whose subagent's model has no price."""
+    first = hook_events() + transcript_events(prices=DEARER)
+    second = hook_events(COST_OTHER, "/home/dev/api") + transcript_events(
+        COST_OTHER, models={AGENT: UNPRICED}, reports=0)
+    return [payload for _at, _agent, payload in first + second]
+
+
+def tokens_of(u: dict) -> int:
+    return (u["input_tokens"] + u["output_tokens"] + u["cache_read_input_tokens"]
+            + u["cache_creation_input_tokens"])
+
+
+def usd(x: float) -> str:
+    """An amount as a row shows it (docs/viewer.md, "Cost")."""
+    return f"${x:.2f}"
+
+
+def precise(x: float) -> str:
+    """An amount to the hundredth of a cent, as tables and tooltips show it."""
+    return f"${x:.4f}"
+
+
+def expected_cost(payloads: list[dict]) -> dict:
+    """What docs/viewer.md's /api/stats says of these events, all in the range: a session's
+    cost is Claude Code's last report (plus mpmd's price of any response written after it),
+    else mpmd's price of its responses; splits are mpmd's price."""
+    usage = [p for p in payloads if p["hook_event_name"] == "ModelUsage"]
+    sessions: dict[str, float] = {}
+    for sid in dict.fromkeys(p["session_id"] for p in usage):
+        mine = [p for p in usage if p["session_id"] == sid]
+        reports = [p for p in payloads if p["hook_event_name"] == "CostReport"
+                   and p["session_id"] == sid]
+        if reports:
+            last = reports[-1]
+            sessions[sid] = last["total_cost_usd"] + sum(
+                p["cost_usd"] or 0 for p in mine if p["at"] > last["as_of"])
+        else:
+            sessions[sid] = sum(p["cost_usd"] or 0 for p in mine)
+    split: dict[str, dict[object, dict]] = {"model": {}, "prompt": {}}
+    for key, table in split.items():
+        for p in usage:
+            k = (p["session_id"], p["prompt_id"]) if key == "prompt" else p["model"]
+            row = table.setdefault(k, {"responses": 0, "tokens": 0, "usd": 0.0, "unpriced": 0})
+            row["responses"] += 1
+            row["tokens"] += tokens_of(p)
+            row["usd"] += p["cost_usd"] or 0
+            row["unpriced"] += p["cost_usd"] is None
+    prompts = {p["prompt_id"]: p["prompt"] for p in payloads
+               if p["hook_event_name"] == "UserPromptSubmit"}
+    return {"sessions": sessions, "cost": sum(sessions.values()),
+            "mpmd": sum(p["cost_usd"] or 0 for p in usage),
+            "tokens": sum(tokens_of(p) for p in usage), "responses": len(usage),
+            "unpriced": sum(p["cost_usd"] is None for p in usage),
+            "models": split["model"], "prompts": split["prompt"], "texts": prompts}
+
+
+def test_analytics_and_past_sessions_show_what_the_responses_cost(daemon, home, page):
+    payloads = cost_sessions()
+    send_events(home, [json.dumps(p).encode() for p in payloads])
+    indexed(home, len(payloads))
+    want = expected_cost(payloads)
+    assert want["cost"] != want["mpmd"]  # the report and mpmd's price tell apart
+
+    open_viewer(page, home)
+    page.locator('[data-testid="tab-analytics"]').click()
+    page.locator('[data-testid="range-24h"]').click()
+    expect(page.locator("#pane-analytics")).to_have_attribute("data-loaded-range", "24h")
+    expect(page.locator('[data-testid="cost-empty"]')).to_be_hidden()
+    cost = page.locator('[data-testid="stat-cost"]')
+    expect(cost.locator(".stat-value")).to_have_text(usd(want["cost"]))
+    expect(cost).to_have_attribute("title", re.compile(
+        rf"^{re.escape(precise(want['cost']))} over 2 sessions"))
+    # Two sessions, both listed: the part that is Claude Code's own figure is known.
+    expect(cost.locator(".stat-note")).to_have_text(
+        f"{usd(want['sessions'][SESSION])} of it Claude Code's own figure (1 of 2 sessions)")
+    mpmd = page.locator('[data-testid="stat-mpmd-price"]')
+    expect(mpmd.locator(".stat-value")).to_have_text(usd(want["mpmd"]))
+    expect(mpmd.locator(".stat-note")).to_have_text(f"+ {want['unpriced']} unpriced responses")
+    expect(page.locator('[data-testid="stat-responses"] .stat-value')).to_have_text(
+        str(want["responses"]))
+    expect(page.locator('[data-testid="stat-tokens"]')).to_have_attribute(
+        "title", re.compile(rf"^{want['tokens']:,} tokens: "))
+
+    # Cost over time: the buckets add up to mpmd's price of every response.
+    bars = page.locator('[data-testid="chart-cost"] [data-testid="cost-bar"]')
+    expect(bars).not_to_have_count(0)
+    shown = bars.evaluate_all("els => els.map(e => [Number(e.dataset.cost),"
+                              " Number(e.dataset.responses)])")
+    assert sum(n for _, n in shown) == want["responses"]
+    assert abs(sum(c for c, _ in shown) - want["mpmd"]) < 1e-6
+
+    models = page.locator('[data-testid="cost-model-row"]')
+    expect(models).to_have_count(len(want["models"]))
+    for model, figures in want["models"].items():
+        row = page.locator(f'[data-testid="cost-model-row"][data-model="{model}"]')
+        expect(row.locator(".responses")).to_have_text(str(figures["responses"]))
+        expect(row.locator(".tokens")).to_have_text(f"{figures['tokens']:,}")
+        expect(row.locator(".cost")).to_have_text(
+            "no price" if figures["unpriced"] == figures["responses"] else precise(figures["usd"]))
+    assert models.first.get_attribute("data-model") == "claude-opus-5-5"  # the costliest
+
+    for cwd, sid in (("/home/dev/project", SESSION), ("/home/dev/api", COST_OTHER)):
+        row = page.locator(f'[data-testid="cost-project-row"][data-cwd="{cwd}"]')
+        expect(row.locator(".cost")).to_have_text(precise(want["sessions"][sid]))
+        expect(row.locator(".sessions")).to_have_text("1")
+
+    prompts = page.locator('[data-testid="costliest-prompt"]')
+    ranked = sorted(want["prompts"].items(), key=lambda kv: -kv[1]["usd"])
+    ranked = [(key, f) for key, f in ranked if key[1] is not None]  # a subagent's: no prompt
+    expect(prompts).to_have_count(len(ranked))
+    assert prompts.evaluate_all("els => els.map(e => e.dataset.promptId)") == [
+        pid for (_sid, pid), _f in ranked]
+    (sid, pid), figures = ranked[0]
+    assert (sid, pid) == (SESSION, FIRST_PROMPT)
+    top = prompts.first
+    expect(top.locator(".prompt")).to_have_text(want["texts"][pid])
+    expect(top).to_have_attribute("data-open-session", SESSION)
+    expect(top.locator(".session")).to_have_text(f"project {SESSION[:8]}")
+    expect(top.locator(".responses")).to_have_text(str(figures["responses"]))
+    expect(top.locator(".tokens")).to_have_text(f"{figures['tokens']:,}")
+    expect(top.locator(".cost")).to_have_text(precise(figures["usd"]))
+    other = page.locator('[data-testid="costliest-prompt"]'
+                         f'[data-prompt-id="{prompt_id(FIRST_PROMPT, COST_OTHER)}"]')
+    expect(other.locator(".session")).to_have_text(f"api {COST_OTHER[:8]}")
+
+    sessions = page.locator('[data-testid="costliest-session"]')
+    expect(sessions).to_have_count(2)
+    reported = sessions.nth(0).locator(".cost")
+    expect(reported).to_have_text(usd(want["sessions"][SESSION]))
+    expect(reported).to_have_attribute("data-source", "claude-code")
+    estimated = sessions.nth(1).locator(".cost")
+    expect(estimated).to_have_text("≈" + usd(want["sessions"][COST_OTHER]))
+    expect(estimated).to_have_attribute("data-source", "mpmd")
+    expect(sessions.nth(1).locator(".project")).to_have_text("api")
+
+    # The past sessions list: each row's cost and tokens, as a live row says them.
+    page.locator('[data-testid="sessions-past"]').click()
+    row = page.locator(f'[data-testid="past-session-row"][data-session-id="{SESSION}"]')
+    expect(row.locator('[data-testid="session-cost"]')).to_have_text(
+        usd(want["sessions"][SESSION]))
+    expect(row.locator('[data-testid="session-cost"]')).to_have_attribute(
+        "data-source", "claude-code")
+    mine = [p for p in payloads if p["hook_event_name"] == "ModelUsage"
+            and p["session_id"] == SESSION]
+    expect(row.locator('[data-testid="session-tokens"]')).to_have_attribute(
+        "title", re.compile(rf"^{sum(map(tokens_of, mine)):,} tokens: "))
+    other_row = page.locator(
+        f'[data-testid="past-session-row"][data-session-id="{COST_OTHER}"]')
+    expect(other_row.locator('[data-testid="session-cost"]')).to_have_text(
+        "≈" + usd(want["sessions"][COST_OTHER]))
+    expect(other_row.locator('[data-testid="session-unpriced"]')).to_have_text("+ 2 unpriced")
+
+    # A past session: its usage by model, subagent and prompt under the History bar.
+    row.click()
+    expect(page.locator('[data-testid="history-progress"]')).to_have_text(
+        f"{sum(p['session_id'] == SESSION for p in payloads)} events")
+    panel = page.locator('[data-testid="history-usage"]')
+    expect(panel).to_be_visible()
+    expect(panel.locator('[data-testid="history-usage-total"]')).to_contain_text(
+        usd(want["sessions"][SESSION]))
+    panel.locator("summary").click()
+    opus = panel.locator('[data-testid="usage-model"][data-model="claude-opus-5-5"]')
+    expect(opus.locator(".responses")).to_have_text(str(len(mine)))
+    expect(opus.locator(".tokens")).to_have_text(f"{sum(map(tokens_of, mine)):,}")
+    expect(opus.locator(".cost")).to_have_text(precise(sum(p["cost_usd"] for p in mine)))
+    agents = panel.locator('[data-testid="usage-agent"]')
+    expect(agents).to_have_count(2)
+    sub = panel.locator(f'[data-testid="usage-agent"][data-agent-id="{AGENT}"]')
+    expect(sub.locator(".split-label")).to_have_text(f"general-purpose {AGENT[:8]}")
+    expect(sub.locator(".responses")).to_have_text(
+        str(sum(p["agent_id"] == AGENT for p in mine)))
+    first = panel.locator(f'[data-testid="usage-prompt"][data-prompt-id="{FIRST_PROMPT}"]')
+    expect(first.locator(".split-label")).to_have_text(want["texts"][FIRST_PROMPT])
+    expect(first.locator(".cost")).to_have_text(
+        precise(want["prompts"][(SESSION, FIRST_PROMPT)]["usd"]))
+    # An event of it opens the detail with the same usage, as a live session's does.
+    page.locator('[data-testid="feed-line"]').first.click()
+    detail = page.locator('[data-testid="event-detail"] [data-testid="detail-usage"]')
+    expect(detail).to_be_visible()
+    expect(detail.locator('[data-testid="usage-model"][data-model="claude-opus-5-5"] .responses')
+           ).to_have_text(str(len(mine)))
+
+    page.locator('[data-testid="back-to-live"]').click()
+    expect(panel).to_be_hidden()
+
+    # A costliest prompt opens its session as history.
+    page.locator('[data-testid="tab-analytics"]').click()
+    page.locator('[data-testid="costliest-prompt"]'
+                 f'[data-prompt-id="{prompt_id(FIRST_PROMPT, COST_OTHER)}"]').click()
+    expect(page.locator('[data-testid="history-banner"]')).to_contain_text("api")
 
 
 # ---------------------------------------------------------------- screenshots

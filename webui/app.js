@@ -460,6 +460,7 @@ function start() {
   page.analytics = new Analytics({
     api,
     onSearch: (q) => { search.run(q); setTab("search"); },
+    onOpenSession: openPastSession,
   });
   // A search in the address (#q=…) opens the Search tab on it; else the last tab shown.
   const q = queryOfFragment(location.hash);

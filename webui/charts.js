@@ -1,13 +1,14 @@
 // Inline SVG charts of the analytics view, drawn as markup strings (pure: node can check them).
 //
-//   fillBuckets()   the server's over_time points with the empty buckets put back
+//   fillBuckets()   the server's over_time (or cost_over_time) points, empty buckets put back
 //   timeChart()     events over time as bars, failures overlaid in red
+//   costChart()     mpmd's price of the responses over time (tokens when none has a price)
 //   barChart()      horizontal bars, one row per item, stacked segments
 //   toolChart()     the Tools view's calls per tool (succeeded · failed · running)
 
 import { escapeXml as esc } from "./timeline.js";
 import { fmtDay } from "./history.js";
-import { formatDuration, formatRate } from "./model.js";
+import { formatDuration, formatRate, formatTokens, formatUsdPrecise } from "./model.js";
 
 const MINUTE = 60e3, HOUR = 3600e3, DAY = 86400e3;
 const TIME_STEPS = [MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR,
@@ -15,9 +16,10 @@ const TIME_STEPS = [MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, H
 
 /**
  * Every bucket of `width` ms from the one holding `since` to the one holding `until - 1`,
- * with the server's counts where it has some (it leaves empty buckets out).
+ * with the server's figures (`keys` of its points) where it has some (it leaves empty
+ * buckets out); a figure it lacks or gives as null is 0.
  */
-export function fillBuckets(points, since, until, width) {
+export function fillBuckets(points, since, until, width, keys = ["events", "failures"]) {
   const list = Array.isArray(points) ? points : [];
   if (!(width > 0) || !Number.isFinite(since) || !Number.isFinite(until) || until <= since) {
     return [...list].sort((a, b) => a.t - b.t);
@@ -29,20 +31,28 @@ export function fillBuckets(points, since, until, width) {
   const out = [];
   for (let t = first; t <= last; t += width) {
     const p = by.get(t);
-    out.push({ t, events: p ? Number(p.events) || 0 : 0, failures: p ? Number(p.failures) || 0 : 0 });
+    const b = { t };
+    for (const k of keys) b[k] = p ? Number(p[k]) || 0 : 0;
+    out.push(b);
   }
   return out;
 }
 
-/** A round axis top at or above `v`, and the step of its grid lines (at most 4 of them). */
+/**
+ * A round axis top at or above `v`, and the step of its grid lines (at most 4 of them). Steps
+ * are whole from 1 up (a count's axis never reads 0.5), fractions only for a top below 1 (an
+ * amount in dollars).
+ */
 export function niceScale(v) {
   if (!(v > 0)) return { max: 1, step: 1 };
+  // Steps of v, rounded up past the float error of a fraction (0.08 / 0.02 is 4.000000000000001).
+  const steps = (s) => Math.ceil(v / s - 1e-9);
   let step = 1;
-  for (let p = 1; ; p *= 10) {
-    const found = [1, 2, 5].map((m) => m * p).find((s) => Math.ceil(v / s) <= 4);
+  for (let p = v >= 1 ? 1 : 1 / 10 ** -Math.floor(Math.log10(v)); ; p *= 10) {
+    const found = [1, 2, 5].map((m) => m * p).find((s) => steps(s) <= 4);
     if (found) { step = found; break; }
   }
-  return { max: Math.ceil(v / step) * step, step };
+  return { max: steps(step) * step, step };
 }
 
 function two(n) { return String(n).padStart(2, "0"); }
@@ -76,26 +86,25 @@ function timeTicks(start, end, plotW) {
 }
 
 /**
- * Events over time: one bar per bucket, its failures overlaid from the bottom. Each bar is a
- * <g data-testid="time-bar" data-t data-events data-failures> with a <title>.
- * Returns {svg, height}; `describe(t, t2)` names a bucket in its tooltip.
+ * The frame of a chart over time: grid lines at the axis' steps (labelled by `label(v)`), the
+ * time axis under them, and the scales. Null when the chart has no room.
  */
-export function timeChart({ buckets, bucketMs, width, height = 190, describe }) {
+function timeFrame({ buckets, bucketMs, width, height, peak, label }) {
   const padL = 46, padR = 12, padT = 10, padB = 26;
   const n = buckets.length;
-  if (!n || width < padL + padR + 40) return { svg: "", height: 0 };
+  if (!n || width < padL + padR + 40) return null;
   const plotW = width - padL - padR, plotH = height - padT - padB;
   const start = buckets[0].t, end = buckets[n - 1].t + bucketMs;
-  const peak = Math.max(0, ...buckets.map((b) => b.events));
   const { max, step } = niceScale(peak);
   const y = (v) => padT + plotH - (v / max) * plotH;
   const x = (t) => padL + ((t - start) / (end - start)) * plotW;
   const bw = plotW / n;
-  const gap = bw > 5 ? 1 : 0;
   const parts = [];
-  for (let v = 0; v <= max; v += step) {
+  // Counted in steps, not added up: 0.02 added four times is not 0.08.
+  for (let i = 0, lines = Math.round(max / step); i <= lines; i++) {
+    const v = i * step;
     parts.push(`<line class="ch-grid" x1="${padL}" x2="${width - padR}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
-    parts.push(`<text class="ch-axis" x="${padL - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toLocaleString("en-US")}</text>`);
+    parts.push(`<text class="ch-axis" x="${padL - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(label(v, step))}</text>`);
   }
   const { step: tstep, ticks } = timeTicks(start, end, plotW);
   for (const t of ticks) {
@@ -105,6 +114,20 @@ export function timeChart({ buckets, bucketMs, width, height = 190, describe }) 
       parts.push(`<text class="ch-axis" x="${px.toFixed(1)}" y="${height - 8}" text-anchor="middle">${esc(timeLabel(t, tstep))}</text>`);
     }
   }
+  const base = `<line class="ch-base" x1="${padL}" x2="${width - padR}" y1="${padT + plotH}" y2="${padT + plotH}"/>`;
+  return { parts, base, x, y, bottom: padT + plotH, bw, gap: bw > 5 ? 1 : 0 };
+}
+
+/**
+ * Events over time: one bar per bucket, its failures overlaid from the bottom. Each bar is a
+ * <g data-testid="time-bar" data-t data-events data-failures> with a <title>.
+ * Returns {svg, height}; `describe(t, t2)` names a bucket in its tooltip.
+ */
+export function timeChart({ buckets, bucketMs, width, height = 190, describe }) {
+  const peak = Math.max(0, ...buckets.map((b) => b.events));
+  const f = timeFrame({ buckets, bucketMs, width, height, peak, label: (v) => v.toLocaleString("en-US") });
+  if (!f) return { svg: "", height: 0 };
+  const { parts, x, y, bottom, bw, gap } = f;
   for (const b of buckets) {
     if (!b.events && !b.failures) continue;
     const x0 = x(b.t) + gap / 2, w = Math.max(1, bw - gap);
@@ -112,13 +135,49 @@ export function timeChart({ buckets, bucketMs, width, height = 190, describe }) 
       + `${b.events.toLocaleString("en-US")} event${b.events === 1 ? "" : "s"}`
       + (b.failures ? `, ${b.failures.toLocaleString("en-US")} failure${b.failures === 1 ? "" : "s"}` : "");
     let g = `<g class="tbar" data-testid="time-bar" data-t="${b.t}" data-events="${b.events}" data-failures="${b.failures}"><title>${esc(title)}</title>`;
-    g += `<rect class="ch-events" x="${x0.toFixed(2)}" y="${y(b.events).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1, padT + plotH - y(b.events)).toFixed(1)}"/>`;
+    g += `<rect class="ch-events" x="${x0.toFixed(2)}" y="${y(b.events).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1, bottom - y(b.events)).toFixed(1)}"/>`;
     if (b.failures) {
-      g += `<rect class="ch-failures" x="${x0.toFixed(2)}" y="${y(b.failures).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1.5, padT + plotH - y(b.failures)).toFixed(1)}"/>`;
+      g += `<rect class="ch-failures" x="${x0.toFixed(2)}" y="${y(b.failures).toFixed(1)}" width="${w.toFixed(2)}" height="${Math.max(1.5, bottom - y(b.failures)).toFixed(1)}"/>`;
     }
     parts.push(g + "</g>");
   }
-  parts.push(`<line class="ch-base" x1="${padL}" x2="${width - padR}" y1="${padT + plotH}" y2="${padT + plotH}"/>`);
+  parts.push(f.base);
+  return { svg: parts.join(""), height };
+}
+
+/** An axis amount in dollars, to the step's precision: "$0.02", "$0.50", "$3". */
+function usdLabel(v, step) {
+  const places = step >= 1 ? 0 : Math.max(2, Math.ceil(-Math.log10(step) - 1e-9));
+  return `$${v.toFixed(places)}`;
+}
+
+/**
+ * What the responses cost over time: one bar per bucket of cost_over_time (filled with
+ * fillBuckets' keys "responses", "tokens", "cost_usd"), its height mpmd's price of them, or
+ * their tokens when `metric` is "tokens" (nothing in the range has a price). Each bar is a
+ * <g data-testid="cost-bar" data-t data-cost data-tokens data-responses> with a <title>.
+ * Returns {svg, height}.
+ */
+export function costChart({ buckets, bucketMs, width, height = 160, describe, metric = "cost" }) {
+  const value = metric === "tokens" ? (b) => b.tokens : (b) => b.cost_usd;
+  const label = metric === "tokens" ? (v) => formatTokens(v) : usdLabel;
+  const f = timeFrame({ buckets, bucketMs, width, height, peak: Math.max(0, ...buckets.map(value)), label });
+  if (!f) return { svg: "", height: 0 };
+  const { parts, x, y, bottom, bw, gap } = f;
+  for (const b of buckets) {
+    if (!b.responses) continue;
+    const v = value(b);
+    const title = `${describe ? describe(b.t, b.t + bucketMs) : new Date(b.t).toISOString()}: `
+      + `${b.cost_usd ? `${formatUsdPrecise(b.cost_usd)} (mpmd's price)` : "no price"}, `
+      + `${b.responses.toLocaleString("en-US")} response${b.responses === 1 ? "" : "s"}, `
+      + `${b.tokens.toLocaleString("en-US")} tokens`;
+    let g = `<g class="tbar" data-testid="cost-bar" data-t="${b.t}" data-cost="${b.cost_usd}" data-tokens="${b.tokens}" data-responses="${b.responses}"><title>${esc(title)}</title>`;
+    if (v > 0) {
+      g += `<rect class="ch-cost" x="${(x(b.t) + gap / 2).toFixed(2)}" y="${y(v).toFixed(1)}" width="${Math.max(1, bw - gap).toFixed(2)}" height="${Math.max(1, bottom - y(v)).toFixed(1)}"/>`;
+    }
+    parts.push(g + "</g>");
+  }
+  parts.push(f.base);
   return { svg: parts.join(""), height };
 }
 

@@ -1,7 +1,7 @@
 // Pure helpers of the history side of the page (search, past sessions, analytics): no DOM,
 // no network, so node can check them.
 
-import { projectOf } from "./model.js";
+import { projectOf, sessionUsage, formatUsdPrecise, formatCount } from "./model.js";
 
 /** The ranges the analytics view and the past-session list offer; `id` is what the API takes. */
 export const RANGES = [
@@ -21,12 +21,19 @@ export function isoOf(ms) {
   return typeof ms === "number" && Number.isFinite(ms) ? new Date(ms).toISOString() : null;
 }
 
+// What the index sums of a session's responses, named as the live sessions table names them.
+const USAGE_FIELDS = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+  "unpriced_responses", "cost_usd", "cost_source"];
+
 /**
  * A past session's summary (/api/history/session[s]) as the live sessions table's object, so
  * the feed, timeline and tools views treat it like any session. `ended_at` is its last event
  * either way: a call still open in a past session ends there, not at the page's "now".
+ * `usage` (/api/history/session's): its split by model becomes the table's `models`, so the
+ * detail panel shows a past session's usage as it does a live one's.
  */
-export function sessionFromSummary(s) {
+export function sessionFromSummary(s, usage = null) {
+  const models = usage && Array.isArray(usage.models) ? usage.models : [];
   return {
     session_id: s.session_id,
     cwd: s.cwd || null,
@@ -42,6 +49,8 @@ export function sessionFromSummary(s) {
     pending: [],
     agents: [],
     history: true,
+    ...Object.fromEntries(USAGE_FIELDS.map((k) => [k, s[k] ?? null])),
+    models: Object.fromEntries(models.filter((m) => m && m.model).map((m) => [m.model, m])),
   };
 }
 
@@ -103,4 +112,33 @@ export function historyProgress({ loaded, total, loading, next, error }) {
   if (loading) return total !== null ? `loading ${fmtCount(loaded)} of ${fmtCount(total)} events…` : "loading…";
   if (next) return `${fmtCount(loaded)} of ${fmtCount(total)} events loaded`;
   return `${fmtCount(loaded)} event${loaded === 1 ? "" : "s"}`;
+}
+
+/** The four token counts of a usage row (a session's, a model's, a prompt's...) added up. */
+export function tokensOf(u) {
+  const n = (x) => (typeof x === "number" && Number.isFinite(x) && x > 0 ? x : 0);
+  return n(u.input_tokens) + n(u.output_tokens) + n(u.cache_read_tokens) + n(u.cache_write_tokens);
+}
+
+/**
+ * A row of a usage split (by model, subagent or prompt: /api/history/session's usage,
+ * /api/stats' cost_by_model and costliest_prompts) as its table cells say it: {responses,
+ * tokens, tokensTitle, cost, costTitle, unpriced}. Its cost is always mpmd's price (Claude
+ * Code reports per session, not per response): to the hundredth of a cent, "no price" when
+ * none of its responses has one; `unpriced` ("+ 2 unpriced") when some have none.
+ */
+export function usageFigures(u) {
+  const responses = Number(u.responses) || 0;
+  const unpriced = Number(u.unpriced_responses) || 0;
+  const tokens = tokensOf(u);
+  const usage = sessionUsage(u);
+  const priced = typeof u.cost_usd === "number" && Number.isFinite(u.cost_usd);
+  const costTitle = priced
+    ? `${formatUsdPrecise(u.cost_usd)}: mpmd's price of ${formatCount(responses - unpriced)} response${responses - unpriced === 1 ? "" : "s"}, from its price table`
+    : "no response here is of a model mpmd has a price for";
+  return {
+    responses, tokens, tokensTitle: usage ? usage.tokensTitle : "",
+    cost: priced ? formatUsdPrecise(u.cost_usd) : "no price", costTitle,
+    unpriced: priced && unpriced ? `+ ${formatCount(unpriced)} unpriced` : "",
+  };
 }

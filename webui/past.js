@@ -1,17 +1,75 @@
 // Past sessions: the sidebar's "Past" list (sessions of a time range, from the search index),
-// and history mode, one past session loaded into the Activity, Timeline and Tools views.
+// and history mode, one past session loaded into the Activity, Timeline and Tools views, with
+// what its responses cost by model, subagent and prompt.
 
-import { Store, formatDuration, projectOf } from "./model.js";
+import { Store, formatDuration, projectOf, formatCount } from "./model.js";
 import { escapeXml as esc } from "./timeline.js";
 import {
   SESSION_RANGES, rangeById, sessionFromSummary, fmtDateTime, pastState, historyProgress,
+  usageFigures,
 } from "./history.js";
+import { usageHtml } from "./sessions.js";
+import { usageDetailHtml } from "./detail.js";
 
 const SCOPE_RANGE_KEY = "mpmd-session-range";
 const PAST_LIMIT = 200; // sessions listed at once
 const HISTORY_PAGE = 1000; // events per request when loading a past session
 const HISTORY_MAX = 20000; // events of a past session held at once (Store's cap)
 const $ = (sel, root = document) => root.querySelector(sel);
+
+/**
+ * The cells a usage split's row ends with (here and in the analytics' cost tables): its
+ * responses, tokens (by kind in the tooltip) and mpmd's price of them.
+ */
+export function usageCellsHtml(u) {
+  const f = usageFigures(u);
+  return `<td class="num responses">${formatCount(f.responses)}</td>`
+    + `<td class="num tokens" title="${esc(f.tokensTitle)}">${formatCount(f.tokens)}</td>`
+    + `<td class="num cost${f.cost === "no price" ? " muted" : ""}" title="${esc(f.costTitle)}">${esc(f.cost)}`
+    + `${f.unpriced ? ` <span class="unpriced">${esc(f.unpriced)}</span>` : ""}</td>`;
+}
+
+/** A table of a usage split: rows [{testid, key, keyAttr, label, title, u}] (u: the split's sums). */
+function splitTable(head, rows) {
+  if (!rows.length) return "";
+  const tr = rows.map(({ testid, key, keyAttr, label, title, u }) => `<tr data-testid="${testid}" ${keyAttr}="${esc(key)}">`
+    + `<td class="split-label" title="${esc(title)}">${label}</td>${usageCellsHtml(u)}</tr>`).join("");
+  return `<table class="tool-table usage-models usage-split"><thead><tr><th>${esc(head)}</th>`
+    + `<th class="num">Responses</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>`
+    + `<tbody>${tr}</tbody></table>`;
+}
+
+/**
+ * A past session's usage for the panel under the History bar: {total, body}, its cost and
+ * tokens in a line, then tokens by kind and a table per model (as the detail panel shows a
+ * live session's), per subagent and per prompt; null when none of its responses was read.
+ * session: sessionFromSummary() of it with its usage; usage: /api/history/session's;
+ * agentLabel(agentId): a subagent's type.
+ */
+export function pastUsageHtml(session, usage, agentLabel) {
+  const base = usageDetailHtml(session);
+  if (!base) return null;
+  const list = (k) => (usage && Array.isArray(usage[k]) ? usage[k].filter((u) => u && typeof u === "object") : []);
+  const agents = list("agents").map((u) => ({
+    testid: "usage-agent", keyAttr: "data-agent-id", key: u.agent_id || "",
+    label: u.agent_id
+      ? `${esc(agentLabel(u.agent_id))} <span class="mono muted">${esc(String(u.agent_id).slice(0, 8))}</span>`
+      : "the session itself",
+    title: u.agent_id ? `subagent ${u.agent_id}` : "the responses of the session's own turns",
+    u,
+  }));
+  const prompts = list("prompts").map((u) => {
+    const text = typeof u.prompt === "string" && u.prompt ? u.prompt : "";
+    return {
+      testid: "usage-prompt", keyAttr: "data-prompt-id", key: u.prompt_id || "",
+      label: text ? esc(text) : `<span class="muted">${u.prompt_id ? "(its text is not indexed)" : "(none named)"}</span>`,
+      title: text || (u.prompt_id ? `prompt ${u.prompt_id}` : "responses that answer no prompt of the session's own (a subagent's, or before its first prompt)"),
+      u,
+    };
+  });
+  return { total: base.total,
+           body: base.body + splitTable("Subagent", agents) + splitTable("Prompt", prompts) };
+}
 
 /** The sidebar's two lists: "Live" (the Sessions view) and "Past" (this one). */
 export class PastList {
@@ -93,10 +151,11 @@ export class PastList {
     const project = projectOf(s.cwd) || String(s.session_id).slice(0, 8);
     const selected = this.openId() === s.session_id;
     const prompt = typeof s.first_prompt === "string" ? s.first_prompt : "";
+    const usage = usageHtml(s); // the summary has the live table's usage fields
     return `<div class="srow past h-${health}${selected ? " selected" : ""}" data-testid="past-session-row" data-session-id="${esc(s.session_id)}" data-ended="${ended}" role="option" aria-selected="${selected}" tabindex="0" title="${esc(`${s.cwd || ""}\n${s.session_id}`)}">
       <div class="l1"><span class="hdot" aria-hidden="true"></span><span class="project">${esc(project)}</span><span class="hbadge" title="${esc(ended ? `ended: ${s.end_reason}` : "no SessionEnd stored")}">${badge}</span><span class="grow"></span><span class="start" title="first event ${esc(new Date(first).toISOString())}">${esc(fmtDateTime(first, now).replace(/:\d\d$/, ""))}</span><span class="duration" title="first to last event">${formatDuration(last - first)}</span></div>
       <div class="l2"><span class="model">${esc(s.model || "—")}</span><span class="grow"></span><span class="stat"><span class="event-count">${Number(s.events) || 0}</span> ev</span><span class="stat"><span class="tool-count">${Number(s.tool_calls) || 0}</span> tools</span>${s.failures ? `<span class="stat bad"><span class="failure-count">${Number(s.failures)}</span> failed</span>` : ""}</div>
-      ${prompt ? `<div class="l3 muted" title="${esc(prompt)}">${esc(prompt)}</div>` : ""}</div>`;
+      ${prompt || usage ? `<div class="foot">${prompt ? `<div class="l3 muted" title="${esc(prompt)}">${esc(prompt)}</div>` : ""}${usage}</div>` : ""}</div>`;
   }
 
   render() {
@@ -129,7 +188,8 @@ export class PastSession {
    */
   constructor({ api, live, showsEvents, invalidate, onLoaded, onBack }) {
     Object.assign(this, { api, live, showsEvents, invalidate, onLoaded });
-    // The session shown: {id, store, filters, summary, next, loading, error}; null when live.
+    // The session shown: {id, store, filters, summary, usage, next, loading, error}; null when
+    // live.
     this.open = null;
     $("#back-to-live").addEventListener("click", onBack);
     $("#history-session-more").addEventListener("click", () => {
@@ -141,7 +201,7 @@ export class PastSession {
   begin(id) {
     const store = new Store({ maxEvents: HISTORY_MAX });
     store.namespaces = this.live.namespaces;
-    this.open = { id, store, summary: null, next: null, loading: true, error: "",
+    this.open = { id, store, summary: null, usage: null, next: null, loading: true, error: "",
                   filters: { session: id, type: "", tool: "", text: "" } };
     return this.open;
   }
@@ -166,9 +226,10 @@ export class PastSession {
         if (this.open !== h) return; // left, or another session opened
         if (data.session && !h.summary) {
           h.summary = data.session;
+          h.usage = data.usage || null;
           h.id = data.session.session_id || h.id;
           h.filters.session = h.id;
-          h.store.applySessions([sessionFromSummary(data.session)]);
+          h.store.applySessions([sessionFromSummary(data.session, h.usage)]);
         }
         const events = Array.isArray(data.events) ? data.events : [];
         read += events.length;
@@ -193,6 +254,7 @@ export class PastSession {
     const h = this.open;
     const banner = $("#history-banner");
     banner.hidden = !h || !this.showsEvents();
+    this.renderUsage();
     if (!h) return;
     const s = h.summary;
     const now = Date.now();
@@ -211,5 +273,18 @@ export class PastSession {
                                        loading: h.loading, next: h.next, error: h.error });
     el.classList.toggle("bad", !!h.error);
     $("#history-session-more").hidden = h.loading || !h.next;
+  }
+
+  /** The past session's usage under the bar, while the bar shows (its open state kept). */
+  renderUsage() {
+    const h = this.open;
+    const panel = $("#history-usage");
+    const session = h && h.summary ? h.store.sessions.get(h.id) : null;
+    const html = session && !$("#history-banner").hidden
+      ? pastUsageHtml(session, h.usage, (aid) => h.store.agentTypes.get(aid) || "subagent") : null;
+    panel.hidden = !html;
+    if (!html) return;
+    $("#history-usage-total").innerHTML = html.total;
+    $("#history-usage-body").innerHTML = html.body;
   }
 }

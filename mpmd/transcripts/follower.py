@@ -52,6 +52,7 @@ from mpmd.transcripts.reader import Position, TranscriptFile
 log = logging.getLogger("mpmd.transcripts")
 
 PASS_S = 1.0  # a pass over every followed transcript at least this often
+GATHER_S = 0.05  # after a wake-up: the journal batches of a burst make one pass
 READ_BYTES = 1024 * 1024  # the most read of one file in one pass
 PASS_BYTES = 16 * 1024 * 1024  # the most read in one pass, all files together
 JOURNAL_BATCH = 4096  # journal lines read at a time
@@ -60,6 +61,7 @@ IDLE_DROP_S = 6 * 3600.0  # a transcript quiet this long is no longer followed
 ENDED_DROP_S = 60.0  # nor one whose session ended this long ago (a last read first)
 MAX_SEEN = 200_000  # message ids remembered (a message is written once per content block)
 MAX_PROBLEMS = 20  # problems shown in status
+MAX_REFUSED = 1000  # paths outside the roots remembered (not checked again, counted once)
 DISCOVER_BACK = 20_000  # with no saved state: journal lines read back to find sessions
 SAVE_EVERY_S = 2.0  # positions are saved at most this often (and at stop)
 MAX_MODELS = 50  # models counted apart for /metrics; more are counted as "other"
@@ -178,6 +180,8 @@ class Follower:
         self.followed: OrderedDict[str, _Followed] = OrderedDict()
         self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.finished: OrderedDict[str, Position] = OrderedDict()
+        self.refused: OrderedDict[str, None] = OrderedDict()  # outside the roots
+        self._named: set[str] = set()  # paths the journal named since the last pass
         self.claims = Claims()
         self.journal_seq = 0
         self.problems: dict[str, str] = {}  # path -> why it is not read
@@ -231,14 +235,22 @@ class Follower:
             # Back far enough that the claims of the keys still waiting (their files are
             # read again from the oldest) are known again: the journal is where they are.
             tail = Tail(journal, max(0, after - DISCOVER_BACK))
+            last_full = 0.0
             try:
                 while not self._stop.is_set():
                     self._wake.clear()
                     self._discover(tail)
-                    more = self._pass()
+                    now = time.monotonic()
+                    full = now - last_full >= PASS_S
+                    if full:
+                        last_full = now
+                    more = self._pass(full)
                     self._save(force=False)
-                    if not more:
-                        self._wake.wait(PASS_S)
+                    if more:
+                        continue
+                    if self._wake.wait(max(0.0, last_full + PASS_S - time.monotonic())):
+                        # the journal grew: let a burst of batches make one pass
+                        self._stop.wait(GATHER_S)
             finally:
                 tail.close()
                 self._save(force=True)
@@ -288,6 +300,8 @@ class Follower:
                 path[:-len(".jsonl")] if path.endswith(".jsonl") else path, "subagents",
                 f"agent-{line.agent_id}.jsonl")
             self._follow(sub, line.session_id, line.agent_id)
+            if line.event_type == "SubagentStop" and sub in self.followed:
+                self.followed[sub].ended_at = time.monotonic()  # read to its end, then let go
         if line.event_type == "SessionEnd":
             now = time.monotonic()
             for f in self.followed.values():
@@ -296,15 +310,20 @@ class Follower:
 
     def _follow(self, path: str, session_id: str, agent_id: str | None) -> None:
         f = self.followed.get(path)
+        self._named.add(path)
         if f is not None:
             f.last_active = time.monotonic()
             f.ended_at = None
             self.followed.move_to_end(path)
             return
+        if path in self.refused:
+            return
         if not self._allowed(path):
-            if path not in self.problems:
-                self._count("outside_roots")
-                self._problem(path, "outside the transcript folders (transcript_roots)")
+            self.refused[path] = None
+            while len(self.refused) > MAX_REFUSED:
+                self.refused.popitem(last=False)
+            self._count("outside_roots")
+            self._problem(path, "outside the transcript folders (transcript_roots)")
             return
         self.followed[path] = _Followed(path, session_id, agent_id, self.wait_s,
                                         self.finished.pop(path, None))
@@ -329,15 +348,24 @@ class Follower:
         real = os.path.realpath(os.path.dirname(path))
         return any(real == root or real.startswith(root + os.sep) for root in self.roots)
 
-    def _pass(self) -> bool:
-        """Read what every followed transcript gained; True when some file has more to read
-        than this pass's budget allowed."""
+    def _pass(self, full: bool) -> bool:
+        """Read what the transcripts gained: every one (``full``), or those the journal
+        named since the last pass and those left with more to read (a session's transcript
+        grows as its hooks fire: visiting all of them at each of ~100 wake-ups a second
+        cost a quarter of a core, mostly opening files that had not grown). Waiting keys
+        are decided and quiet files let go in full passes. True when some file has more to
+        read than this pass's budget allowed."""
         budget = PASS_BYTES
         more = False
         now = time.monotonic()
-        for path, f in list(self.followed.items()):
+        if full:
+            visit = list(self.followed.items())
+        else:
+            visit = [(p, f) for p, f in self.followed.items() if p in self._named or f.file.more]
+        for path, f in visit:
             if budget <= 0:
                 return True
+            self._named.discard(path)
             before = f.file.offset + f.file.pending
             restarts = f.file.restarts
             start = f.file.position()
@@ -362,16 +390,18 @@ class Follower:
                     f.file = TranscriptFile(path, position=start)
                     return False
                 self._dirty = True
-            if not self._backfill(f, now):
+            if full and not self._backfill(f, now):
                 return False
             more = more or f.file.more
-            if not f.backfill.waiting and (
+            if full and not f.backfill.waiting and (
                     (f.ended_at is not None and now - f.ended_at > ENDED_DROP_S)
                     or now - f.last_active > IDLE_DROP_S):
                 del self.followed[path]
                 self._finish(path, f)
                 self.problems.pop(path, None)
                 self._dirty = True
+        if full:
+            self._named.clear()  # named but not followed (refused): nothing to read
         return more
 
     def _backfill(self, f: _Followed, now: float) -> bool:
