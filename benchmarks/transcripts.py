@@ -331,8 +331,9 @@ def py_spy() -> str | None:
 
 
 def follower_tid(pid: int) -> int | None:
-    """The OS thread id of the daemon's "transcripts" thread, as ``py-spy dump`` names it
-    (Python does not name its threads for the OS); None without py-spy."""
+    """The OS thread id of the "transcripts" thread of ``pid`` (the follower's process), as
+    ``py-spy dump`` names it (Python does not name its threads for the OS); None without
+    py-spy."""
     exe = py_spy()
     if exe is None:
         return None
@@ -371,28 +372,36 @@ def run(config: str, args: argparse.Namespace, template: Template,
     try:
         daemon.start(timeout=60)
         pid = daemon.pid
-        worker = status(home)["index_worker_pid"]
-        tid = follower_tid(pid)
+        info = status(home)
+        worker = info["index_worker_pid"]
+        # The follower runs in a process of the daemon's own (mpmd.transcripts.worker): its
+        # CPU is counted with the daemon's, and its thread is found there.
+        tpid = info["transcripts"]["worker_pid"]
+        tid = follower_tid(tpid)
         path = str(home / "mpmd.sock")
         tally = {"sent": 0, "errors": 0, "not_stored": 0, "late": 0}
         load(sessions, path, args.rate, args.warmup, tally)
         batches0 = status(home)["counters"].get("journal_batches", 0)
         profiler = Profiler(pid, home / "profile.txt", args.profile_rate) if profile else None
-        cpu0, wcpu0, tcpu0 = cpu_seconds(pid), cpu_seconds(worker), thread_cpu_s(pid, tid)
+        cpu0, wcpu0, tcpu0 = cpu_seconds(pid), cpu_seconds(worker), thread_cpu_s(tpid, tid)
+        fcpu0 = cpu_seconds(tpid)
         busy0, own0, t0, sent0 = C.machine_busy_s(), C.own_tree_cpu_s(), time.monotonic(), \
             tally["sent"]
         acks_ns: list[int] = []
         load(sessions, path, args.rate, args.seconds, tally, acks_ns)
         wall = time.monotonic() - t0
-        cpu1, wcpu1, tcpu1 = cpu_seconds(pid), cpu_seconds(worker), thread_cpu_s(pid, tid)
+        cpu1, wcpu1, tcpu1 = cpu_seconds(pid), cpu_seconds(worker), thread_cpu_s(tpid, tid)
+        fcpu1 = cpu_seconds(tpid)
         busy1, own1 = C.machine_busy_s(), C.own_tree_cpu_s()
         batches1 = status(home)["counters"].get("journal_batches", 0)
-        daemon_s = sum(cpu1) - sum(cpu0)
+        follower_s = sum(fcpu1) - sum(fcpu0)
+        daemon_s = sum(cpu1) - sum(cpu0) + follower_s
         worker_s = sum(wcpu1) - sum(wcpu0)
         out.update({
             "wall_s": wall,
             "daemon_cores": daemon_s / wall,
-            "daemon_sys_cores": (cpu1[1] - cpu0[1]) / wall,
+            "daemon_sys_cores": (cpu1[1] - cpu0[1] + fcpu1[1] - fcpu0[1]) / wall,
+            "follower_process_cores": follower_s / wall,
             # the follower's thread alone (its events' storing runs on the loop: not in it)
             "thread_cores": None if tid is None else (tcpu1 - tcpu0) / wall,
             # each one wakes the follower (at most one pass each)

@@ -49,6 +49,7 @@ class Count:
     SPOOL_DRAINED: Final = "spool_drained"
     SPOOL_DUPLICATES: Final = "spool_duplicates"
     TASK_FAILURES: Final = "task_failures"
+    TRANSCRIPT_WORKER_RESTARTS: Final = "transcript_worker_restarts"
     TURNS_YIELDED: Final = "turns_yielded"
     VIEWER_BAD_MESSAGES: Final = "viewer_bad_messages"
     VIEWER_BAD_REQUESTS: Final = "viewer_bad_requests"

@@ -47,6 +47,7 @@ class ModelUsageState(msgspec.Struct, kw_only=True):
 class TranscriptsState(msgspec.Struct, kw_only=True):
     """The transcript follower (mpmd.transcripts.follower): what it follows and has read."""
 
+    worker_pid: int | None = None  # its process (mpmd.transcripts.worker)
     followed: int = 0  # transcripts followed now
     journal_seq: int = 0  # the last journal event it has looked at
     roots: list[str] = msgspec.field(default_factory=list)  # the folders it may read

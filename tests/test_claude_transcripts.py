@@ -61,6 +61,9 @@ def test_tokens_and_cost_of_a_real_session_with_a_subagent(sb: Sandbox) -> None:
         wait_until(lambda: any(e["event_type"] == "CostReport" for e in journal_events(home)),
                    "Claude Code's cost report")
         events = journal_events(home)
+        # (the follower's process tells its counts at most once a second)
+        wait_until(lambda: status(home)["transcripts"]["usage"] == len(answered),
+                   "the follower's status counted them")
         sessions = status(home)
         metrics = samples(scrape(home)[1])
     got = usage()

@@ -23,7 +23,6 @@ and the ring, release the lock.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
@@ -73,8 +72,8 @@ from mpmd.storage.journal import line_seq
 from mpmd.storage.ring import PageReleaser
 from mpmd.storage.store import Store
 from mpmd.transcripts import prices
-from mpmd.transcripts.follower import Follower
-from mpmd.transcripts.prices import Price, PriceTable
+from mpmd.transcripts.prices import Price
+from mpmd.transcripts.process import TranscriptWorker
 from mpmd.transcripts.prompt_watch import PromptWatch
 
 log = logging.getLogger("mpmd")
@@ -82,7 +81,6 @@ log = logging.getLogger("mpmd")
 READ_BATCH = 4096
 JOURNAL_GATHER_S = 0.002
 SHUTDOWN_GRACE_S = 5.0
-STORE_FROM_THREAD_S = 30.0  # a follower's batch not stored by then is read again later
 TRANSCRIPTS_STATE = "transcripts.json"  # the follower's positions, in the state folder
 MAINTENANCE_INTERVAL_S = 60.0
 # How often the transcripts of sessions waiting for a permission are read
@@ -158,14 +156,14 @@ class Daemon:
                                lambda: self.journal.last_seq)
         # Forwarders follow the journal too, each a thread from its own cursor.
         self.forwarders = Forwarders(s, lambda: self.journal.last_seq, self.counters)
-        # So does the transcript follower, a thread that hands back what it read as events.
-        self._loop = asyncio.get_running_loop()
+        # So does the transcript follower, a process that hands back what it read as events.
         self.prices_error: str | None = None
-        self.transcripts = Follower(
-            s.journal_dir, s.state_dir / TRANSCRIPTS_STATE, self._store_from_thread,
-            PriceTable(self._price_overrides()),
-            [Path(r) for r in s.transcript_roots.split(os.pathsep) if r] or None,
-            s.transcript_backfill_after_s)
+        self.transcripts = TranscriptWorker(
+            s.journal_dir, s.state_dir / TRANSCRIPTS_STATE,
+            lambda event_id, payload, ts_ns: self._store_own(event_id, payload, ts_ns,
+                                                             "transcript"),
+            self._price_overrides(), s.transcript_roots, s.transcript_backfill_after_s,
+            self.counters)
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
@@ -374,29 +372,6 @@ class Daemon:
                 event_id, ts_ns, payload, len(payload)), event_id, ts_ns)
             self._spool_wakeup.set()
 
-    def _store_from_thread(self, events: list[tuple[bytes, bytes, int]]) -> bool:
-        """The transcript follower's events, stored on the loop; True once they all are (or
-        are spooled), False if the loop did not get to it (stopping)."""
-        def store() -> None:
-            for event_id, payload, ts_ns in events:
-                self._store_own(event_id, payload, ts_ns, "transcript")
-
-        done = concurrent.futures.Future[None]()
-
-        def run() -> None:
-            try:
-                store()
-                done.set_result(None)
-            except BaseException as exc:  # the follower logs it and reads them again later
-                done.set_exception(exc)
-
-        try:
-            self._loop.call_soon_threadsafe(run)
-            done.result(timeout=STORE_FROM_THREAD_S)
-        except (RuntimeError, TimeoutError, OSError):  # the loop closed, or stuck
-            return False
-        return True
-
     def _price_overrides(self) -> dict[str, Price]:
         """config.toml's [prices]; a bad table is said in the log and status, and the shipped
         prices are used (the daemon runs all the same)."""
@@ -571,8 +546,8 @@ class Daemon:
         stack.push_async_callback(self.indexer.stop)  # after the last drain: it may
         self.forwarders.start()                       # take that too, as forwarders
         stack.push_async_callback(self.forwarders.stop)  # (in flight: sent again)
-        self.transcripts.start()
-        stack.push_async_callback(asyncio.to_thread, self.transcripts.stop)
+        await self.transcripts.start()
+        stack.push_async_callback(self.transcripts.stop)
         stack.callback(self._last_drain)
         self.ingest.start(hook_socket)
         await self._start_http(passed.http)
