@@ -280,3 +280,39 @@ def test_doctor_tells_of_transcripts_not_read_and_prices_refused() -> None:
     assert "/p/missing.jsonl: missing" in unread.line()
     prices = check(prices_error='prices."x".input: not a number')
     assert prices.level == doctor.WARN and "not a number" in prices.line()
+
+
+def test_the_daemon_starts_its_transcript_worker_again_and_nothing_is_lost(
+        place: Path) -> None:
+    """The follower runs in a process of the daemon's (mpmd.transcripts.worker): killed,
+    it is started again, goes on from its saved positions, and every response is journaled
+    once."""
+    import signal
+
+    from tests.utils import Daemon, journal_events, send_events, short_tempdir, status
+
+    home = short_tempdir()
+    roots = str(place / "projects")
+    with Daemon(home, MPMD_TRANSCRIPT_ROOTS=roots):
+        first = status(home)["transcripts"]["worker_pid"]
+        assert first
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: status(home)["transcripts"]["worker_pid"] not in (None, first),
+                   "a new transcript worker")
+        assert status(home)["counters"]["transcript_worker_restarts"] == 1
+        send_events(home, [json.dumps({
+            "hook_event_name": "PreToolUse", "session_id": SESSION, "agent_id": AGENT,
+            "transcript_path": _transcript(place), "tool_name": "Bash"}).encode()])
+
+        def usage() -> list[dict]:
+            return [e for e in journal_events(home) if e["event_type"] == "ModelUsage"]
+
+        wait_until(lambda: len(usage()) == len(_responses()), "every response")
+        again = status(home)["transcripts"]["worker_pid"]
+        os.kill(again, signal.SIGKILL)
+        wait_until(lambda: status(home)["transcripts"]["worker_pid"] not in (None, again),
+                   "another transcript worker")
+        wait_until(lambda: status(home)["transcripts"]["journal_seq"] >= max(
+            e["seq"] for e in journal_events(home)), "the new worker caught up")
+        got = [e["payload"]["message_id"] for e in usage()]
+    assert sorted(got) == sorted(_responses())  # each once, across both restarts

@@ -1,16 +1,17 @@
 """The transcript follower: what hooks do not carry (tokens, cost), read off the session
 transcripts Claude Code writes (mpmd.transcripts.reader, .entries; docs/transcripts.md).
 
-A thread of the daemon, like a forwarder: it follows the journal from its own cursor to learn
-which transcripts exist (every hook event names its session's ``transcript_path``; a
-subagent's is ``<session>/subagents/agent-<agent_id>.jsonl`` beside it), reads what each
-one gained, and hands the daemon events of mpmd's own, stored with source "transcript":
+A thread of its own process (mpmd.transcripts.worker): it follows the journal from its own
+cursor, as a forwarder does, to learn which transcripts exist (every hook event names its
+session's ``transcript_path``; a subagent's is ``<session>/subagents/agent-<agent_id>.jsonl``
+beside it), reads what each one gained, and hands the daemon events of mpmd's own, stored
+with source "transcript":
 
   ModelUsage   one API response's tokens and their price (mpmd.transcripts.prices), once
                per message id (Claude Code writes a message once per content block)
   CostReport   Claude Code's own accounting of the session (a ``cost-state`` entry)
 
-Nothing here runs on the event loop but the store's ``put`` of what a pass found. Reads are
+Nothing here runs in the daemon but the store's ``put`` of what a pass found. Reads are
 bounded (a pass reads at most READ_BYTES of one file and PASS_BYTES in all; a line longer
 than the reader's MAX_LINE is passed over); a file is opened without following links or
 blocking (a FIFO is refused), only under the allowed roots (Claude Code's projects folder
