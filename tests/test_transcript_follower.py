@@ -150,19 +150,36 @@ def test_the_sessions_table_reconciles_cost_with_claude_codes_own(place: Path) -
     finally:
         follower.stop()
     table = Sessions()
-    for n, event in enumerate(collector.stored.values(), 1):
+    first_prompt = next(e["promptId"] for e in _entries("session.jsonl")
+                        if e["type"] == "user" and e.get("promptId"))
+    table.apply(EventView(seq=1, event_type="UserPromptSubmit", session_id=SESSION,
+                          timestamp="2026-12-03T17:26:00Z", payload=msgspec.Raw(json.dumps(
+                              {"prompt": "do things", "prompt_id": first_prompt}).encode())))
+    for n, event in enumerate(collector.stored.values(), 2):
         table.apply(EventView(seq=n, event_type=event["hook_event_name"], session_id=SESSION,
-                              timestamp="2026-12-03T17:27:00Z",
+                              agent_id=event.get("agent_id"), timestamp="2026-12-03T17:27:00Z",
                               payload=msgspec.Raw(json.dumps(event).encode())))
     row = table.get(SESSION)
     assert row is not None
     expected = _responses()
     assert row.input_tokens == sum(u["input_tokens"] for u in expected.values())
     assert row.output_tokens == sum(u["output_tokens"] for u in expected.values())
+    # split by subagent and by prompt, each adding up to the session's
+    sub_ids = {e["message"]["id"] for e in _entries("subagent.jsonl") if e["type"] == "assistant"}
+    by_agent = {s.agent_id: s for s in row.usage_by_agent}
+    assert set(by_agent) == {None, AGENT}
+    assert by_agent[AGENT].responses == len(sub_ids)
+    assert by_agent[AGENT].input_tokens == sum(u["input_tokens"] for m, u in expected.items()
+                                               if m in sub_ids)
+    for splits in (row.usage_by_agent, row.usage_by_prompt):
+        assert sum(s.input_tokens for s in splits) == row.input_tokens
+        assert sum(s.responses for s in splits) == len(expected)
+    (first,) = [s for s in row.usage_by_prompt if s.prompt_id == first_prompt]
+    assert first.prompt == "do things" and first.responses > 0
     # the last report is cumulative and covers every response: it is the total, not a sum
     last = max(e["totalCostUSD"] for e in _entries("session.jsonl") if e["type"] == "cost-state")
     assert row.cost_usd == pytest.approx(last) and row.cost_source == "claude-code"
-    assert row.event_count == 0 and row.last_event_at == ""  # cost is not activity
+    assert row.event_count == 1  # the prompt's: cost is not activity
 
 
 def test_a_restart_reads_on_from_the_saved_position_and_sends_nothing_twice(place: Path) -> None:

@@ -542,6 +542,11 @@ def test_sessions_show_their_cost_and_tokens_live(daemon, home, page):
     unpriced = usage.locator('[data-testid="usage-model"][data-model="claude-next-1"]')
     expect(unpriced.locator(".responses")).to_have_text("1")
     expect(unpriced.locator(".cost")).to_have_text("no price")
+    # and by subagent: the subagent's two responses apart from the session's own
+    sub = usage.locator(f'[data-testid="usage-agent"][data-agent-id="{SUBAGENT}"]')
+    expect(sub.locator(".responses")).to_have_text("2")
+    expect(sub.locator(".tokens")).to_have_text(f"{2152 + 2658 + 24:,}")
+    expect(usage.locator('[data-testid="usage-agent"][data-agent-id=""]')).to_have_count(1)
 
 
 # ---------------------------------------------------------------- screenshots

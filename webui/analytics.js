@@ -11,7 +11,7 @@ import {
   RANGES, rangeById, fmtDateTime, fmtDay, fmtCount, quoteValue, tokensOf, usageFigures,
 } from "./history.js";
 import { fillBuckets, timeChart, barChart, costChart } from "./charts.js";
-import { usageCellsHtml } from "./past.js";
+import { usageCellsHtml } from "./detail.js";
 
 const RANGE_KEY = "mpmd-range";
 const MAX_TOOL_ROWS = 15;

@@ -3,6 +3,7 @@
 // through the lines, "Open session" opens its session as history.
 
 import { projectFor, sessionUsage, usageBreakdown, formatCount } from "./model.js";
+import { usageFigures } from "./history.js";
 import { escapeXml as esc } from "./timeline.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -33,6 +34,54 @@ export function usageDetailHtml(session) {
   const note = session.cost_source === "claude-code" && rows
     ? `<p class="muted small">The session's cost is Claude Code's own figure; each model's is mpmd's price of its responses.</p>` : "";
   return { total, body: `<dl class="usage-kinds">${kinds}</dl>${table}${note}` };
+}
+
+/**
+ * The cells a usage split's row ends with (here and in the analytics' cost tables): its
+ * responses, tokens (by kind in the tooltip) and mpmd's price of them.
+ */
+export function usageCellsHtml(u) {
+  const f = usageFigures(u);
+  return `<td class="num responses">${formatCount(f.responses)}</td>`
+    + `<td class="num tokens" title="${esc(f.tokensTitle)}">${formatCount(f.tokens)}</td>`
+    + `<td class="num cost${f.cost === "no price" ? " muted" : ""}" title="${esc(f.costTitle)}">${esc(f.cost)}`
+    + `${f.unpriced ? ` <span class="unpriced">${esc(f.unpriced)}</span>` : ""}</td>`;
+}
+
+/** A table of a usage split: rows [{testid, key, keyAttr, label, title, u}] (u: the split's sums). */
+function splitTable(head, rows) {
+  if (!rows.length) return "";
+  const tr = rows.map(({ testid, key, keyAttr, label, title, u }) => `<tr data-testid="${testid}" ${keyAttr}="${esc(key)}">`
+    + `<td class="split-label" title="${esc(title)}">${label}</td>${usageCellsHtml(u)}</tr>`).join("");
+  return `<table class="tool-table usage-models usage-split"><thead><tr><th>${esc(head)}</th>`
+    + `<th class="num">Responses</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>`
+    + `<tbody>${tr}</tbody></table>`;
+}
+
+/**
+ * A session's usage split by subagent and by prompt, a table each (rows of {agent_id or
+ * prompt_id, prompt, and the split's sums}, as the live sessions table and
+ * /api/history/session give them); agentLabel(agentId): a subagent's type.
+ */
+export function usageSplitsHtml(agents, prompts, agentLabel) {
+  const agentRows = agents.map((u) => ({
+    testid: "usage-agent", keyAttr: "data-agent-id", key: u.agent_id || "",
+    label: u.agent_id
+      ? `${esc(agentLabel(u.agent_id))} <span class="mono muted">${esc(String(u.agent_id).slice(0, 8))}</span>`
+      : "the session itself",
+    title: u.agent_id ? `subagent ${u.agent_id}` : "the responses of the session's own turns",
+    u,
+  }));
+  const promptRows = prompts.map((u) => {
+    const text = typeof u.prompt === "string" && u.prompt ? u.prompt : "";
+    return {
+      testid: "usage-prompt", keyAttr: "data-prompt-id", key: u.prompt_id || "",
+      label: text ? esc(text) : `<span class="muted">${u.prompt_id ? "(its text is not known)" : "(none named)"}</span>`,
+      title: text || (u.prompt_id ? `prompt ${u.prompt_id}` : "responses that answer no prompt of the session's own (a subagent's, or before its first prompt)"),
+      u,
+    };
+  });
+  return splitTable("Subagent", agentRows) + splitTable("Prompt", promptRows);
 }
 
 export class Detail {
@@ -114,8 +163,11 @@ export class Detail {
     const html = usageDetailHtml(session);
     $("#detail-usage").hidden = !html;
     if (!html) return;
+    const types = this.shown.store.agentTypes;
+    const splits = usageSplitsHtml(session.usage_by_agent || [], session.usage_by_prompt || [],
+      (aid) => (types && types.get(aid)) || "subagent");
     $("#detail-usage-total").innerHTML = html.total;
-    $("#detail-usage-body").innerHTML = html.body;
+    $("#detail-usage-body").innerHTML = html.body + splits;
   }
 
   /** Shows the next (+1) or previous (-1) line (of the feed, or of the search results). */

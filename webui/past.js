@@ -6,38 +6,15 @@ import { Store, formatDuration, projectOf, formatCount } from "./model.js";
 import { escapeXml as esc } from "./timeline.js";
 import {
   SESSION_RANGES, rangeById, sessionFromSummary, fmtDateTime, pastState, historyProgress,
-  usageFigures,
 } from "./history.js";
 import { usageHtml } from "./sessions.js";
-import { usageDetailHtml } from "./detail.js";
+import { usageDetailHtml, usageSplitsHtml } from "./detail.js";
 
 const SCOPE_RANGE_KEY = "mpmd-session-range";
 const PAST_LIMIT = 200; // sessions listed at once
 const HISTORY_PAGE = 1000; // events per request when loading a past session
 const HISTORY_MAX = 20000; // events of a past session held at once (Store's cap)
 const $ = (sel, root = document) => root.querySelector(sel);
-
-/**
- * The cells a usage split's row ends with (here and in the analytics' cost tables): its
- * responses, tokens (by kind in the tooltip) and mpmd's price of them.
- */
-export function usageCellsHtml(u) {
-  const f = usageFigures(u);
-  return `<td class="num responses">${formatCount(f.responses)}</td>`
-    + `<td class="num tokens" title="${esc(f.tokensTitle)}">${formatCount(f.tokens)}</td>`
-    + `<td class="num cost${f.cost === "no price" ? " muted" : ""}" title="${esc(f.costTitle)}">${esc(f.cost)}`
-    + `${f.unpriced ? ` <span class="unpriced">${esc(f.unpriced)}</span>` : ""}</td>`;
-}
-
-/** A table of a usage split: rows [{testid, key, keyAttr, label, title, u}] (u: the split's sums). */
-function splitTable(head, rows) {
-  if (!rows.length) return "";
-  const tr = rows.map(({ testid, key, keyAttr, label, title, u }) => `<tr data-testid="${testid}" ${keyAttr}="${esc(key)}">`
-    + `<td class="split-label" title="${esc(title)}">${label}</td>${usageCellsHtml(u)}</tr>`).join("");
-  return `<table class="tool-table usage-models usage-split"><thead><tr><th>${esc(head)}</th>`
-    + `<th class="num">Responses</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>`
-    + `<tbody>${tr}</tbody></table>`;
-}
 
 /**
  * A past session's usage for the panel under the History bar: {total, body}, its cost and
@@ -50,25 +27,7 @@ export function pastUsageHtml(session, usage, agentLabel) {
   const base = usageDetailHtml(session);
   if (!base) return null;
   const list = (k) => (usage && Array.isArray(usage[k]) ? usage[k].filter((u) => u && typeof u === "object") : []);
-  const agents = list("agents").map((u) => ({
-    testid: "usage-agent", keyAttr: "data-agent-id", key: u.agent_id || "",
-    label: u.agent_id
-      ? `${esc(agentLabel(u.agent_id))} <span class="mono muted">${esc(String(u.agent_id).slice(0, 8))}</span>`
-      : "the session itself",
-    title: u.agent_id ? `subagent ${u.agent_id}` : "the responses of the session's own turns",
-    u,
-  }));
-  const prompts = list("prompts").map((u) => {
-    const text = typeof u.prompt === "string" && u.prompt ? u.prompt : "";
-    return {
-      testid: "usage-prompt", keyAttr: "data-prompt-id", key: u.prompt_id || "",
-      label: text ? esc(text) : `<span class="muted">${u.prompt_id ? "(its text is not indexed)" : "(none named)"}</span>`,
-      title: text || (u.prompt_id ? `prompt ${u.prompt_id}` : "responses that answer no prompt of the session's own (a subagent's, or before its first prompt)"),
-      u,
-    };
-  });
-  return { total: base.total,
-           body: base.body + splitTable("Subagent", agents) + splitTable("Prompt", prompts) };
+  return { total: base.total, body: base.body + usageSplitsHtml(list("agents"), list("prompts"), agentLabel) };
 }
 
 /** The sidebar's two lists: "Live" (the Sessions view) and "Past" (this one). */

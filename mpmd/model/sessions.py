@@ -33,6 +33,8 @@ MAX_DETAIL = 200
 MAX_RUNNING = 20  # open tool calls kept per session (a session runs a handful at once)
 MAX_PENDING = 20  # waits kept per session
 MAX_MODELS = 20  # models kept per session (more are summed under "other")
+MAX_SPLITS = 50  # subagents and prompts whose usage a session keeps (the latest)
+MAX_PROMPT_TEXT = 200
 MAX_AFTER_REPORT = 2000  # responses remembered past Claude Code's last cost report
 
 PERMISSION = "permission"  # a tool call waits for the person's approval
@@ -118,6 +120,23 @@ class ModelTotals(msgspec.Struct):
     cost_usd: float | None = 0.0
 
 
+class UsageSplit(msgspec.Struct):
+    """A share of a session's responses: a subagent's (``agent_id``; None: the session's
+    own turns) or a prompt's (``prompt_id``, and its text once its UserPromptSubmit is seen).
+    ``cost_usd``: mpmd's price of its priced responses (None: none is priced)."""
+
+    agent_id: str | None = None
+    prompt_id: str | None = None
+    prompt: str | None = None
+    responses: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    unpriced_responses: int = 0
+    cost_usd: float | None = None
+
+
 class Session(msgspec.Struct):
     session_id: str
     cwd: str | None = None
@@ -146,6 +165,8 @@ class Session(msgspec.Struct):
     cost_source: str | None = None  # "claude-code" (its own report, and after it) or "mpmd"
     unpriced_responses: int = 0  # responses of a model with no price: not in cost_usd
     models: dict[str, ModelTotals] = msgspec.field(default_factory=dict)
+    usage_by_agent: list[UsageSplit] = msgspec.field(default_factory=list)
+    usage_by_prompt: list[UsageSplit] = msgspec.field(default_factory=list)  # newest last
 
 
 class Ledger(msgspec.Struct):
@@ -170,6 +191,8 @@ class _Payload(msgspec.Struct):
     agent_type: str | None = None
     tool_input: dict[str, object] | None = None
     transcript_path: str | None = None
+    prompt: str | None = None
+    prompt_id: str | None = None
 
 
 class UsagePayload(msgspec.Struct):
@@ -318,6 +341,8 @@ class Sessions:
             message = (p.message or "")[:MAX_DETAIL] or "An MCP server needs your input"
             self._add(row, Pending(None, message, ev.timestamp, ev.seq, INPUT, message,
                                    "elicitation_dialog"))
+        elif kind == "UserPromptSubmit" and p is not None and p.prompt_id and p.prompt:
+            _split(row.usage_by_prompt, None, p.prompt_id).prompt = p.prompt[:MAX_PROMPT_TEXT]
         elif kind == "SubagentStart" and ev.agent_id:
             row.agents.append(Agent(ev.agent_id, p.agent_type if p else None, ev.timestamp))
             del row.agents[:-MAX_AGENTS]
@@ -423,6 +448,18 @@ def fold_usage(row: Session, ledger: Ledger, ev: EventView) -> None:
         m.cache_read_tokens += tokens[2]
         m.cache_write_tokens += tokens[3]
         usd = u.cost_usd if u.cost_usd is not None and u.cost_usd >= 0 else None
+        prompt_id = u.prompt_id if isinstance(u.prompt_id, str) else None
+        for split in (_split(row.usage_by_agent, ev.agent_id, None),
+                      _split(row.usage_by_prompt, None, prompt_id)):
+            split.responses += 1
+            split.input_tokens += tokens[0]
+            split.output_tokens += tokens[1]
+            split.cache_read_tokens += tokens[2]
+            split.cache_write_tokens += tokens[3]
+            if usd is None:
+                split.unpriced_responses += 1
+            else:
+                split.cost_usd = (split.cost_usd or 0.0) + usd
         if usd is None:
             row.unpriced_responses += 1
             m.cost_usd = None  # a guess would be worse than nothing
@@ -439,6 +476,19 @@ def fold_usage(row: Session, ledger: Ledger, ev: EventView) -> None:
         ledger.estimated_usd, sum(m.responses for m in row.models.values()))
     if source is not None:
         row.cost_usd, row.cost_source = cost, source
+
+
+def _split(splits: list[UsageSplit], agent_id: str | None,
+           prompt_id: str | None) -> UsageSplit:
+    """The split of this subagent or prompt, made (as the newest) when there is none; the
+    oldest goes past MAX_SPLITS."""
+    for split in splits:
+        if split.agent_id == agent_id and split.prompt_id == prompt_id:
+            return split
+    split = UsageSplit(agent_id=agent_id, prompt_id=prompt_id)
+    splits.append(split)
+    del splits[:-MAX_SPLITS]
+    return split
 
 
 def reconciled_cost(reported_usd: float | None, after_report_usd: float, estimated_usd: float,

@@ -167,7 +167,7 @@ test("pastUsageHtml: the detail's usage, then a table per subagent and per promp
   assert.equal(prompts.length, 3);
   assert.match(prompts[0], /data-prompt-id="p1"><td class="split-label" title="do &lt;things&gt;">do &lt;things&gt;</);
   assert.match(prompts[1], /data-prompt-id="">.*\(none named\)/);
-  assert.match(prompts[2], /\(its text is not indexed\).*class="num cost muted"[^>]*>no price</);
+  assert.match(prompts[2], /\(its text is not known\).*class="num cost muted"[^>]*>no price</);
   assert.ok(!html.body.includes("<things>"), "a prompt's text is text");
   assert.equal(pastUsageHtml(sessionFromSummary({ session_id: "s1" }, null), null, () => ""), null, "none read");
   const noSplits = pastUsageHtml(sessionFromSummary(summary, null), null, () => "");
