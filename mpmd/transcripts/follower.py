@@ -204,6 +204,10 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="transcripts", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wake(self) -> None:
         """The journal grew: its events may name a transcript that grew too."""
         if not self._wake.is_set():

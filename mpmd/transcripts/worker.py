@@ -104,8 +104,12 @@ def main(argv: list[str]) -> int:
     said_at = 0.0
     pending = b""
     fd = sys.stdin.buffer.fileno()
+    code = 0
     try:
         while True:
+            if not follower.running:  # it stopped on a bug: the daemon starts us again
+                code = 1
+                break
             ready, _, _ = select.select([fd], [], [], STATUS_EVERY_S)
             if ready:
                 data = os.read(fd, 1 << 16)
@@ -127,7 +131,7 @@ def main(argv: list[str]) -> int:
     finally:
         channel.close()
         follower.stop()
-    return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover - run by the daemon
