@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -215,3 +216,21 @@ def test_the_follower_backfills_what_no_hook_delivered_once_across_a_restart(
     hook_events = {eid for eid, e in collector.stored.items()
                    if e["hook_event_name"] not in ("ModelUsage", "CostReport")}
     assert all(Counter(collector.handed)[eid] == first[eid] == 1 for eid in hook_events)
+
+
+def test_a_stand_in_event_fits_the_smallest_frame_limit() -> None:
+    from mpmd.transcripts.backfill import MAX_CUT_FIELD, MAX_PAYLOAD, encode
+
+    small = {"hook_event_name": "PostToolUse", "tool_response": "ok", "tool_input": {"a": 1}}
+    assert encode(small) == msgspec.json.encode(small)
+    big = {"hook_event_name": "PostToolUse", "tool_use_id": "t1",
+           "tool_input": {"command": "cat x"}, "tool_response": {"stdout": "y" * 500_000},
+           "prompt": "p" * 100}
+    data = encode(big)
+    assert len(data) <= MAX_PAYLOAD
+    got = msgspec.json.decode(data)
+    assert got["cut_fields"] == ["tool_response"]  # only what was large
+    assert got["tool_response"] == msgspec.json.encode(big["tool_response"]).decode()[
+        :MAX_CUT_FIELD]
+    assert got["tool_input"] == {"command": "cat x"} and got["tool_use_id"] == "t1"
+    assert big["tool_response"] == {"stdout": "y" * 500_000}  # the caller's is left as it was

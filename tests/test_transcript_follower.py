@@ -333,3 +333,52 @@ def test_the_daemon_starts_its_transcript_worker_again_and_nothing_is_lost(
             e["seq"] for e in journal_events(home)), "the new worker caught up")
         got = [e["payload"]["message_id"] for e in usage()]
     assert sorted(got) == sorted(_responses())  # each once, across both restarts
+
+
+def test_a_worker_batch_is_cut_to_its_bound() -> None:
+    from mpmd.transcripts.worker import batches
+
+    events = [(bytes([n]), b"x" * size, n) for n, size in enumerate((3, 4, 9, 2, 2, 2))]
+    parts = batches(events, 6)
+    assert [[e[0][0] for e in part] for part in parts] == [[0], [1], [2], [3, 4, 5]]
+    assert [e for part in parts for e in part] == events  # each once, in order
+    assert batches([], 6) == []
+
+
+def test_a_tool_call_larger_than_the_frame_limit_is_backfilled_cut_as_a_hooks_would_be(
+        tmp_path: Path) -> None:
+    """A transcript line may hold far more than a hook may send (max_frame_bytes): the
+    event that stands in for it has its large fields cut, so that it fits any limit."""
+    from tests.utils import Daemon, journal_events, send_events, short_tempdir
+
+    project = tmp_path / "projects" / "p"
+    project.mkdir(parents=True)
+    transcript = project / "s-big.jsonl"
+    big = "x" * 200_000
+    transcript.write_text(json.dumps({
+        "type": "assistant", "sessionId": "s-big", "uuid": "u1", "isSidechain": False,
+        # after the journal's first event (the Stop below): older keys are never backfilled
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.999Z", time.gmtime(time.time() + 1)),
+        "cwd": "/p",
+        "message": {"id": "m1", "model": "claude-opus-5-5", "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "toolu_big", "name": "Write",
+                                 "input": {"file_path": "/p/big.txt", "content": big}}],
+                    "usage": {"input_tokens": 10, "output_tokens": 5}}}) + "\n")
+    home = short_tempdir()
+    with Daemon(home, MPMD_TRANSCRIPT_ROOTS=str(tmp_path / "projects"),
+                MPMD_MAX_FRAME_BYTES="65536", MPMD_RING_BYTES=str(1 << 20),
+                MPMD_TRANSCRIPT_BACKFILL_AFTER_S="0.2"):
+        send_events(home, [json.dumps({"hook_event_name": "Stop", "session_id": "s-big",
+                                       "transcript_path": str(transcript)}).encode()])
+
+        def backfilled() -> list[dict]:
+            return [e for e in journal_events(home)
+                    if e["source"] == "transcript" and e["event_type"] == "PreToolUse"]
+
+        wait_until(backfilled, "the call backfilled")
+        (event,) = backfilled()
+    # whole and typed (its key readable, so it is known as sent), its input cut as text
+    assert event["status"] == "ok" and event["tool_use_id"] == "toolu_big"
+    assert event["payload"]["cut_fields"] == ["tool_input"]
+    assert event["payload"]["tool_input"].startswith('{"file_path":"/p/big.txt"')
+    assert len(event["payload"]["tool_input"]) == 8 * 1024

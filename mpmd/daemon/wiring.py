@@ -362,14 +362,17 @@ class Daemon:
         self._store_own(os.urandom(16), msgspec.json.encode(event), time.time_ns(), "daemon")
 
     def _store_own(self, event_id: bytes, payload: bytes, ts_ns: int, source: str) -> None:
-        """Store an event mpmd made, stamped ``ts_ns``; spooled if the ring is full, like a
-        hook's event."""
+        """Store an event mpmd made, stamped ``ts_ns``; cut to the frame limit as a hook's
+        payload is (a tool call read off a transcript can be as large as its line), and
+        spooled if the ring is full, like a hook's event."""
+        size = len(payload)
+        payload = payload[:wire.payload_limit(self.settings.max_frame_bytes)]
         frame = EventFrame(version=1, id=event_id, ts_ns=ts_ns, payload=payload,
-                           original_size=len(payload))
+                           original_size=size)
         status, _seq = self.store.put(frame, source, time.time_ns())
         if status not in (wire.STORED, wire.DUPLICATE):
             hook.spool(str(self.settings.spool_dir), wire.encode_event(
-                event_id, ts_ns, payload, len(payload)), event_id, ts_ns)
+                event_id, ts_ns, payload, size), event_id, ts_ns)
             self._spool_wakeup.set()
 
     def _price_overrides(self) -> dict[str, Price]:

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
+import msgspec
+
 from mpmd.transcripts.entries import Prompt, ToolResult, ToolUse
 
 PROMPT, PRE, POST = "prompt", "pre", "post"
@@ -39,6 +41,12 @@ HOOK, TRANSCRIPT = "hook", "transcript"
 MAX_CLAIMS = 500_000  # keys remembered (a key is ~200 bytes: ~100 MB at most)
 MAX_TOOLS = 1000  # tool calls of a file remembered, for their results' events
 MAX_PENDING = 10_000  # keys of a file waiting; past it the oldest are decided early
+# A stand-in event's payload, at most: within the smallest frame limit a daemon may have
+# (64 KiB), so it is stored whole and typed, its key readable, where a hook's payload past
+# the limit is cut to raw bytes. Its largest fields are cut to MAX_CUT_FIELD first.
+MAX_PAYLOAD = 48 * 1024
+MAX_CUT_FIELD = 8 * 1024
+_CUTTABLE = ("tool_response", "tool_input", "error", "prompt")
 
 Key = tuple[str, str, str]
 
@@ -47,6 +55,27 @@ CLAIMED_BY: dict[str, str] = {
     "UserPromptSubmit": PROMPT, "PreToolUse": PRE, "PostToolUse": POST,
     "PostToolUseFailure": POST, "PermissionDenied": POST, "PermissionAnswered": POST,
 }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """A stand-in event's payload as JSON, within MAX_PAYLOAD: if it is larger, its large
+    fields (the tool's input and response, an error, a prompt) become their first
+    MAX_CUT_FIELD characters as text, and ``cut_fields`` names them."""
+    data = msgspec.json.encode(payload)
+    if len(data) <= MAX_PAYLOAD:
+        return data
+    payload = dict(payload)
+    cut = []
+    for key in _CUTTABLE:
+        value = payload.get(key)
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+        if len(text) > MAX_CUT_FIELD:
+            payload[key] = text[:MAX_CUT_FIELD]
+            cut.append(key)
+    payload["cut_fields"] = cut
+    return msgspec.json.encode(payload)
 
 
 class Claims:

@@ -44,7 +44,7 @@ import msgspec
 from mpmd.durable import write_atomic
 from mpmd.storage.journal import Journal
 from mpmd.storage.journal_tail import Tail
-from mpmd.transcripts import entries
+from mpmd.transcripts import backfill, entries
 from mpmd.transcripts.backfill import HOOK, TRANSCRIPT, Claims, FileBackfill
 from mpmd.transcripts.entries import CostState, Prompt, ToolResult, Usage
 from mpmd.transcripts.prices import PriceTable, cost
@@ -415,8 +415,8 @@ class Follower:
         due = f.backfill.due(now, self.claims)
         if not due:
             return True
-        if not self.submit([(event_id(*d.key), msgspec.json.encode(d.payload),
-                             _ns(d.timestamp)) for d in due]):
+        if not self.submit([(event_id(*d.key), backfill.encode(d.payload), _ns(d.timestamp))
+                            for d in due]):
             return False
         f.backfill.done({d.key for d in due}, self.claims)
         self._count("backfilled", len(due))

@@ -31,6 +31,24 @@ from mpmd.transcripts.follower import Follower
 from mpmd.transcripts.prices import Price, PriceTable
 
 STATUS_EVERY_S = 1.0
+# A batch's payloads, at most: a line of the channel stays far below the 64 MiB the daemon
+# reads (a payload is at most about a transcript line, 4 MiB).
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def batches(events: list[tuple[bytes, bytes, int]],
+            most: int) -> list[list[tuple[bytes, bytes, int]]]:
+    """``events`` in order, in parts whose payloads add up to at most ``most`` bytes (an event
+    larger than that alone in its part)."""
+    parts: list[list[tuple[bytes, bytes, int]]] = []
+    size = most
+    for event in events:
+        if size + len(event[1]) > most or not parts:
+            parts.append([])
+            size = 0
+        parts[-1].append(event)
+        size += len(event[1])
+    return parts
 
 
 class Channel:
@@ -52,7 +70,12 @@ class Channel:
             self.out.flush()
 
     def submit(self, events: list[tuple[bytes, bytes, int]]) -> bool:
-        """The follower's ``submit``: send a batch, wait until the daemon stored it."""
+        """The follower's ``submit``: send the events in batches of at most BATCH_BYTES of
+        payload (the daemon reads a line of at most 64 MiB), each once the daemon stored
+        the one before."""
+        return all(self._send_batch(part) for part in batches(events, BATCH_BYTES))
+
+    def _send_batch(self, events: list[tuple[bytes, bytes, int]]) -> bool:
         with self.answered:
             if self.closed:
                 return False
