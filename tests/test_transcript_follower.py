@@ -382,3 +382,44 @@ def test_a_tool_call_larger_than_the_frame_limit_is_backfilled_cut_as_a_hooks_wo
     assert event["payload"]["cut_fields"] == ["tool_input"]
     assert event["payload"]["tool_input"].startswith('{"file_path":"/p/big.txt"')
     assert len(event["payload"]["tool_input"]) == 8 * 1024
+
+
+def test_a_sessions_usage_keeps_its_bounds() -> None:
+    """Models past MAX_MODELS are summed as "other"; subagents and prompts past MAX_SPLITS
+    keep the latest; the totals stay whole."""
+    from mpmd.model import sessions
+
+    table = Sessions()
+    n = sessions.MAX_SPLITS + 10
+    for k in range(n):
+        payload = {"hook_event_name": "ModelUsage", "model": f"model-{k}", "prompt_id": f"p{k}",
+                   "input_tokens": 1, "output_tokens": 1, "cost_usd": 0.5, "at": f"{k:06d}"}
+        table.apply(EventView(seq=k + 1, event_type="ModelUsage", session_id="s",
+                              agent_id=f"a{k}", timestamp="2026-12-03T10:00:00Z",
+                              payload=msgspec.Raw(json.dumps(payload).encode())))
+    row = table.get("s")
+    assert row is not None and row.input_tokens == n and row.cost_usd == pytest.approx(n / 2)
+    assert len(row.models) == sessions.MAX_MODELS + 1  # and "other"
+    assert row.models["other"].responses == n - sessions.MAX_MODELS
+    for splits, key in ((row.usage_by_agent, "agent_id"), (row.usage_by_prompt, "prompt_id")):
+        assert len(splits) == sessions.MAX_SPLITS
+        assert getattr(splits[-1], key).endswith(str(n - 1))  # the latest kept
+
+
+def test_the_follower_follows_at_most_its_bound(place: Path, monkeypatch) -> None:
+    from mpmd.transcripts import follower as follower_module
+
+    monkeypatch.setattr(follower_module, "MAX_FOLLOWED", 3)
+    folder = place / "projects" / "-home-dev-project"
+    journal = Journal(place / "journal")
+    for k in range(5):
+        (folder / f"s{k}.jsonl").write_text("")
+        _hook(journal, {"hook_event_name": "Stop", "session_id": f"s{k}",
+                        "transcript_path": str(folder / f"s{k}.jsonl")})
+    follower = _run(place, Collector())
+    try:
+        follower.wake()
+        wait_until(lambda: follower.status()["dropped"] == 2, "the oldest two let go")
+    finally:
+        follower.stop()
+    assert [Path(p).name for p in follower.followed] == ["s2.jsonl", "s3.jsonl", "s4.jsonl"]
