@@ -213,12 +213,19 @@ class Settings:
     # How long a prompt or tool call read off a transcript waits for its hook event before
     # it is journaled from the transcript (docs/events.md, Backfill).
     transcript_backfill_after_s: float = 60.0
+    # Where the viewer is reached from elsewhere, through a tunnel the user runs (tailscale
+    # serve, ssh -L): notifications' links point there, and the viewer accepts its Host for
+    # action links only (docs/notify.md). Empty: links point at the viewer on loopback.
+    viewer_public_url: str = ""
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # config.toml's [[forward]] tables as read, checked by mpmd.forward.config.parse (a bad
     # one stops that forwarder, not the daemon): the file is read once, here.
     forward_tables: Any = field(default_factory=list, compare=False, repr=False)
     # config.toml's [prices] table as read, checked by mpmd.transcripts.prices.from_config.
     price_tables: Any = field(default_factory=dict, compare=False, repr=False)
+    # config.toml's [[notify]] tables as read, checked by mpmd.notify.rules.parse (a bad one
+    # stops that rule, not the daemon).
+    notify_tables: Any = field(default_factory=list, compare=False, repr=False)
 
     @property
     def socket_path(self) -> Path:
@@ -300,7 +307,7 @@ _TUNABLES = {
     f.name: f.type
     for f in dataclasses.fields(Settings)
     if f.name not in ("runtime_dir", "state_dir", "config_dir", "sources", "forward_tables",
-                      "price_tables")
+                      "price_tables", "notify_tables")
 }
 
 # Numbers must be positive, except those with their own range here.
@@ -341,6 +348,7 @@ def load(**flags: Any) -> Settings:
     sources: dict[str, str] = {}
     forward_tables: Any = []
     price_tables: Any = {}
+    notify_tables: Any = []
 
     config_path = config_dir / CONFIG_FILE_NAME
     if config_path.exists():
@@ -350,6 +358,7 @@ def load(**flags: Any) -> Settings:
             raise ConfigError(f"{config_path}: {exc}") from None
         forward_tables = data.get("forward", [])
         price_tables = data.get("prices", {})
+        notify_tables = data.get("notify", [])
         for key, value in data.items():
             if key in _TUNABLES:
                 values[key] = _coerce(key, value, str(config_path))
@@ -371,6 +380,7 @@ def load(**flags: Any) -> Settings:
         sources=sources,
         forward_tables=forward_tables,
         price_tables=price_tables,
+        notify_tables=notify_tables,
         **values,
     )
     validate(settings)
@@ -392,8 +402,31 @@ def validate(settings: Settings) -> None:
     if settings.http_port > 0 and settings.http_port == settings.viewer_port:
         raise ConfigError(f"http_port and viewer_port are both {settings.http_port}: the "
                           "hooks' endpoint and the viewer need a port each")
+    if settings.viewer_public_url:
+        public_host(settings.viewer_public_url)  # raises ConfigError when it is not a URL
     if len(os.fsencode(settings.socket_path)) > 100:
         raise ConfigError(
             f"socket path {settings.socket_path} is too long for a Unix socket "
             "(about 104 bytes at most): set MPMD_HOME to a shorter folder"
         )
+
+
+def public_host(url: str) -> str:
+    """The Host (``name`` or ``name:port``, lower case) of ``viewer_public_url``; ConfigError
+    unless it is an http(s) URL with a host and no user, query or fragment."""
+    from urllib.parse import urlsplit
+
+    where = f"viewer_public_url = {url!r}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
+            or parts.password or parts.query or parts.fragment or len(url) > 512:
+        raise ConfigError(f"{where} must be an http:// or https:// address with a host and "
+                          "nothing after its path, e.g. https://box.tailnet.ts.net")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
