@@ -66,6 +66,40 @@ class TranscriptsState(msgspec.Struct, kw_only=True):
     models: dict[str, ModelUsageState] = msgspec.field(default_factory=dict)
 
 
+class NotifyTargetState(msgspec.Struct, kw_only=True):
+    """One target of a notification rule (mpmd.notify.deliver.Target)."""
+
+    url: str = ""  # schema and host only: the rest is often a secret
+    state: str = "ok"  # ok, retrying
+    queued: int = 0  # messages waiting in its outbox
+    sent: int = 0
+    failures: int = 0  # failed attempts since the notifier started
+    dropped: int = 0  # messages dropped from a full outbox
+    last_error: str | None = None
+    last_sent_at: float | None = None
+
+
+class NotifyRuleState(msgspec.Struct, kw_only=True):
+    state: str = "ok"  # ok, error (the table cannot be used: error says why)
+    on: list[str] = msgspec.field(default_factory=list)
+    error: str | None = None
+
+
+class NotifyState(msgspec.Struct, kw_only=True):
+    """The notifier (mpmd.notify): its rules, its targets, how far it has read."""
+
+    worker_pid: int | None = None  # its process (mpmd.notify.worker)
+    running: bool = False
+    cursor_seq: int = 0
+    backlog: int = 0  # journal events it has not read yet
+    last_error: str | None = None
+    rules: dict[str, NotifyRuleState] = msgspec.field(default_factory=dict)
+    targets: dict[str, NotifyTargetState] = msgspec.field(default_factory=dict)
+    # Not sent, and why: quiet (in quiet hours), stale (read too late), dropped (past a
+    # rule's backlog).
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+
+
 class TaskFailure(msgspec.Struct, kw_only=True):
     failures: int = 0
     last_error: str = ""
@@ -104,6 +138,7 @@ class Status(msgspec.Struct, kw_only=True):
     forward: dict[str, ForwarderState] = msgspec.field(default_factory=dict)
     policy: PolicyState | None = None
     transcripts: TranscriptsState | None = None
+    notify: NotifyState | None = None  # None: no [[notify]] rule in config.toml
     viewer_url: str | None = None
     ws_url: str | None = None
     viewer_port: int | None = None

@@ -55,7 +55,7 @@ _MOVES_ON = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PostT
 # (UserPromptSubmit for its permission_mode: a headless SessionStart carries none.)
 _PAYLOAD_NEEDED = frozenset({
     "SessionStart", "SessionEnd", "PermissionRequest", "Notification", "SubagentStart",
-    "UserPromptSubmit", "PostModelSwitch", "Elicitation",
+    "UserPromptSubmit", "PostModelSwitch", "Elicitation", "RemoteAnswer",
 })
 # mpmd's own events read off the transcript: what the session cost, not what it did (they
 # do not make it active, nor count as its events).
@@ -193,6 +193,8 @@ class _Payload(msgspec.Struct):
     transcript_path: str | None = None
     prompt: str | None = None
     prompt_id: str | None = None
+    answer_to: int | None = None
+    behavior: str | None = None
 
 
 class UsagePayload(msgspec.Struct):
@@ -287,6 +289,19 @@ class Sessions:
         self._fold(row, ev)
         return row
 
+    def dump(self) -> tuple[list[Session], dict[str, Ledger]]:
+        """Everything the table holds, least recently active first (for ``load``)."""
+        return list(self._rows.values()), dict(self._ledgers)
+
+    @classmethod
+    def load(cls, rows: list[Session], ledgers: dict[str, Ledger],
+             max_sessions: int = MAX_SESSIONS) -> Sessions:
+        table = cls(max_sessions)
+        for row in rows[-max_sessions:]:
+            table._rows[row.session_id] = row
+        table._ledgers = {sid: ledgers[sid] for sid in table._rows if sid in ledgers}
+        return table
+
     def _new(self, sid: str, started_at: str) -> Session:
         row = self._rows[sid] = Session(session_id=sid, started_at=started_at)
         if len(self._rows) > self._max:
@@ -350,6 +365,10 @@ class Sessions:
             for agent in row.agents:
                 if agent.agent_id == ev.agent_id and agent.stopped_at is None:
                     agent.stopped_at = ev.timestamp
+        elif kind == "RemoteAnswer" and p is not None and p.behavior in ("allow", "deny"):
+            # A held request answered (from the viewer or a link): its wait is over, whether
+            # or not the tool then runs.
+            row.pending[:] = [w for w in row.pending if w.seq != p.answer_to]
         if kind in _CLEARS_ALL_PENDING:
             row.pending.clear()
             if kind != "UserPromptSubmit":

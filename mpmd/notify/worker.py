@@ -1,0 +1,75 @@
+"""The notifier's process: ``python -m mpmd.notify.worker`` runs mpmd.notify.notifier in a
+process of its own, started by the daemon (mpmd.notify.process), so that apprise (its
+import, its plugins, its blocking requests) and the conditions' folding never compete with
+the daemon's event loop.
+
+It talks JSON lines with the daemon:
+
+    stdin  {"wake": true}      the journal grew
+           end of file         stop: save the state, exit
+    stdout {"status": {...}}   mpmd.notify.notifier.Notifier.status, when it changed, at
+                               most once a second
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from mpmd.notify.notifier import Notifier
+
+STATUS_EVERY_S = 1.0
+
+
+def main(argv: list[str]) -> int:
+    journal_dir, state_path, key_path, base_url, tables = argv
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apprise").setLevel(logging.WARNING)
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but messages on the channel
+    key = Path(key_path).read_bytes().strip() if key_path else None
+    notifier = Notifier(Path(journal_dir), Path(state_path), msgspec.json.decode(tables),
+                        base_url, key)
+    notifier.start()
+    said = None
+    said_at = 0.0
+    pending = b""
+    fd = sys.stdin.buffer.fileno()
+    code = 0
+    try:
+        while True:
+            if not notifier.running:  # it stopped on a bug: the daemon starts us again
+                code = 1
+                break
+            ready, _, _ = select.select([fd], [], [], STATUS_EVERY_S)
+            if ready:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break  # the daemon closed our stdin: stop
+                pending += data
+                *_lines, pending = pending.split(b"\n")
+                notifier.wake()  # the only command there is
+            now = time.monotonic()
+            if now - said_at >= STATUS_EVERY_S:
+                said_at = now
+                status = notifier.status()
+                if status != said:
+                    out.write(msgspec.json.encode({"status": status}) + b"\n")
+                    out.flush()
+                    said = status
+    except (OSError, ValueError):  # the daemon went away
+        pass
+    finally:
+        notifier.stop()
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the daemon
+    sys.exit(main(sys.argv[1:]))
