@@ -11,7 +11,7 @@ import click
 import msgspec
 
 from mpmd import config
-from mpmd.cli import doctor, history, policy, service
+from mpmd.cli import doctor, history, notify, policy, service
 from mpmd.cli.lines import format_line, matches
 from mpmd.control import client
 from mpmd.counters import Count
@@ -163,6 +163,7 @@ def status(as_json: bool) -> None:
             f"  search index               {_index_line(info)}\n"
             f"  policy                     {_policy_line(info)}\n"
             f"  forwarders                 {_forward_line(info)}\n"
+            f"  notifications              {_notify_line(info)}\n"
             f"  viewer                     {_viewer_line(info)}"
             + _tasks_line(info)
         )
@@ -193,6 +194,20 @@ def _forward_line(info: Status) -> str:
     return ", ".join(
         f"{name} {f.state}" + (f", {f.backlog} behind" if f.backlog else "")
         for name, f in sorted(info.forward.items()))
+
+
+def _notify_line(info: Status) -> str:
+    n = info.notify
+    if n is None:
+        return "none (mpmd notify init; docs/notify.md)"
+    failing = [f"{name} {t.state}: {t.last_error}" for name, t in sorted(n.targets.items())
+               if t.state != "ok"]
+    invalid = [name for name, r in sorted(n.rules.items()) if r.state != "ok"]
+    sent = sum(t.sent for t in n.targets.values())
+    parts = [f"{len(n.rules) - len(invalid)} rules, {len(n.targets)} targets, {sent} sent"]
+    if invalid:
+        parts.append(f"in error: {', '.join(invalid)}")
+    return "; ".join(parts + failing)
 
 
 def _policy_line(info: Status) -> str:
@@ -432,3 +447,4 @@ main.add_command(history.replay)
 main.add_command(service.service)
 main.add_command(policy.policy)
 main.add_command(doctor.doctor)
+main.add_command(notify.notify)

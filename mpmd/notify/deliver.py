@@ -15,7 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from mpmd.config import Settings
 from mpmd.forward.runner import Backoff
+from mpmd.notify import rules
 from mpmd.notify.message import Message, for_target
 from mpmd.notify.rules import safe_target
 
@@ -60,6 +62,42 @@ def send(url: str, message: Message) -> str | None:
     if ok:
         return None
     return ("; ".join(capture.messages[-2:]) or "not delivered")[:MAX_ERROR]
+
+
+DESKTOP_SCHEMAS = ("dbus", "kde", "qt", "glib", "gnome")
+
+
+def target_problem(url: str) -> str | None:
+    """Why apprise could not send to ``url`` here (a URL it does not understand, a plugin
+    whose library is missing), without sending anything; None when it could."""
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return f"apprise does not understand {safe_target(url)} (see apprise's list of URLs)"
+    if not getattr(plugin, "enabled", True):
+        schema = url.partition("://")[0].lower()
+        extra = " (pip install 'mpmd[desktop]', which needs libdbus-1-dev and " \
+                "libglib2.0-dev)" if schema in DESKTOP_SCHEMAS else ""
+        return f"{safe_target(url)} cannot be used on this machine{extra}"
+    return None
+
+
+def problems(settings: Settings) -> list[str]:
+    """What keeps a [[notify]] rule or target of config.toml from working, without a
+    daemon (for ``mpmd doctor``)."""
+    good, bad = rules.from_settings(settings)
+    found = [item.error for item in bad]
+    for rule in good:
+        for name, url in zip(rules.target_names(rule), rule.targets, strict=True):
+            problem = target_problem(url)
+            if problem is not None:
+                found.append(f"{name}: {problem}")
+    if good and settings.config_path.exists() and \
+            settings.config_path.stat().st_mode & 0o077:
+        found.append(f"{settings.config_path} holds notification targets (often secrets) and "
+                     f"others can read it: chmod 600 it")
+    return found
 
 
 class Target:

@@ -10,7 +10,7 @@ the text elsewhere.
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import msgspec
 
@@ -23,6 +23,7 @@ MAX_TITLE = 200
 MAX_BODY = 4000
 LINK_LIFETIME_S = 3600.0  # an action link lives as long as its request, and this at most
 NTFY_SCHEMAS = ("ntfy", "ntfys")
+WORTH_SAYING_S = 10.0  # a wait shorter than this is not worth a "waiting 3 s"
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -64,11 +65,14 @@ def _line(n: Notice, now: float) -> str:
     """One notice in a sentence."""
     where = _where(n)
     what = _what(n)
+    waited = now - n.since if n.since else 0.0
     if n.phase == "resolved":
-        return f"{where} no longer needs you: {n.resolution}" + (f" ({what})" if what else "")
+        after = f" after {duration(waited)}" if waited >= WORTH_SAYING_S else ""
+        return f"{where} no longer needs you: {n.resolution}{after}" + (
+            f" ({what})" if what else "")
     if n.condition == R.NEEDS_YOU:
-        waited = f", waiting {duration(now - n.since)}" if n.since else ""
-        return f"{where} needs you{waited}" + (f": {what}" if what else "")
+        waiting = f", waiting {duration(waited)}" if waited >= WORTH_SAYING_S else ""
+        return f"{where} needs you{waiting}" + (f": {what}" if what else "")
     if n.condition == R.TOOL_FAILED:
         return f"{where}: {n.tool_name or 'a tool'} failed" + (
             f": {n.detail}" if n.detail else "")
@@ -164,8 +168,11 @@ def for_target(message: Message, url: str) -> tuple[str, str]:
             params["actions"] = "; ".join(
                 f"http, {label}, {target}, method=POST, clear=true"
                 for label, target in message.actions)
+        # apprise splits a URL's query at "&" and ";" and decodes each value twice: encoded
+        # twice, an action's ";" and "%" come through as they are.
         sep = "&" if "?" in url else "?"
-        return url + sep + urlencode(params, quote_via=quote), message.body
+        query = "&".join(f"{k}={quote(quote(v, safe=''), safe='')}" for k, v in params.items())
+        return url + sep + query, message.body
     body = message.body
     if message.actions:
         body += "\n" + "\n".join(f"{label}: {target}" for label, target in message.actions)

@@ -155,6 +155,7 @@ class Facts:
     port_probe: PortProbe | None = None
     policy: Mapping[str, Any] | None = None  # mpmd.ops.policy.describe()
     forward_problems: tuple[str, ...] = ()  # mpmd.forward.runner.problems(): [[forward]]
+    notify_problems: tuple[str, ...] = ()  # mpmd.notify.deliver.problems(): [[notify]]
     claude: hooks_settings.ClaudeCode | None = None  # the Claude Code found; None: not looked
     endpoint: hooks_settings.Endpoint | None = None  # the daemon's http endpoint
 
@@ -1014,6 +1015,32 @@ def check_forwarders(problems: Sequence[str], status: Status | None) -> Check:
                                      for n, f in sorted(forward.items())))
 
 
+def check_notify(problems: Sequence[str], status: Status | None) -> Check:
+    """The notification rules of config.toml (docs/notify.md): their tables and targets,
+    and with the daemon running, each target's state."""
+    name = "notifications"
+    if problems:
+        return Check(name, FAIL, "; ".join(problems),
+                     "correct the [[notify]] table named (docs/notify.md), then restart mpmd")
+    if status is None:
+        return Check(name, SKIP, "mpmd is not running")
+    n = status.notify
+    if n is None:
+        return Check(name, OK, "none configured (mpmd notify init)")
+    failing = [f"{t_name} ({t.url}): {t.last_error or t.state}, {t.queued} waiting"
+               for t_name, t in sorted(n.targets.items()) if t.state != "ok"]
+    dropped = [f"{t_name} dropped {t.dropped}" for t_name, t in sorted(n.targets.items())
+               if t.dropped]
+    if not n.running and n.worker_pid is None:
+        return Check(name, FAIL, f"the notifier is not running ({n.last_error or 'see the log'})",
+                     "see the log; the daemon starts it again")
+    if failing or dropped:
+        return Check(name, WARN, "; ".join(failing + dropped),
+                     "check the target (mpmd notify test); what waits is sent once it answers")
+    return Check(name, OK, f"{len(n.rules)} rules, {len(n.targets)} targets, "
+                           f"{sum(t.sent for t in n.targets.values())} sent")
+
+
 def run_checks(facts: Facts) -> list[Check]:
     s = facts.settings
     home = facts.home
@@ -1049,6 +1076,7 @@ def run_checks(facts: Facts) -> list[Check]:
         check_viewer(s.viewer_port, status, facts.port_probe),
         check_policy(facts.policy, home),
         check_forwarders(facts.forward_problems, status if running else None),
+        check_notify(facts.notify_problems, status if running else None),
     ]
     return checks
 
@@ -1340,6 +1368,7 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
         port_probe=probe,
         policy=_policy(s),
         forward_problems=tuple(_forward_problems(s)),
+        notify_problems=tuple(_notify_problems(s)),
         claude=hooks_settings.find_claude(home=home),
         endpoint=hooks_settings.read_endpoint(s, status),
     )
@@ -1347,6 +1376,12 @@ def gather(s: config.Settings, *, user_file: Path, project_dir: Path, hook_comma
 
 def _forward_problems(s: config.Settings) -> list[str]:
     from mpmd.forward.runner import problems
+
+    return problems(s)
+
+
+def _notify_problems(s: config.Settings) -> list[str]:
+    from mpmd.notify.deliver import problems
 
     return problems(s)
 

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mpmd.counters import REJECTED_PREFIX, Count
-from mpmd.status import ForwarderState, Status, TranscriptsState
+from mpmd.status import ForwarderState, NotifyState, Status, TranscriptsState
 from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -95,6 +95,8 @@ class DaemonCollector(Collector):
         yield from _forwarder_families(st.forward)
         if st.transcripts is not None:
             yield from _transcript_families(st.transcripts)
+        if st.notify is not None:
+            yield from _notify_families(st.notify)
         for name, doc, value in (
             ("mpmd_ring_used_bytes", "Bytes in the ring not yet taken by every consumer.",
              st.ring_used_bytes),
@@ -151,6 +153,46 @@ def _forwarder_families(forward: dict[str, ForwarderState]) -> Iterator[Metric]:
     yield backlog
     yield from counters.values()
     yield state
+
+
+_NOTIFY_COUNTERS = (
+    ("sent", "Notifications a target took."),
+    ("failures", "Failed attempts to notify a target (each is retried)."),
+    ("dropped", "Notifications dropped from a target's full outbox."),
+)
+NOTIFY_STATES = ("ok", "retrying")
+
+
+def _notify_families(n: NotifyState) -> Iterator[Metric]:
+    """The notifier (docs/notify.md): per target what it sent, failed or dropped, what
+    waits and its state; what was not sent and why; how far behind the journal it is."""
+    labels = ["target"]
+    counters = {key: CounterMetricFamily(f"mpmd_notify_{key}", doc, labels=labels)
+                for key, doc in _NOTIFY_COUNTERS}
+    queued = GaugeMetricFamily("mpmd_notify_queued", "Notifications waiting for a target.",
+                               labels=labels)
+    state = GaugeMetricFamily("mpmd_notify_state", "1 for the state a target is in.",
+                              labels=["target", "state"])
+    for name, t in sorted(n.targets.items()):
+        for key, family in counters.items():
+            family.add_metric([name], getattr(t, key))
+        queued.add_metric([name], t.queued)
+        for s in NOTIFY_STATES:
+            state.add_metric([name, s], 1 if t.state == s else 0)
+    yield from counters.values()
+    yield queued
+    yield state
+    not_sent = CounterMetricFamily("mpmd_notify_not_sent",
+                                   "Notices not sent: in quiet hours, read too late, or "
+                                   "past a rule's backlog.", labels=["reason"])
+    for reason in ("quiet", "stale", "dropped"):
+        not_sent.add_metric([reason], n.counts.get(reason, 0))
+    yield not_sent
+    yield GaugeMetricFamily("mpmd_notify_backlog_events",
+                            "Journaled events the notifier has not read yet.", value=n.backlog)
+    yield GaugeMetricFamily("mpmd_notify_rules_invalid",
+                            "[[notify]] tables that cannot be used.",
+                            value=sum(1 for r in n.rules.values() if r.state != "ok"))
 
 
 _TOKEN_KINDS = (("input", "input_tokens"), ("output", "output_tokens"),
