@@ -213,3 +213,18 @@ def _metrics(home: Path) -> str:
             return resp.read().decode()
     except urllib.error.HTTPError as exc:  # pragma: no cover - shown on failure
         raise AssertionError(exc.read()) from exc
+
+
+def test_a_damaged_state_file_starts_at_the_journals_end(tmp_path: Path,
+                                                         ntfy: NtfyServer) -> None:
+    write_rules(tmp_path, rule("phone", [ntfy.url("t")], on='["ended"]'))
+    with Daemon(tmp_path, MPMD_VIEWER_PORT="0"):
+        hook(tmp_path, "SessionEnd", reason="first")
+        ntfy.wait_for(1)
+        wait_until(lambda: notify_status(tmp_path)["backlog"] == 0, "the notifier caught up")
+    (tmp_path / "notify.json").write_bytes(b'{"cursor": "torn')
+    with Daemon(tmp_path, MPMD_VIEWER_PORT="0"):
+        hook(tmp_path, "SessionEnd", reason="second")
+        first, second = ntfy.wait_for(2)
+        assert "(first)" in first.message and "(second)" in second.message
+    assert len(ntfy.received) == 2  # the first not sent again

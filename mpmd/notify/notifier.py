@@ -41,21 +41,22 @@ class Saved(msgspec.Struct, kw_only=True):
     outboxes: dict[str, list[Message]] = msgspec.field(default_factory=dict)
 
 
-def load_state(path: Path) -> Saved:
-    """The saved state; a new one when there is none, or it is damaged (logged: conditions
-    then start from the journal's end, nothing is sent twice)."""
+def load_state(path: Path, start_seq: int) -> Saved:
+    """The saved state; with none, or a damaged one (logged), a new one whose cursor is
+    ``start_seq``, the journal's end when the daemon started: what happened before is not
+    news, and nothing is sent twice."""
     try:
         return msgspec.json.decode(path.read_bytes(), type=Saved)
     except FileNotFoundError:
-        return Saved()
+        pass
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         log.error("notify state %s unreadable (%s): starting afresh", path.name, exc)
-        return Saved(cursor=-1)
+    return Saved(cursor=start_seq)
 
 
 class Notifier:
     def __init__(self, journal_dir: Path, state_path: Path, tables: Any, base_url: str,
-                 key: bytes | None) -> None:
+                 key: bytes | None, start_seq: int = 0) -> None:
         self.journal_dir = journal_dir
         self.state_path = state_path
         self.base_url = base_url
@@ -63,7 +64,7 @@ class Notifier:
         self.rules, self.invalid = R.parse(tables)
         for bad in self.invalid:
             log.error("notify rule %s not used: %s", bad.name, bad.error)
-        saved = load_state(state_path)
+        saved = load_state(state_path, start_seq)
         self.cursor = saved.cursor
         self.watch = Watch(self.rules, saved.watch)
         self.targets: dict[str, Target] = {}
@@ -113,8 +114,9 @@ class Notifier:
     # ---- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         journal = Journal(self.journal_dir, read_only=True)
-        if self.cursor < 0 or self.cursor > journal.last_seq:
-            # No usable state: begin at the journal's end (what is past is not news).
+        if self.cursor > journal.last_seq:
+            log.warning("notify: its cursor (%d) is past the journal's end (%d): the journal "
+                        "was replaced; going on from its end", self.cursor, journal.last_seq)
             self.cursor = journal.last_seq
         tail = Tail(journal, self.cursor)
         saved_at = 0.0
