@@ -16,7 +16,7 @@ from mpmd.model.events import EventFrame
 from mpmd.notify import conditions as C
 from mpmd.notify import links
 from mpmd.notify import rules as R
-from mpmd.notify.message import for_target, render
+from mpmd.notify.message import MAX_BODY, MAX_TITLE, for_target, render
 
 pytestmark = pytest.mark.unit
 
@@ -298,3 +298,15 @@ def test_now_defaults_to_the_clock():
     watch = C.Watch([rule(on=["turn-failed"])])
     watch.feed(line("StopFailure", time.time(), error="x"), time.time())
     assert len(watch.due(time.time())) in (0, 1)  # quiet or not: it runs with the clock
+
+
+def test_a_group_lists_ten_and_counts_the_rest_and_a_message_has_a_bound():
+    watch = C.Watch([rule(on=["tool-failed"])])
+    fails = [line("PostToolUseFailure", tool_name="Bash", tool_use_id=f"t{i}",
+                  error="E" * 5000) for i in range(25)]
+    (r, notices), = feed(watch, *fails)
+    m = render(r, notices, T0, "http://127.0.0.1:7710/", None)
+    assert m.body.count("• ") == 10
+    assert "… and 15 more" in m.body
+    assert all(len(n.detail) <= C.MAX_TEXT for n in notices)
+    assert len(m.body) <= MAX_BODY and len(m.title) <= MAX_TITLE
