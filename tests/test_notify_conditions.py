@@ -310,3 +310,15 @@ def test_a_group_lists_ten_and_counts_the_rest_and_a_message_has_a_bound():
     assert "… and 15 more" in m.body
     assert all(len(n.detail) <= C.MAX_TEXT for n in notices)
     assert len(m.body) <= MAX_BODY and len(m.title) <= MAX_TITLE
+
+
+def test_claude_codes_idle_prompt_is_not_a_wait_for_an_answer():
+    watch = C.Watch([rule(on=["needs-you"])])
+    assert feed(watch, line("Stop"), line("Notification", T0 + 60,
+                                          notification_type="idle_prompt",
+                                          message="Claude is waiting for your input"),
+                now=T0 + 60) == []
+    (_r, notices), = feed(watch, line("Notification", T0 + 61,
+                                      notification_type="elicitation_dialog",
+                                      message="Claude Code needs your input"), now=T0 + 61)
+    assert notices[0].detail == "Claude Code needs your input"

@@ -34,6 +34,7 @@ MAX_SENT = 10_000  # lasting instances and cost crossings remembered
 MAX_HELD = 1000  # held requests remembered
 MAX_GROUP_LINES = 10  # notices listed in a grouped message
 MAX_TEXT = 200
+IDLE_PROMPT = "idle_prompt"
 
 
 class Held(msgspec.Struct, array_like=True):
@@ -298,8 +299,10 @@ class Watch:
             if now - last > MAX_LASTING_AGE_S:
                 continue  # a session long gone (or only usage read of it yet)
             if R.NEEDS_YOU in wanted and row.ended_at is None:
-                for w in row.pending:
-                    out.append(self._needs_you(row, w))
+                # Claude Code's idle_prompt ("waiting for your input", a minute after each
+                # turn) is the idle condition's business, not a wait for an answer.
+                out += [self._needs_you(row, w) for w in row.pending
+                        if w.notification_type != IDLE_PROMPT]
             if R.IDLE in wanted and row.ended_at is None and not row.pending and \
                     not row.running:
                 out.append(Notice(condition=R.IDLE, phase="open",
