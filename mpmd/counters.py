@@ -36,7 +36,9 @@ class Count:
     INTERNAL_ERRORS: Final = "internal_errors"
     JOURNAL_BATCHES: Final = "journal_batches"
     JOURNAL_ERRORS: Final = "journal_errors"
+    LINK_ACTIONS_TAKEN: Final = "link_actions_taken"
     MEMORY_TRIMS: Final = "memory_trims"
+    NOTIFY_WORKER_RESTARTS: Final = "notify_worker_restarts"
     PARTIAL_BYTES_HELD: Final = "partial_bytes_held"
     PARTIAL_BYTES_PEAK: Final = "partial_bytes_peak"
     PAUSED_FOR_UNREAD_ACKS: Final = "paused_for_unread_acks"
@@ -89,6 +91,16 @@ def http_refused(reason: str) -> str:
 def remote_answers(answered_by: str) -> str:
     """Requests held for a viewer, by how they ended."""
     return f"remote_answers_{answered_by}"
+
+
+LINK_REFUSED_PREFIX = "link_refused_"
+LINK_REFUSED_REASONS = ("invalid", "expired", "used", "gone")
+
+
+def link_refused(reason: str) -> str:
+    """Requests to the viewer's /act/ links refused, by reason (invalid, expired, used,
+    gone: mpmd.serve.viewer)."""
+    return LINK_REFUSED_PREFIX + reason
 
 
 def forward(name: str, key: str) -> str:

@@ -12,7 +12,7 @@ from tests.utils import ROOT
 # Lowest first: a module may import its own stage, any stage before it, the foundation
 # (modules directly in mpmd/) and mpm_hook.
 STAGES = ("model", "storage", "ingest", "history", "serve", "transcripts", "forward",
-          "control", "ops", "daemon", "cli")
+          "notify", "control", "ops", "daemon", "cli")
 # Above every stage: what runs the command line (`python -m mpmd`, and the daemon a
 # SessionStart hook starts, from the installation).
 ENTRY_POINTS = {"mpmd.__main__", "mpm_hook.start"}

@@ -117,6 +117,8 @@ def test_a_held_request_is_approved_from_the_notification(sandbox: Sandbox,
     sb = sandbox
     notify_to(sb, ntfy)
     (sb.mpmd_home / "policy.toml").write_text(HOLD_TOUCH)
+    checked = sb.mpmd("policy", "check")  # compiles it for the hooks
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     made = sb.project / "from-the-phone.txt"
     script = Script(turns=[call("Bash", command=f"touch {made}", description="Make it"),
                            say("Finished.")])

@@ -14,9 +14,9 @@ import pytest
 from mpmd.model import record
 from mpmd.model.events import EventFrame
 from mpmd.notify import conditions as C
-from mpmd.notify import links
 from mpmd.notify import rules as R
 from mpmd.notify.message import MAX_BODY, MAX_TITLE, for_target, render
+from mpmd.serve import links
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,7 @@ def test_a_held_request_carries_approve_and_deny_links_for_it_alone():
                                                   "rule": "ask-me"},
                    tool_name="Bash", tool_input={"command": "git push"})
     (r, notices), = feed(watch, *held)
-    m = render(r, notices, T0, "https://box.example.ts.net", KEY)
+    m = render(r, notices, T0, "http://127.0.0.1:7710/", KEY, "https://box.example.ts.net")
     stored = msgspec.json.decode(held[1])
     assert [label for label, _ in m.actions] == ["Approve", "Deny"]
     for (_label, url), answer in zip(m.actions, ("allow", "deny"), strict=True):
@@ -108,7 +108,8 @@ def test_a_held_request_carries_approve_and_deny_links_for_it_alone():
     query = {k: unquote(v[0]) for k, v in parse_qs(urlsplit(ntfy_url).query).items()}
     assert ";" not in urlsplit(ntfy_url).query  # apprise would split the actions there
     assert query["actions"].count("method=POST") == 2
-    assert query["click"] == f"https://box.example.ts.net/#session={SID}"
+    # The whole viewer answers its loopback Host only: the session link points there.
+    assert query["click"] == f"http://127.0.0.1:7710/#session={SID}"
     assert "Approve:" not in body
     _url, body = for_target(m, "mmost://127.0.0.1:9/hook")
     assert f"Approve: {m.actions[0][1]}" in body and f"Deny: {m.actions[1][1]}" in body

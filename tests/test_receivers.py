@@ -26,7 +26,7 @@ from tests.receivers import (
     require_desktop,
 )
 
-# A signed action link's token as mpmd.notify.links makes them: base64url, a dot, base64url.
+# A signed action link's token as mpmd.serve.links makes them: base64url, a dot, base64url.
 TOKEN = "AQAAAAAAAAAqx-_Z9m3Kd2LpQ0sT1uVwYb4e8fJhNcRiGkOaXyEzWq.Tn7-Ym_p2Lx9QrVs4aBcDe"
 APPROVE = f"https://mpmd.example/act/{TOKEN}"
 DENY = f"https://mpmd.example/act/{TOKEN[::-1]}"

@@ -1,5 +1,6 @@
 // The page's address fragment (pure: node can check it). `mpmd open` puts the token there
-// (#token=…), and the Search tab keeps its query there (#q=…) so a reload keeps it.
+// (#token=…), the Search tab keeps its query there (#q=…) so a reload keeps it, and a
+// notification's link names the session to show (#session=…).
 
 /**
  * The token in a fragment ("#token=…&q=…"), and the fragment without it (the rest stays in
@@ -22,4 +23,17 @@ export function queryOfFragment(hash) {
 /** The fragment that keeps query `q` ("" for null: no query). */
 export function fragmentOfQuery(q) {
   return q === null ? "" : `#q=${encodeURIComponent(q)}`;
+}
+
+/**
+ * The session a link asks the page to show (#session=…, alongside a token or not: a
+ * notification links to `<viewer>/#session=<id>`), or null.
+ */
+export function sessionOfFragment(hash) {
+  const m = /(?:^#|&)session=([^&]*)/.exec(hash || "");
+  if (!m) return null;
+  try {
+    const id = decodeURIComponent(m[1]).trim();
+    return id || null;
+  } catch { return null; }
 }

@@ -9,7 +9,7 @@ import { TimelinePane } from "./timeline.js";
 import { makeApi } from "./api.js";
 import { Search } from "./search.js";
 import { Analytics } from "./analytics.js";
-import { tokenOfFragment, queryOfFragment, fragmentOfQuery } from "./address.js";
+import { tokenOfFragment, queryOfFragment, fragmentOfQuery, sessionOfFragment } from "./address.js";
 import { Feed } from "./feed.js";
 import { Sessions } from "./sessions.js";
 import { Approvals } from "./approvals.js";
@@ -69,6 +69,7 @@ const page = {
   api: null,
   search: null,
   analytics: null,
+  focus: null, // the session a link asked for (#session=…), until its events are in
 };
 
 // `live` holds what the WebSocket brings; the Activity, Timeline and Tools views show
@@ -163,6 +164,16 @@ function selectSession(id) {
   if (shown.filters.session === id) return;
   filterBar.setSession(id);
   filtersChanged();
+}
+
+/** Once the backlog is in: the session a link asked for gets its option in the Session select
+ * (the select offers the sessions of the events loaded), unless the person moved on. */
+function refocus() {
+  const id = page.focus;
+  page.focus = null;
+  if (pastSession.open || liveFilters.session !== id) return;
+  filterBar.renderOptions();
+  filterBar.setSession(id);
 }
 
 function filtersChanged() {
@@ -261,6 +272,7 @@ function onMessage(msg) {
     }
     case "live":
       page.caughtUp = true;
+      if (page.focus) refocus();
       header.lagged = false;
       invalidate("header", "feed");
       break;
@@ -462,9 +474,15 @@ function start() {
     onSearch: (q) => { search.run(q); setTab("search"); },
     onOpenSession: openPastSession,
   });
-  // A search in the address (#q=…) opens the Search tab on it; else the last tab shown.
+  // A session in the address (#session=…: a notification's link) shows it in the Activity
+  // feed; a search (#q=…) opens the Search tab on it; else the last tab shown.
   const q = queryOfFragment(location.hash);
-  if (q !== null) {
+  const focus = sessionOfFragment(location.hash);
+  if (focus !== null) {
+    setTab("feed");
+    selectSession(focus);
+    page.focus = focus;
+  } else if (q !== null) {
     search.run(q);
     setTab("search");
   } else {
@@ -478,6 +496,11 @@ function start() {
     subscription, onMessage, onState,
   });
   page.conn.start();
+  // A link to another session followed in this very tab changes only the fragment.
+  window.addEventListener("hashchange", () => {
+    const id = sessionOfFragment(location.hash);
+    if (id !== null) selectSession(id);
+  });
 
   // Health, durations and the timeline's "now" move with the clock.
   setInterval(() => {

@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry
 
 from mpm_hook import hook, wire
 from mpmd import __version__
-from mpmd.config import HTTP_OFF, Settings, owner_only_dir
+from mpmd.config import HTTP_OFF, Settings, owner_only_dir, public_host
 from mpmd.control.protocol import Done, Failed, Progress, Started
 from mpmd.control.server import Followers, Report, serve_control
 from mpmd.counters import Count
@@ -60,14 +60,16 @@ from mpmd.ingest.http_endpoint import HttpIngest, publish_port
 from mpmd.ingest.spool import SpoolDrainer
 from mpmd.ingest.spool import pending as spool_pending
 from mpmd.model.events import EventFrame
+from mpmd.notify import rules
+from mpmd.notify.process import NotifyWorker
 from mpmd.ops import policy
 from mpmd.ops.policy import describe as describe_policy
 from mpmd.ops.service import http_loss_risk
-from mpmd.serve import access, metrics, replay
+from mpmd.serve import access, links, metrics, replay
 from mpmd.serve.approvals import Approvals, RemoteHolder, Waiting
 from mpmd.serve.broadcast import Broadcaster
 from mpmd.serve.viewer import Viewer, ViewerUnavailable
-from mpmd.status import ForwarderState, PolicyState, Status, TranscriptsState
+from mpmd.status import ForwarderState, NotifyState, PolicyState, Status, TranscriptsState
 from mpmd.storage.journal import line_seq
 from mpmd.storage.ring import PageReleaser
 from mpmd.storage.store import Store
@@ -134,10 +136,12 @@ class Daemon:
         self._release_pages = PageReleaser(disk.ring, disk.mmap)
         self._spool_wakeup = asyncio.Event()
         self.followers = Followers()  # `mpmd tail -f` clients (mpmd.control.server)
-        # Permission requests held for a viewer's answer, and the viewers that show them.
+        # Permission requests held for a viewer's answer, and the viewers that show them;
+        # held with no viewer open too when notifications carry links that answer them.
         self.approvals = Approvals(self.counters, self._journal_answer,
                                    lambda: self.broadcaster.approvals_changed(),
-                                   lambda: len(self.broadcaster.clients))
+                                   lambda: len(self.broadcaster.clients),
+                                   hold_without_viewer=rules.actions_wanted(s))
         self.broadcaster = Broadcaster(self.ring, self.journal, self.counters,
                                        on_commit=self._ring_freed,
                                        client_queue_bytes=s.viewer_queue_bytes,
@@ -164,6 +168,10 @@ class Daemon:
                                                              "transcript"),
             self._price_overrides(), s.transcript_roots, s.transcript_backfill_after_s,
             self.counters)
+        # And the notifier, a process too, when config.toml has [[notify]] rules; it learns
+        # the viewer's address once the viewer listens.
+        self.notifier: NotifyWorker | None = None
+        self._start_seq = 0
         self.rejects = Rejects(s.rejected_dir, self.counters)
         self.drainer = SpoolDrainer(
             s.spool_dir, self.store, self.rejects, lambda: self.journal.read_from(0),
@@ -224,6 +232,8 @@ class Daemon:
             self.indexer.wake()
             self.forwarders.wake()
             self.transcripts.wake()
+            if self.notifier is not None:
+                self.notifier.wake()
             self._ring_freed()
             total += len(records)
 
@@ -347,6 +357,14 @@ class Daemon:
                 log.info("always allow: policy rule %s added", w.added_rule)
         return self.approvals.answer(seq, behavior, who)
 
+    def _act(self, action: links.Action, who: str) -> str | None:
+        """An action link's answer (the viewer's /act/): taken by the very request it was
+        signed for only, while it waits."""
+        w = self.approvals.waiting.get(action.seq)
+        if w is None or w.event_id != action.event_id:
+            return "gone"
+        return self.approvals.answer(action.seq, action.answer, who, answered_by="link")
+
     def _journal_answer(self, w: Waiting, behavior: str, message: str, answered_by: str,
                         who: str) -> None:
         """How a held request ended, as a RemoteAnswer event of the daemon's own; spooled
@@ -448,12 +466,20 @@ class Daemon:
             transcripts=msgspec.convert(dict(self.transcripts.status(),
                                              prices_error=self.prices_error),
                                         TranscriptsState),
+            notify=self._notify_status(),
             policy=msgspec.convert(describe_policy(s), PolicyState),
             **self._viewer_status(),
             task_failures=dict(self.tasks.failures),
             uptime_s=round(time.time() - self.started_at, 3),
             counters=dict(self.counters),
         )
+
+    def _notify_status(self) -> NotifyState | None:
+        if self.notifier is None:
+            return None
+        state = msgspec.convert(self.notifier.status(), NotifyState)
+        state.backlog = max(0, self.journal.last_seq - state.cursor_seq)
+        return state
 
     def _viewer_status(self) -> dict[str, Any]:
         viewer = self.viewer
@@ -518,7 +544,11 @@ class Daemon:
                             send_timeout_s=s.viewer_send_timeout_s, index_path=s.index_path,
                             config_dir=s.config_dir, answer=self._answer,
                             metrics=self._metrics,
-                            clients_changed=self.approvals.viewers_changed)
+                            clients_changed=self.approvals.viewers_changed,
+                            public_host=public_host(s.viewer_public_url)
+                            if s.viewer_public_url else None,
+                            link_key=links.load_or_create_key(s.state_dir), act=self._act,
+                            held=self.approvals.find)
             await viewer.start()
         except (ViewerUnavailable, OSError) as exc:
             self.viewer_error = str(exc)
@@ -526,6 +556,22 @@ class Daemon:
             return
         self.viewer = viewer
         log.info("viewer on %s", viewer.base_url)
+
+    async def _start_notifier(self, stack: contextlib.AsyncExitStack) -> None:
+        """The notifier's process, when there are rules: session links point at the viewer,
+        Approve / Deny links through the user's tunnel (viewer_public_url) if there is one."""
+        s = self.settings
+        if not s.notify_tables:
+            return
+        base_url = self.viewer.base_url if self.viewer is not None \
+            else f"http://127.0.0.1:{s.viewer_port}/"
+        links.load_or_create_key(s.state_dir)
+        self.notifier = NotifyWorker(s.journal_dir, s.state_dir,
+                                     s.state_dir / links.KEY_FILE_NAME, base_url,
+                                     s.viewer_public_url or base_url, s.notify_tables,
+                                     self._start_seq, self.counters)
+        await self.notifier.start()
+        stack.push_async_callback(self.notifier.stop)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def run(self, stack: contextlib.AsyncExitStack) -> None:
@@ -535,6 +581,7 @@ class Daemon:
         caught_up = self._catch_up()
         drained = self.drainer.drain()
         self._catch_up()
+        self._start_seq = self.journal.last_seq  # before any hook of this run is taken
         log.info("mpmd %s starting: journal at seq %d, %d ring records journaled, "
                  "%d spooled events taken", __version__, self.journal.last_seq,
                  caught_up, drained)
@@ -562,6 +609,7 @@ class Daemon:
         await self._start_viewer()
         if self.viewer is not None:
             stack.push_async_callback(self.viewer.close)
+        await self._start_notifier(stack)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)

@@ -999,7 +999,8 @@ def _remote_answer(e: events.RemoteAnswer, red: bool) -> events.Enrichment:
     tool = _t(e.tool_name, red, 60) or "tool"
     if e.behavior in ("allow", "deny"):
         verb = "Approved" if e.behavior == "allow" else "Denied"
-        return _said(f"{verb} from the viewer: {tool}")
+        where = "with a notification's link" if e.answered_by == "link" else "from the viewer"
+        return _said(f"{verb} {where}: {tool}")
     why = _t(e.answered_by, red, 40) or "no answer"
     return _said(f"No answer from the viewer ({why}) for {tool}: asked in the terminal")
 

@@ -3,7 +3,7 @@
 A message names the project, the session, what it waits for (the tool and its command or
 path, already redacted in the journal, redacted again here), how long it has waited, and a
 link that opens the session in the viewer. A held request's message carries Approve and
-Deny links (mpmd.notify.links): as ntfy actions (buttons that POST) for ntfy, as links in
+Deny links (mpmd.serve.links): as ntfy actions (buttons that POST) for ntfy, as links in
 the text elsewhere.
 """
 
@@ -15,9 +15,9 @@ from urllib.parse import quote
 import msgspec
 
 from mpmd.model.redact import redact_text
-from mpmd.notify import links
 from mpmd.notify import rules as R
 from mpmd.notify.conditions import MAX_GROUP_LINES, Notice
+from mpmd.serve import links
 
 MAX_TITLE = 200
 MAX_BODY = 4000
@@ -101,8 +101,12 @@ def session_link(base_url: str, session_id: str | None) -> str | None:
 
 
 def render(rule: R.Rule, notices: list[Notice], now: float, base_url: str,
-           key: bytes | None) -> Message:
-    """One message for ``notices`` (one notice, or a group)."""
+           key: bytes | None, links_url: str | None = None) -> Message:
+    """One message for ``notices`` (one notice, or a group). ``base_url`` is the viewer's
+    (the session link: the whole viewer answers its loopback Host only); ``links_url`` where
+    the Approve / Deny links point (viewer_public_url, through the user's tunnel), by
+    default the viewer's."""
+    links_url = links_url or base_url
     first = notices[0]
     ident = hashlib.sha256("\n".join([rule.name] + [f"{n.phase}:{n.key}" for n in notices])
                            .encode()).hexdigest()[:32]
@@ -134,7 +138,7 @@ def render(rule: R.Rule, notices: list[Notice], now: float, base_url: str,
                 token = links.sign(key, links.Action(first.held_seq,
                                                      bytes.fromhex(first.held.event_id),
                                                      answer, expires))
-                actions.append((label, f"{base_url.rstrip('/')}/act/{token}"))
+                actions.append((label, f"{links_url.rstrip('/')}/act/{token}"))
             lines.append(f"Answer within {duration(expires - now)}.")
     if click:
         lines.append(f"Open: {click}")

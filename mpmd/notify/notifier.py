@@ -56,10 +56,11 @@ def load_state(path: Path, start_seq: int) -> Saved:
 
 class Notifier:
     def __init__(self, journal_dir: Path, state_path: Path, tables: Any, base_url: str,
-                 key: bytes | None, start_seq: int = 0) -> None:
+                 links_url: str, key: bytes | None, start_seq: int = 0) -> None:
         self.journal_dir = journal_dir
         self.state_path = state_path
-        self.base_url = base_url
+        self.base_url = base_url  # the viewer, for session links
+        self.links_url = links_url  # where Approve / Deny links point
         self.key = key
         self.rules, self.invalid = R.parse(tables)
         for bad in self.invalid:
@@ -152,7 +153,7 @@ class Notifier:
     def _dispatch(self, now: float) -> int:
         count = 0
         for rule, notices in self.watch.due(now):
-            message = render(rule, notices, now, self.base_url, self.key)
+            message = render(rule, notices, now, self.base_url, self.key, self.links_url)
             for name in R.target_names(rule):
                 self.targets[name].put(message)
             count += 1

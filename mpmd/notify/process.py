@@ -31,12 +31,14 @@ _message = msgspec.json.Decoder(_Message)
 
 class NotifyWorker(WorkerProcess):
     def __init__(self, journal_dir: Path, state_dir: Path, key_path: Path | None,
-                 base_url: str, tables: Any, start_seq: int, counters: Counter[str]) -> None:
+                 base_url: str, links_url: str, tables: Any, start_seq: int,
+                 counters: Counter[str]) -> None:
         # start_seq: where a notifier with no state (the first start, or a damaged file)
         # begins, the journal's end as the daemon started.
         super().__init__("notifier", "mpmd.notify.worker",
                          [str(journal_dir), str(state_dir / STATE_FILE_NAME),
-                          str(key_path or ""), base_url, msgspec.json.encode(tables).decode(),
+                          str(key_path or ""), base_url, links_url,
+                          msgspec.json.encode(tables).decode(),
                           str(start_seq)],
                          counters, Count.NOTIFY_WORKER_RESTARTS)
         self.last_status: dict[str, Any] = {}

@@ -28,7 +28,7 @@ STATUS_EVERY_S = 1.0
 
 
 def main(argv: list[str]) -> int:
-    journal_dir, state_path, key_path, base_url, tables, start_seq = argv
+    journal_dir, state_path, key_path, base_url, links_url, tables, start_seq = argv
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apprise").setLevel(logging.WARNING)
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr  # nothing but messages on the channel
     key = Path(key_path).read_bytes().strip() if key_path else None
     notifier = Notifier(Path(journal_dir), Path(state_path), msgspec.json.decode(tables),
-                        base_url, key, int(start_seq))
+                        base_url, links_url, key, int(start_seq))
     notifier.start()
     said = None
     said_at = 0.0

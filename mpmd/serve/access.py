@@ -7,6 +7,9 @@ visits can reach. Three checks keep them out (docs/viewer.md):
     any site could open a WebSocket to it (cross-site WebSocket hijacking);
   - the token, 256 random bits kept owner-only, must come with every WebSocket and API
     request, and is compared in constant time.
+The action links (/act/<signed link>, mpmd.serve.links) are their own credential: they
+need no token, and they alone also answer to the Host the user reaches the viewer by
+through a tunnel (viewer_public_url), and to that Host's origins.
 """
 
 from __future__ import annotations
@@ -57,11 +60,17 @@ def token_matches(given: str | None, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def check_host_origin(port: int, host: str | None, origin: str | None) -> str | None:
+def check_host_origin(port: int, host: str | None, origin: str | None,
+                      public_host: str | None = None) -> str | None:
     """The refusal (a counter name) for a request's Host and Origin, or None when both are
-    the viewer's own."""
-    if host is None or host not in allowed_hosts(port):
+    the viewer's own: on loopback, or ``public_host`` (``name[:port]``) when given (the
+    viewer passes it for action links only)."""
+    hosts, origins = allowed_hosts(port), allowed_origins(port)
+    if public_host:
+        hosts |= {public_host}
+        origins |= {f"http://{public_host}", f"https://{public_host}"}
+    if host is None or host not in hosts:
         return REFUSED_HOST
-    if origin is not None and origin not in allowed_origins(port):
+    if origin is not None and origin not in origins:
         return REFUSED_ORIGIN
     return None

@@ -3,9 +3,10 @@ docs/policy.md).
 
 The hook sends its PermissionRequest as usual and, after the ack, keeps the connection open;
 the ingest server hands the socket here. The request shows on every viewer's pending badge
-with Approve and Deny; the first answer is written to the hook's socket (mpm_hook.remote)
-and the socket closed. Every outcome is journaled as a ``RemoteAnswer`` event saying where
-it came from: a viewer, the time limit, no viewer being open, the daemon stopping.
+with Approve and Deny, and a notification may carry links that answer it (the viewer's
+/act/ route); the first answer is written to the hook's socket (mpm_hook.remote) and the
+socket closed. Every outcome is journaled as a ``RemoteAnswer`` event saying where it came
+from: a viewer, a link, the time limit, no viewer being open, the daemon stopping.
 
 Nothing here blocks: the hook's socket is watched for its end (a hook that gave up or was
 killed closes it, and the request is withdrawn), and answers are a few dozen bytes written
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -67,15 +68,23 @@ class Waiting:
 Journal = Callable[[Waiting, str, str, str, str], None]
 
 
+# How an answer's message names where it came from, by answered_by.
+_ANSWERED_FROM = {"viewer": "from the mpmd viewer", "link": "with an mpmd link"}
+
+
 class Approvals:
+    """``hold_without_viewer``: keep requests with no viewer open (until their timeout),
+    because something else may answer them: the links of a notification."""
+
     def __init__(self, counters: Counter[str], journal: Journal,
                  on_change: Callable[[], None], viewers: Callable[[], int],
-                 grace_s: float = NO_VIEWER_GRACE_S) -> None:
+                 grace_s: float = NO_VIEWER_GRACE_S, hold_without_viewer: bool = False) -> None:
         self.counters = counters
         self.journal = journal
         self.on_change = on_change
         self.viewers = viewers
         self.grace_s = grace_s
+        self.hold_without_viewer = hold_without_viewer
         self.waiting: dict[int, Waiting] = {}
         self.loop = asyncio.get_running_loop()
         self._no_viewer: asyncio.TimerHandle | None = None
@@ -86,7 +95,7 @@ class Approvals:
     def hold(self, w: Waiting, timeout_s: float) -> None:
         """Keep ``w`` open for an answer, at most ``timeout_s``."""
         self.counters[Count.REMOTE_REQUESTS] += 1
-        if not self.viewers():
+        if not self.viewers() and not self.hold_without_viewer:
             self._finish(w, "none", "no viewer is open: asked in the terminal", "no-viewer", "")
             return
         w.sock.setblocking(False)
@@ -95,25 +104,33 @@ class Approvals:
         w.timer = self.loop.call_later(timeout_s, self._expire, w.seq)
         self.on_change()
 
-    def answer(self, seq: int, behavior: str, who: str) -> str | None:
-        """The viewer's answer (allow or deny) to request ``seq``; None when it was taken,
-        else why not (the first answer wins, and an ended request takes none)."""
+    def find(self, seq: int, event_id: bytes) -> Waiting | None:
+        """Request ``seq`` if it still waits and is the event ``event_id`` (a link names
+        both: a seq alone could be another journal's, after a reset)."""
+        w = self.waiting.get(seq)
+        return w if w is not None and w.event_id == event_id else None
+
+    def answer(self, seq: int, behavior: str, who: str,
+               answered_by: Literal["viewer", "link"] = "viewer") -> str | None:
+        """An answer (allow or deny) to request ``seq``, from a viewer or a link
+        (``answered_by``); None when it was taken, else why not (the first answer wins,
+        and an ended request takes none)."""
         w = self.waiting.get(seq)
         if w is None:
             self.counters[Count.REMOTE_ANSWERS_REFUSED] += 1
             return "this request is no longer waiting (answered, timed out, or withdrawn)"
-        message = "approved from the mpmd viewer" if behavior == "allow" else \
-            "denied from the mpmd viewer"
-        self._finish(w, behavior, message, "viewer", who)
+        word = "approved" if behavior == "allow" else "denied"
+        self._finish(w, behavior, f"{word} {_ANSWERED_FROM[answered_by]}", answered_by, who)
         return None
 
     def viewers_changed(self) -> None:
-        """A viewer came or went: with none left, let the waiting hooks go after a grace."""
+        """A viewer came or went: with none left, let the waiting hooks go after a grace
+        (unless requests are held without a viewer)."""
         if self.viewers():
             if self._no_viewer is not None:
                 self._no_viewer.cancel()
                 self._no_viewer = None
-        elif self.waiting and self._no_viewer is None:
+        elif self.waiting and self._no_viewer is None and not self.hold_without_viewer:
             self._no_viewer = self.loop.call_later(self.grace_s, self._release_all,
                                                    "no viewer is open", "no-viewer")
 

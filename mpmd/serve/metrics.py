@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from mpmd.counters import REJECTED_PREFIX, Count
+from mpmd.counters import LINK_REFUSED_PREFIX, LINK_REFUSED_REASONS, REJECTED_PREFIX, Count
 from mpmd.status import ForwarderState, NotifyState, Status, TranscriptsState
 from mpmd.storage.latency import LATENCY_BOUNDS_S, LatencyHistogram
 
@@ -57,6 +57,10 @@ _COUNTERS = {
     Count.INTERNAL_ERRORS: ("mpmd_internal_errors_total", "Bugs caught without stopping."),
     Count.TASK_FAILURES: ("mpmd_task_failures_total",
                           "Times a background task failed and was started again."),
+    Count.NOTIFY_WORKER_RESTARTS: ("mpmd_notify_worker_restarts_total",
+                                   "Times the notifier process was started again."),
+    Count.LINK_ACTIONS_TAKEN: ("mpmd_link_actions_total",
+                               "Answers taken from notifications' Approve / Deny links."),
 }
 
 
@@ -86,6 +90,12 @@ class DaemonCollector(Collector):
             if counter.startswith(REJECTED_PREFIX):
                 rejected.add_metric([counter.removeprefix(REJECTED_PREFIX)], n)
         yield rejected
+        link_refused = CounterMetricFamily("mpmd_link_refused",
+                                           "Approve / Deny links refused, by reason.",
+                                           labels=["reason"])
+        for reason in LINK_REFUSED_REASONS:
+            link_refused.add_metric([reason], counters.get(LINK_REFUSED_PREFIX + reason, 0))
+        yield link_refused
         refused = CounterMetricFamily("mpmd_http_refused",
                                       "Requests to the http hooks endpoint refused, by reason.",
                                       labels=["reason"])

@@ -1,8 +1,10 @@
 """The viewer's HTTP/WebSocket server: one loopback port, on the `websockets` library.
 
 It serves the static files of webui/ (an explicit table made at start-up: no path from a
-request ever reaches the file system), a small GET/HEAD-only JSON API, and the WebSocket that
-mpmd.serve.broadcast feeds. Every request passes mpmd.serve.access's checks first (docs/viewer.md).
+request ever reaches the file system), a small GET/HEAD-only JSON API, the WebSocket that
+mpmd.serve.broadcast feeds, and the action links of notifications (``/act/<token>``: a GET
+shows what the link would answer, only a POST answers). Every request passes
+mpmd.serve.access's checks first (docs/viewer.md).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import contextlib
 import dataclasses
 import email.utils
 import errno
+import html
 import http
 import logging
 import sqlite3
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mpmd import __version__
-from mpmd.counters import Count
+from mpmd.counters import Count, link_refused
 from mpmd.errors import ViewerUnavailable
 from mpmd.history import api
 from mpmd.model.events import (
@@ -39,7 +43,8 @@ from mpmd.model.events import (
     catalogue_json,
     deeper_than,
 )
-from mpmd.serve import access
+from mpmd.serve import access, links
+from mpmd.serve.approvals import Waiting
 from mpmd.serve.broadcast import DEFAULT_BACKLOG, Broadcaster, Client, Filter, message
 from mpmd.serve.metrics import CONTENT_TYPE
 from mpmd.status import Status
@@ -53,6 +58,24 @@ MAX_CLIENT_MESSAGE = 64 * 1024  # past it the library closes the connection (100
 # find the tag of a union, and skipping recurses: 5,000 levels ran out of stack (1011).
 MAX_CLIENT_DEPTH = 8
 METHODS = ("GET", "HEAD")
+ACT_PREFIX = "/act/"
+ACT_METHODS = ("GET", "HEAD", "POST")  # POST answers; nothing else may
+# The requests a link answered, (seq, event id): a link is good once, and once either answer
+# of a request was used, both links of it are. Past this many the oldest is forgotten (its
+# request has long had its answer, which refuses the link all the same).
+USED_LINKS_KEPT = 4096
+# An action link refused, by reason: 403 for what is no link of ours, 410 Gone for one that
+# was and will never work again (ntfy's http action shows only the status).
+_LINK_REFUSED_STATUS = {
+    "invalid": http.HTTPStatus.FORBIDDEN,
+    "expired": http.HTTPStatus.GONE,
+    "used": http.HTTPStatus.GONE,
+    "gone": http.HTTPStatus.GONE,
+}
+_ANSWER_WORDS = {"allow": "Approve", "deny": "Deny"}
+_USED = "This link was used already: the request has its answer."
+_GONE = ("This request is no longer waiting for an answer: it was answered, timed out, or "
+         "withdrawn.")
 _TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -132,8 +155,18 @@ class Viewer:
                  config_dir: Path | None = None,
                  answer: Callable[[int, str, bool, str], str | None] | None = None,
                  metrics: Callable[[], bytes] | None = None,
-                 clients_changed: Callable[[], None] = lambda: None) -> None:
+                 clients_changed: Callable[[], None] = lambda: None,
+                 public_host: str | None = None, link_key: bytes | None = None,
+                 act: Callable[[links.Action, str], str | None] | None = None,
+                 held: Callable[[int, bytes], Waiting | None] | None = None) -> None:
         self.answer = answer  # (seq, behavior, always, who) -> why refused, or None
+        # Action links: answered with ``act`` (action, who) -> why refused, or None; shown
+        # from ``held`` (seq, event id) -> the request if it still waits. Off without all three.
+        self.link_key = link_key
+        self.act = act
+        self.held = held
+        self.public_host = public_host or None  # a Host /act/ also answers to (the tunnel's)
+        self.used_links: OrderedDict[tuple[int, bytes], None] = OrderedDict()
         self.metrics = metrics  # the Prometheus text for /metrics
         self.clients_changed = clients_changed
         self.index_path = index_path
@@ -195,7 +228,8 @@ class Viewer:
             await asyncio.wait_for(self.server.wait_closed(), 2.0)
 
     # ---- HTTP -------------------------------------------------------------------------------
-    def _respond(self, status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    def _respond(self, status: http.HTTPStatus, body: bytes, content_type: str,
+                 form_action: str = "'none'") -> Response:
         headers = Headers([
             ("Date", email.utils.formatdate(usegmt=True)),
             ("Connection", "close"),
@@ -208,7 +242,7 @@ class Viewer:
             headers["Content-Security-Policy"] = (
                 "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                 f"script-src 'self'; connect-src 'self' {origins}; frame-ancestors 'none'; "
-                "base-uri 'none'; form-action 'none'"
+                f"base-uri 'none'; form-action {form_action}"
             )
         return Response(status.value, status.phrase, headers, body)
 
@@ -235,17 +269,27 @@ class Viewer:
             return self._respond(http.HTTPStatus.BAD_REQUEST,
                                  f"bad request: more than one {repeated} header\n".encode(),
                                  _TEXT)
+        path = urlsplit(request.path).path
+        # An action link is its own credential, and alone answers to the tunnel's Host too.
+        act = path.startswith(ACT_PREFIX) and self.link_key is not None \
+            and self.act is not None and self.held is not None
         refusal = access.check_host_origin(self.port, headers.get("Host"),
-                                           headers.get("Origin"))
+                                           headers.get("Origin"),
+                                           self.public_host if act else None)
         if refusal is not None:
             return self._refuse(refusal)
-        if request.method not in METHODS:
+        methods = ACT_METHODS if act else METHODS
+        if request.method not in methods:
             self.counters[Count.VIEWER_REFUSED_METHOD] += 1
-            response = self._respond(http.HTTPStatus.METHOD_NOT_ALLOWED,
-                                     b"method not allowed: GET and HEAD only\n", _TEXT)
-            response.headers["Allow"] = ", ".join(METHODS)
+            response = self._respond(
+                http.HTTPStatus.METHOD_NOT_ALLOWED,
+                f"method not allowed: {', '.join(methods[:-1])} and {methods[-1]} only\n"
+                .encode(), _TEXT)
+            response.headers["Allow"] = ", ".join(methods)
             return response
-        path = urlsplit(request.path).path
+        if act:
+            return self._action_link(request.method, path[len(ACT_PREFIX):],
+                                     headers.get("Host", ""))
         if path == "/ws" or path.startswith("/api/") or path == "/metrics":
             given = access.token_of(request.path, headers.get("Authorization"))
             if not access.token_matches(given, self.token):
@@ -299,6 +343,47 @@ class Viewer:
             return self._respond(http.HTTPStatus.NOT_FOUND, b'{"error":"no such route"}',
                                  "application/json")
         return self._respond(http.HTTPStatus.OK, body, "application/json")
+
+    # ---- action links -----------------------------------------------------------------------
+    def _action_link(self, method: str, token: str, host: str) -> Response:
+        """``/act/<token>``: GET (and HEAD) shows what the link would answer and a button that
+        posts it; only POST answers. Chat apps fetch links to preview them: a GET never
+        answers, nor uses the link up."""
+        assert self.link_key is not None and self.act is not None and self.held is not None
+        try:
+            action = links.verify(self.link_key, token, time.time())
+        except links.LinkRefused as exc:
+            return self._link_refused(exc.reason, str(exc))
+        key = (action.seq, action.event_id)
+        if key in self.used_links:
+            return self._link_refused("used", _USED)
+        w = self.held(action.seq, action.event_id)
+        if w is None:
+            return self._link_refused("gone", _GONE)
+        if method != "POST":
+            return self._action_page(http.HTTPStatus.OK, confirm_page(action, w))
+        refused = self.act(action, f"link via {host}")
+        if refused is not None:  # act looks again, and has the last word
+            log.info("link for request %d not taken: %s", action.seq, refused)
+            return self._link_refused("gone", _GONE)
+        self.used_links[key] = None
+        while len(self.used_links) > USED_LINKS_KEPT:
+            self.used_links.popitem(last=False)
+        self.counters[Count.LINK_ACTIONS_TAKEN] += 1
+        return self._action_page(http.HTTPStatus.OK, done_page(action, w))
+
+    def _link_refused(self, reason: str, text: str) -> Response:
+        self.counters[link_refused(reason)] += 1
+        return self._action_page(_LINK_REFUSED_STATUS[reason],
+                                 page("Link refused", f"<p>{html.escape(text)}</p>"))
+
+    def _action_page(self, status: http.HTTPStatus, body: bytes) -> Response:
+        """An action page: its form may post to itself, and its posts carry their Origin
+        (under no-referrer a browser sends ``Origin: null`` with a form's POST)."""
+        response = self._respond(status, body, "text/html; charset=utf-8",
+                                 form_action="'self'")
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
 
     # ---- WebSocket ------------------------------------------------------------------------
     async def _serve(self, ws: ServerConnection) -> None:
@@ -389,6 +474,41 @@ class Viewer:
         if refused is not None:
             return f"answer to request {answer.seq} not taken: {refused}"
         return None
+
+
+def page(title: str, body_html: str) -> bytes:
+    """A small page of its own: no script, no style sheet, readable on a phone."""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>mpmd: {html.escape(title)}</title></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
+    ).encode()
+
+
+def _request_html(w: Waiting, waiting: bool) -> str:
+    e = html.escape
+    text = (f"<p>Claude Code asks to use <strong>{e(w.tool_name or 'a tool')}</strong>:</p>\n"
+            f"<pre>{e(w.detail)}</pre>\n<p>Session <code>{e(w.session_id or '?')}</code>")
+    if w.rule:
+        text += f", policy rule <code>{e(w.rule)}</code>"
+    if waiting:
+        left = max(0, round(w.expires_at_ms / 1000 - time.time()))
+        text += f". It waits about {left} s more for an answer"
+    return text + ".</p>"
+
+
+def confirm_page(action: links.Action, w: Waiting) -> bytes:
+    """What a GET of a good link shows: the request, and the one button that answers it."""
+    word = _ANSWER_WORDS[action.answer]
+    return page(f"{word} this request?", _request_html(w, waiting=True) + (
+        f'\n<form method="post"><button type="submit">{word}</button></form>\n'
+        "<p>Nothing is answered until you press the button.</p>"))
+
+
+def done_page(action: links.Action, w: Waiting) -> bytes:
+    title = "Approved: Claude Code goes on" if action.answer == "allow" else "Denied"
+    return page(title, _request_html(w, waiting=False))
 
 
 def _now_iso() -> str:

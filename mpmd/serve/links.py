@@ -1,9 +1,9 @@
-"""Pure: the Approve and Deny links a notification carries for a held permission request.
+"""The Approve and Deny links a notification carries for a held permission request.
 
 A link is good for one request (its journal seq and its event id), one answer and a short
 while, and nothing else: its token is those facts and an HMAC-SHA256 of them under a key
 that never leaves this user's state folder (``notify-key``, owner-only). The notifier
-(mpmd.notify.worker) signs; the viewer (mpmd.serve.viewer, ``/act/<token>``) verifies.
+(mpmd.notify) signs; the viewer (mpmd.serve.viewer, ``/act/<token>``) verifies.
 Altering any byte breaks the MAC; an expired link is refused by its own time; a link
 used once is refused by the viewer's memory of it, and by the request having its answer
 (the first answer wins).
@@ -84,6 +84,9 @@ def verify(key: bytes, token: str, now: float) -> Action:
         body, mac = _unb64(body_text), _unb64(mac_text)
     except (binascii.Error, ValueError):
         raise LinkRefused("invalid", "This is not an mpmd action link.") from None
+    if _b64(body) != body_text or _b64(mac) != mac_text:
+        # One spelling a token: base64 decoding forgives spare bits and "+/" for "-_".
+        raise LinkRefused("invalid", "This is not an mpmd action link.")
     if len(body) != _BODY.size or not hmac.compare_digest(mac, _mac(key, body)):
         raise LinkRefused("invalid", "This link was altered, or is not for this mpmd.")
     version, seq, event_id, answer, expires_at = _BODY.unpack(body)
