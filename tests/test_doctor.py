@@ -647,7 +647,29 @@ def test_run_checks_without_a_daemon_skips_what_needs_it(tmp_path):
                       "spool backlog": OK, "ring usage": SKIP, "background tasks": SKIP,
                       "journal disk space": OK,
                       "retention": OK, "search index": SKIP, "viewer port": SKIP,
-                      "policy": SKIP, "forwarders": SKIP, "transcripts": SKIP}
+                      "policy": SKIP, "forwarders": SKIP, "transcripts": SKIP,
+                      "notifications": SKIP}
+
+
+def test_notifications_check():
+    assert dr.check_notify(['notify "a": on: x'], None).level == FAIL
+    assert dr.check_notify([], None).level == SKIP
+    none = dr.check_notify([], S({"running": True}))
+    assert none.level == OK and "mpmd notify init" in none.message
+    ok = S({"running": True, "notify": {
+        "worker_pid": 7, "running": True, "rules": {"a": {"state": "ok"}},
+        "targets": {"a#1": {"url": "ntfy://ntfy.sh/…", "state": "ok", "sent": 3}}}})
+    assert dr.check_notify([], ok).line() == "OK   notifications: 1 rules, 1 targets, 3 sent"
+    failing = S({"running": True, "notify": {
+        "worker_pid": 7, "running": True, "rules": {"a": {"state": "ok"}},
+        "targets": {"a#1": {"url": "ntfy://ntfy.sh/…", "state": "retrying", "queued": 2,
+                            "last_error": "503 Service Unavailable"}}}})
+    check = dr.check_notify([], failing)
+    assert check.level == WARN
+    assert "a#1 (ntfy://ntfy.sh/…): 503 Service Unavailable, 2 waiting" in check.message
+    down = S({"running": True, "notify": {"worker_pid": None, "running": False,
+                                          "last_error": "stopped by an internal error"}})
+    assert dr.check_notify([], down).level == FAIL
 
 
 # ---- gathering --------------------------------------------------------------------------------
