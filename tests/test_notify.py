@@ -144,7 +144,7 @@ def test_nothing_is_lost_or_repeated_when_the_notifier_is_killed(tmp_path: Path,
         received = ntfy.wait_for(2)
         # Found in one pass, told in one message.
         assert [m.title for m in received] == ["shop: needs you",
-                                               "mpmd: 1 resolved, 1 session ended"]
+                                               "mpmd: 1 resolved, 1 sessions ended"]
         assert "no longer needs you: the session ended" in received[1].message
     # And a daemon restart repeats nothing either.
     with Daemon(tmp_path, MPMD_VIEWER_PORT="0"):

@@ -145,7 +145,7 @@ def test_failures_found_together_are_one_grouped_message():
     (r, notices), = feed(watch, *fails)
     assert len(notices) == 3
     m = render(r, notices, T0, "http://127.0.0.1:7710/", None)
-    assert m.title == "mpmd: 3 a tool failed"
+    assert m.title == "mpmd: 3 tool calls failed"
     assert m.body.count("• ") == 3 and "exit 2" in m.body
     assert m.kind == "failure"
 

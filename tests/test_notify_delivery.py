@@ -46,3 +46,19 @@ def test_a_target_that_refuses_keeps_a_bounded_outbox_and_says_why() -> None:
         assert changes == []  # nothing sent: nothing to save
     finally:
         target.stop(10)
+
+
+def test_a_message_never_taken_is_dropped_after_its_attempts_and_the_next_goes_on() -> None:
+    url = f"ntfy://127.0.0.1:{closed_port()}/topic"
+    changes: list[int] = []
+    target = Target("r#1", url, lambda: changes.append(1), backoff_s=0.001, max_attempts=3)
+    target.put(message(1))
+    target.put(message(2))
+    target.start()
+    try:
+        wait_until(lambda: target.dropped == 2, "both messages dropped, one after the other")
+        assert target.pending() == [] and target.sent == 0
+        assert target.failures == 6  # three attempts each
+        assert len(changes) == 2  # each drop is saved
+    finally:
+        target.stop(10)

@@ -30,7 +30,7 @@ from mpmd.notify import rules as R
 MAX_EVENT_AGE_S = 3600.0  # an event condition read later than this is not sent
 MAX_LASTING_AGE_S = 86400.0  # a wait older than this is a session long gone
 MAX_BACKLOG = 100  # event notices a rule holds past its rate (more are dropped, counted)
-MAX_SENT = 10_000  # lasting instances and cost crossings remembered
+MAX_SENT = 10_000  # lasting instances and cost crossings a rule remembers
 MAX_HELD = 1000  # held requests remembered
 MAX_GROUP_LINES = 10  # notices listed in a grouped message
 MAX_TEXT = 200
@@ -75,7 +75,10 @@ class State(msgspec.Struct, kw_only=True):
     rows: list[Session] = msgspec.field(default_factory=list)
     ledgers: dict[str, Ledger] = msgspec.field(default_factory=dict)
     held: dict[int, Held] = msgspec.field(default_factory=dict)
-    sent: dict[str, Sent] = msgspec.field(default_factory=dict)  # "rule|key"
+    # By rule: the lasting instances sent and still open (followed up when they end), and
+    # the once-only ones told (a session's cost crossing its budget).
+    sent: dict[str, dict[str, Sent]] = msgspec.field(default_factory=dict)
+    told: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
     events: list[Notice] = msgspec.field(default_factory=list)  # read, not yet evaluated
     backlog: dict[str, list[Notice]] = msgspec.field(default_factory=dict)  # rule: notices
     rate: dict[str, list[float]] = msgspec.field(default_factory=dict)  # rule: send times
@@ -238,12 +241,10 @@ class Watch:
             quiet = rule.quiet(minute_of_day)
             notices: list[Notice] = []
             # Lasting conditions that ended: follow up where they were sent.
-            for sent_key in [k for k in self.state.sent if k.startswith(f"{rule.name}|")]:
-                sent = self.state.sent[sent_key]
-                n = sent.notice
-                if n.phase != "open" or n.key in open_keys:
-                    continue
-                del self.state.sent[sent_key]
+            sent_by_rule = self.state.sent.setdefault(rule.name, {})
+            told = self.state.told.setdefault(rule.name, {})
+            for key in [k for k in sent_by_rule if k not in open_keys]:
+                n = sent_by_rule.pop(key).notice
                 if rule.follow_up and n.condition == R.NEEDS_YOU and not quiet:
                     notices.append(msgspec.structs.replace(
                         n, phase="resolved",
@@ -261,8 +262,7 @@ class Watch:
             fresh = []
             if not quiet:
                 for n in lasting:
-                    key = f"{rule.name}|{n.key}"
-                    if key in self.state.sent or not rule.wants(n.condition) or \
+                    if n.key in sent_by_rule or n.key in told or not rule.wants(n.condition) or \
                             not rule.covers(n.session_id, n.project, None):
                         continue
                     if n.condition == R.NEEDS_YOU and now - n.since < rule.after_s:
@@ -282,12 +282,16 @@ class Watch:
             times.append(now)
             self.state.rate[rule.name] = times
             for n in fresh:
-                self.state.sent[f"{rule.name}|{n.key}"] = Sent(n, now)
+                if n.phase == "open":
+                    sent_by_rule[n.key] = Sent(n, now)
+                else:
+                    told[n.key] = now
+            for kept in (sent_by_rule, told):
+                while len(kept) > MAX_SENT:
+                    kept.pop(next(iter(kept)))
             notices += backlog + fresh
             backlog.clear()
             out.append((rule, notices))
-        while len(self.state.sent) > MAX_SENT:
-            self.state.sent.pop(next(iter(self.state.sent)))
         return out
 
     def _lasting(self, now: float) -> list[Notice]:

@@ -24,6 +24,10 @@ from mpmd.notify.rules import safe_target
 log = logging.getLogger("mpmd.notify")
 
 MAX_OUTBOX = 100
+# Attempts at one message before it is dropped (counted), so that a message a target will
+# never take (apprise does not tell a refusal from an outage) does not hold back the next
+# ones for ever: with the backoff's cap, about two hours of trying.
+MAX_ATTEMPTS = 30
 BACKOFF_S = 2.0
 MAX_BACKOFF_S = 300.0
 MAX_ERROR = 300
@@ -104,7 +108,8 @@ class Target:
     """One target of one rule: its outbox and the thread that empties it."""
 
     def __init__(self, name: str, url: str, changed: Callable[[], None],
-                 sender: Callable[[str, Message], str | None] = send) -> None:
+                 sender: Callable[[str, Message], str | None] = send,
+                 backoff_s: float = BACKOFF_S, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.name = name
         self.url = url
         self.changed = changed  # the outbox changed: save it
@@ -116,7 +121,8 @@ class Target:
         self.state = "ok"
         self.last_error = ""
         self.last_sent_at: float | None = None
-        self.backoff = Backoff(BACKOFF_S, MAX_BACKOFF_S)
+        self.backoff = Backoff(backoff_s, MAX_BACKOFF_S)
+        self.max_attempts = max_attempts
         self._lock = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -176,6 +182,17 @@ class Target:
                 self.changed()
                 continue
             self.failures += 1
+            if self.backoff.failures + 1 >= self.max_attempts:
+                log.error("notify target %s: message %s not taken after %d attempts (%s); "
+                          "dropped", self.name, message.id, self.max_attempts, error)
+                with self._lock:
+                    if self.outbox and self.outbox[0] is message:
+                        self.outbox.popleft()
+                        self.dropped += 1
+                self.backoff.reset()
+                self.state, self.last_error = "retrying", error
+                self.changed()
+                continue  # the next message gets its own attempts
             delay = self.backoff.next_delay()
             if self.last_error != error:
                 log.warning("notify target %s: %s; retrying in %.0f s", self.name, error,

@@ -94,6 +94,12 @@ _TITLES = {R.NEEDS_YOU: "needs you", R.TOOL_FAILED: "a tool failed",
            R.ENDED: "session ended", R.IDLE: "idle", R.COST: "cost budget passed"}
 
 
+# A grouped message's title counts its notices: "mpmd: 2 need you, 3 tool calls failed".
+_COUNTED = {R.NEEDS_YOU: "need you", R.TOOL_FAILED: "tool calls failed",
+            R.TURN_FAILED: "turns failed", R.STOPPED: "turns finished",
+            R.ENDED: "sessions ended", R.IDLE: "sessions idle", R.COST: "over budget"}
+
+
 def session_link(base_url: str, session_id: str | None) -> str | None:
     if not session_id:
         return None
@@ -120,7 +126,7 @@ def render(rule: R.Rule, notices: list[Notice], now: float, base_url: str,
     else:
         counts: dict[str, int] = {}
         for n in notices:
-            label = "resolved" if n.phase == "resolved" else _TITLES.get(n.condition, "")
+            label = "resolved" if n.phase == "resolved" else _COUNTED.get(n.condition, "")
             counts[label] = counts.get(label, 0) + 1
         title = "mpmd: " + ", ".join(f"{c} {label}" for label, c in counts.items())
         lines = [f"• {_line(n, now)}" for n in notices[:MAX_GROUP_LINES]]
