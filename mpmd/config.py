@@ -430,3 +430,16 @@ def public_host(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return host if port is None else f"{host}:{port}"
+
+
+def bounded_number(value: Any, whole: bool, low: float, high: float) -> Any:
+    """``value`` when it is a number (a whole one if ``whole``; never a bool) from ``low`` to
+    ``high``, as a float unless whole; else ValueError saying what it must be. For the
+    tables of config.toml ([[forward]], [[notify]])."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not whole:
+        ok = ok or isinstance(value, float)
+    if not ok or not low <= value <= high:
+        what = "a whole number" if whole else "a number"
+        raise ValueError(f"must be {what} from {low:g} to {high:g} (got {value!r})")
+    return value if whole else float(value)

@@ -1,7 +1,8 @@
 """A worker process of the daemon: a child that speaks JSON lines, one message a line, the
 daemon's commands on its stdin and its reports on its stdout; started again, after a
 growing delay, whenever it ends while the daemon runs. The index worker
-(mpmd.history.indexer) and the transcript follower (mpmd.transcripts.process) are two.
+(mpmd.history.indexer), the transcript follower (mpmd.transcripts.process) and the notifier
+(mpmd.notify.process) are three; ``child_loop`` is the child's side of the pipes.
 
 Nothing here waits on the child: a command is a write to a pipe, a report is handled as it
 comes. A child that floods its stdout with something unreadable is killed (and started
@@ -13,14 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import select
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 log = logging.getLogger("mpmd")
 
+STATUS_EVERY_S = 1.0  # a child says its status at most this often
 RESTART_DELAYS_S = (0.5, 1, 2, 5, 10, 30)  # after it ended that many times in a row
 HEALTHY_AFTER_S = 60.0  # one that ran this long resets the count
 STOP_TIMEOUT_S = 10.0
@@ -139,3 +145,37 @@ class WorkerProcess:
             log.error("could not start the %s (%s); trying again in %.0f s", self.name, exc,
                       RESTART_DELAYS_S[-1])
             self._restart_later(RESTART_DELAYS_S[-1])
+
+
+def child_loop(on_line: Callable[[bytes], None], status: Callable[[], object],
+               say: Callable[[object], None], running: Callable[[], bool]) -> int:
+    """The child's side: hand each line the daemon writes on stdin to ``on_line``, and say
+    ``{"status": status()}`` when it changed, at most every STATUS_EVERY_S. Returns the exit
+    status: 0 once the daemon closed stdin (stop) or went away, 1 when ``running()`` turned
+    false (the child's work stopped on a bug: the daemon starts it again)."""
+    said = None
+    said_at = 0.0
+    pending = b""
+    fd = sys.stdin.buffer.fileno()
+    try:
+        while True:
+            if not running():
+                return 1
+            ready, _, _ = select.select([fd], [], [], STATUS_EVERY_S)
+            if ready:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    return 0
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_line(line)
+            now = time.monotonic()
+            if now - said_at >= STATUS_EVERY_S:
+                said_at = now
+                current = status()
+                if current != said:
+                    say({"status": current})
+                    said = current
+    except (OSError, ValueError):  # the daemon went away
+        return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mpmd.config import Settings
+from mpmd.config import Settings, bounded_number
 from mpmd.errors import ForwardConfigError
 
 KINDS = ("otlp", "webhook")
@@ -203,14 +203,10 @@ def _check(where: str, key: str, typ: str, low: float, high: float, value: Any,
         if not isinstance(value, str):
             raise ForwardConfigError(f"{where}: {key}: must be a string")
         return value
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if typ == "float":
-        ok = ok or isinstance(value, float)
-    if not ok or not low <= value <= high:
-        what = "a whole number" if typ == "int" else "a number"
-        raise ForwardConfigError(f"{where}: {key}: must be {what} from {low:g} to {high:g} "
-                                 f"(got {value!r})")
-    return float(value) if typ == "float" else value
+    try:
+        return bounded_number(value, typ == "int", low, high)
+    except ValueError as exc:
+        raise ForwardConfigError(f"{where}: {key}: {exc}") from None
 
 
 def read_secret(cfg: ForwardConfig) -> bytes:

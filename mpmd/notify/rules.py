@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mpmd.config import Settings
+from mpmd.config import Settings, bounded_number
 
 # What a rule can watch for. Lasting conditions (needs-you, idle) have a start and an end,
 # and a follow-up when they end; the others are one event each.
@@ -196,14 +196,10 @@ def _check(where: str, key: str, value: Any) -> Any:
                             f'e.g. "22:00-07:00" (got {value!r})')
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         return (h1 * 60 + m1, h2 * 60 + m2)
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if typ == "float":
-        ok = ok or isinstance(value, float)
-    if not ok or not low <= value <= high:
-        what = "a whole number" if typ == "int" else "a number"
-        raise RuleError(f"{where}: {key}: must be {what} from {low:g} to {high:g} "
-                        f"(got {value!r})")
-    return float(value) if typ == "float" else value
+    try:
+        return bounded_number(value, typ == "int", low, high)
+    except ValueError as exc:
+        raise RuleError(f"{where}: {key}: {exc}") from None
 
 
 def safe_target(url: str) -> str:

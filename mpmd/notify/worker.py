@@ -14,17 +14,13 @@ It talks JSON lines with the daemon:
 from __future__ import annotations
 
 import logging
-import os
-import select
 import sys
-import time
 from pathlib import Path
 
 import msgspec
 
 from mpmd.notify.notifier import Notifier
-
-STATUS_EVERY_S = 1.0
+from mpmd.workers import child_loop
 
 
 def main(argv: list[str]) -> int:
@@ -38,34 +34,15 @@ def main(argv: list[str]) -> int:
     notifier = Notifier(Path(journal_dir), Path(state_path), msgspec.json.decode(tables),
                         base_url, links_url, key, int(start_seq))
     notifier.start()
-    said = None
-    said_at = 0.0
-    pending = b""
-    fd = sys.stdin.buffer.fileno()
-    code = 0
+
+    def say(message: object) -> None:
+        out.write(msgspec.json.encode(message) + b"\n")
+        out.flush()
+
     try:
-        while True:
-            if not notifier.running:  # it stopped on a bug: the daemon starts us again
-                code = 1
-                break
-            ready, _, _ = select.select([fd], [], [], STATUS_EVERY_S)
-            if ready:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    break  # the daemon closed our stdin: stop
-                pending += data
-                *_lines, pending = pending.split(b"\n")
-                notifier.wake()  # the only command there is
-            now = time.monotonic()
-            if now - said_at >= STATUS_EVERY_S:
-                said_at = now
-                status = notifier.status()
-                if status != said:
-                    out.write(msgspec.json.encode({"status": status}) + b"\n")
-                    out.flush()
-                    said = status
-    except (OSError, ValueError):  # the daemon went away
-        pass
+        # A wake-up is the only command there is.
+        code = child_loop(lambda _line: notifier.wake(), notifier.status, say,
+                          lambda: notifier.running)
     finally:
         notifier.stop()
     return code

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,8 +27,8 @@ import msgspec
 
 from mpmd.transcripts.follower import Follower
 from mpmd.transcripts.prices import Price, PriceTable
+from mpmd.workers import child_loop
 
-STATUS_EVERY_S = 1.0
 # A batch's payloads, at most: a line of the channel stays far below the 64 MiB the daemon
 # reads (a payload is at most about a transcript line, 4 MiB).
 BATCH_BYTES = 8 * 1024 * 1024
@@ -123,34 +121,9 @@ def main(argv: list[str]) -> int:
         PriceTable(msgspec.json.decode(prices, type=dict[str, Price])),
         [Path(r) for r in roots.split(os.pathsep) if r] or None, float(wait_s))
     follower.start()
-    said = None
-    said_at = 0.0
-    pending = b""
-    fd = sys.stdin.buffer.fileno()
-    code = 0
     try:
-        while True:
-            if not follower.running:  # it stopped on a bug: the daemon starts us again
-                code = 1
-                break
-            ready, _, _ = select.select([fd], [], [], STATUS_EVERY_S)
-            if ready:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    break  # the daemon closed our stdin: stop
-                pending += data
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    channel.take(line, follower)
-            now = time.monotonic()
-            if now - said_at >= STATUS_EVERY_S:
-                said_at = now
-                status = follower.status()
-                if status != said:
-                    channel.say({"status": status})
-                    said = status
-    except (OSError, ValueError):  # the daemon went away
-        pass
+        code = child_loop(lambda line: channel.take(line, follower), follower.status,
+                          channel.say, lambda: follower.running)
     finally:
         channel.close()
         follower.stop()
