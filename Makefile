@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/redact.py
 	$(BIN)/python benchmarks/claude_session.py
 	$(BIN)/python benchmarks/transcripts.py
+	$(BIN)/python benchmarks/notify.py
 	$(BIN)/python benchmarks/needs_you.py
 
 # Only the platform package's native binary is used, so npm's install scripts are skipped.

@@ -30,7 +30,7 @@ log = logging.getLogger("mpmd.notify")
 
 READ_BATCH = 1000
 TICK_S = 1.0  # idle and delays are looked at this often, events or not
-SAVE_EVERY_S = 1.0  # the cursor is saved at most this often when nothing was sent
+SAVE_EVERY_S = 1.0  # the cursor and sent messages are saved at most this often
 STOP_TIMEOUT_S = 5.0
 
 
@@ -138,7 +138,10 @@ class Notifier:
                 if lines:
                     self.cursor = line_seq(lines[-1])
                 sent = self._dispatch(now)
-                if sent or self._dirty.is_set() or (lines and now - saved_at >= SAVE_EVERY_S):
+                # New messages are saved at once (on disk before the cursor passes what made
+                # them); a sent one leaves the file, and the cursor moves, at most every
+                # SAVE_EVERY_S: a crash then resends at most that second's messages.
+                if sent or ((self._dirty.is_set() or lines) and now - saved_at >= SAVE_EVERY_S):
                     self._save()
                     saved_at = now
                 if len(lines) < READ_BATCH:
@@ -160,9 +163,8 @@ class Notifier:
         return count
 
     def _changed(self) -> None:
-        """A target sent a message: its outbox on disk must lose it."""
+        """A target sent a message: its outbox on disk must lose it (at the next save)."""
         self._dirty.set()
-        self._wake.set()
 
     def _save(self) -> None:
         with self._lock:

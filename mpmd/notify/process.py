@@ -43,16 +43,24 @@ class NotifyWorker(WorkerProcess):
                          counters, Count.NOTIFY_WORKER_RESTARTS)
         self.last_status: dict[str, Any] = {}
         self._wake_due: asyncio.TimerHandle | None = None
+        self._woken_at = float("-inf")
 
     def wake(self) -> None:
         """The journal grew. At most one wake-up line every WAKE_EVERY_S: at full load the
-        journal grows thousands of times a second, and the notifier reads all there is."""
-        if self._wake_due is None:
-            self._wake_due = asyncio.get_running_loop().call_later(WAKE_EVERY_S,
-                                                                   self._send_wake)
+        journal grows thousands of times a second, and the notifier reads all there is. The
+        first goes at once, the ones after it within WAKE_EVERY_S as one."""
+        if self._wake_due is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._woken_at + WAKE_EVERY_S - loop.time()
+        if wait <= 0:
+            self._send_wake()
+        else:
+            self._wake_due = loop.call_later(wait, self._send_wake)
 
     def _send_wake(self) -> None:
         self._wake_due = None
+        self._woken_at = asyncio.get_running_loop().time()
         self.send({"wake": True})
 
     def status(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ It talks JSON lines with the daemon:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apprise").setLevel(logging.WARNING)
+    # Below the daemon: on a busy machine its hooks go first (a notification can wait a
+    # few milliseconds; benchmarks/notify.py).
+    os.nice(10)
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but messages on the channel
     key = Path(key_path).read_bytes().strip() if key_path else None
