@@ -105,6 +105,7 @@ class _Payload(msgspec.Struct):
     behavior: str | None = None
     answered_by: str | None = None
     last_assistant_message: Any = None
+    answer_to: Any = None
 
 
 _line = msgspec.json.Decoder(_Line)
@@ -171,8 +172,8 @@ class Watch:
             while len(self.state.held) > MAX_HELD:
                 self.state.held.pop(next(iter(self.state.held)))
         elif kind == "RemoteAnswer":
-            answer_to = self._answer_to(view)
-            if answer_to is not None:
+            answer_to = self._payload(extra).answer_to
+            if isinstance(answer_to, int):
                 self.state.held.pop(answer_to, None)
         condition = {"PostToolUseFailure": R.TOOL_FAILED, "StopFailure": R.TURN_FAILED,
                      "Stop": R.STOPPED, "SessionEnd": R.ENDED}.get(kind)
@@ -192,7 +193,10 @@ class Watch:
             condition=condition, phase="event", key=f"{sid}:{view.seq}", session_id=sid,
             project=row.project if row else None, tool_name=view.tool_name,
             detail=detail or _text(view.summary), since=at))
-        del self.state.events[:-MAX_BACKLOG * max(1, len(self.rules))]
+        most = MAX_BACKLOG * max(1, len(self.rules))
+        if len(self.state.events) > most:  # more read in one pass than any rule keeps
+            self._count("dropped", len(self.state.events) - most)
+            del self.state.events[:-most]
 
     def _waits(self, sid: str | None) -> set[int]:
         row = self.sessions.get(sid) if sid else None
@@ -204,14 +208,6 @@ class Watch:
             return _payload.decode(extra.payload)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return _Payload()
-
-    @staticmethod
-    def _answer_to(view: EventView) -> int | None:
-        try:
-            value = msgspec.json.decode(view.payload).get("answer_to")
-        except (msgspec.DecodeError, AttributeError, RecursionError):
-            return None
-        return value if isinstance(value, int) else None
 
     def _how_resolved(self, kind: str, extra: _Line) -> str:
         if kind == "RemoteAnswer":
