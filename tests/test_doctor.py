@@ -814,13 +814,13 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
         code, lines = doctor(home, user_home)
         assert code == 0, lines
         assert all(line.startswith("OK   ") for line in lines[:-1]), lines
-        assert lines[-1] == "all 18 checks OK"
+        assert lines[-1] == "all 19 checks OK"
         checks = by_name(lines)
         assert checks["daemon"][0].startswith(f"OK   daemon: reachable (pid {daemon.pid}, up ")
         assert checks["hook entries"] == [
             "OK   hook entries: ~/.claude/settings.json: 31 events, current command"]
         report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
-        assert report["ok"] is True and len(report["checks"]) == 18
+        assert report["ok"] is True and len(report["checks"]) == 19
 
         # Break things: a folder others can read, an entry whose interpreter is gone (a
         # removed virtualenv), a duplicated entry, the daemon stopped with an event spooled.
@@ -854,7 +854,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     assert spool_line.endswith(" (taken in when mpmd starts) — fix: mpmd start")
     assert checks["ring usage"] == ["SKIP ring usage: mpmd is not running"]
     assert checks["search index"] == ["SKIP search index: mpmd is not running"]
-    assert lines[-1] == "3 FAIL, 2 WARN, 5 SKIP of 18 checks"
+    assert lines[-1] == "3 FAIL, 2 WARN, 6 SKIP of 19 checks"
     report = json.loads(cli(home, user_home, "doctor", "--json").stdout)
     assert report["ok"] is False
     assert [c["name"] for c in report["checks"] if c["level"] == FAIL] == [
@@ -871,7 +871,7 @@ def test_doctor_end_to_end(home: Path, user_home: Path):
     try:
         code, lines = doctor(home, user_home)
         assert code == 0, lines
-        assert lines[-1] == "all 18 checks OK"
+        assert lines[-1] == "all 19 checks OK"
         assert by_name(lines)["spool backlog"] == ["OK   spool backlog: empty"]
     finally:
         daemon.stop()
@@ -939,7 +939,7 @@ def test_entries_in_a_project_file(home: Path, user_home: Path):
         assert cli(home, user_home, "uninstall-hooks", "--settings",
                    ".claude/settings.json").returncode == 0
         code, lines = doctor(home, user_home)
-        assert code == 0 and lines[-1] == "all 18 checks OK", lines
+        assert code == 0 and lines[-1] == "all 19 checks OK", lines
         # --project elsewhere: the project's files are named by their full path.
         code, lines = doctor(home, user_home, "--project", str(user_home))
         assert code == 0
@@ -1012,7 +1012,7 @@ def test_doctor_with_http_entries(home: Path, user_home: Path):
         assert "updated 30" in out.stdout  # and SessionStart no longer starts the daemon
         assert "Bearer" not in settings_path(user_home).read_text()
         code, lines = doctor(home, user_home)
-        assert code == 0 and lines[-1] == "all 18 checks OK", lines
+        assert code == 0 and lines[-1] == "all 19 checks OK", lines
         assert by_name(lines)["hook transport"] == ["OK   hook transport: command hooks for 31 "
                                                     "events"]
         assert cli(home, user_home, "uninstall-hooks").returncode == 0
