@@ -150,6 +150,18 @@ def test_garbage_is_refused_as_invalid(text: str) -> None:
     assert refused.value.reason == "invalid"
 
 
+def test_the_used_links_remembered_are_bounded() -> None:
+    used = links.Used(kept=3)
+    actions = [links.Action(i, EVENT_ID, "allow", LATER) for i in range(5)]
+    for a in actions:
+        used.add(a)
+    assert len(used) == 3
+    assert [a in used for a in actions] == [False, False, True, True, True]
+    # Either answer of a request counts as its use.
+    assert links.Action(4, EVENT_ID, "deny", LATER) in used
+    assert links.Action(4, bytes(16), "allow", LATER) not in used
+
+
 def test_a_token_longer_than_the_bound_is_refused_unread() -> None:
     token = links.sign(KEY, links.Action(2**64 - 1, EVENT_ID, "allow", 2**63))
     assert len(token) <= links.MAX_TOKEN_CHARS

@@ -88,6 +88,8 @@ def test_a_wait_is_one_notification_and_its_end_one_follow_up(tmp_path: Path,
         # the topic is a secret: not shown
         assert st["targets"]["phone#1"]["url"] == f"ntfy://127.0.0.1:{ntfy.port}/…"
     assert len(ntfy.received) == 2
+    # Its state (sessions, commands waiting, outboxes) is the user's only.
+    assert (tmp_path / "notify.json").stat().st_mode & 0o077 == 0
 
 
 def test_a_failing_target_is_retried_and_holds_back_no_other(tmp_path: Path,
@@ -163,6 +165,19 @@ def test_a_bad_rule_is_shown_and_the_good_ones_work(tmp_path: Path, ntfy: NtfySe
         assert rules["bad"]["state"] == "error" and "sometimes" in rules["bad"]["error"]
         text = mpmd_cli(tmp_path, "status").stdout
         assert "notifications" in text and "in error: bad" in text
+
+
+def test_doctor_fails_while_others_can_read_the_targets(tmp_path: Path) -> None:
+    write_rules(tmp_path, rule("phone", ["ntfy://ntfy.sh/secret-topic"]),
+                '[[notify]]\nname = "odd"\ntargets = ["nosuchscheme://x"]\n')
+    (tmp_path / "config.toml").chmod(0o644)
+    doctor = mpmd_cli(tmp_path, "doctor", "--json")
+    check = next(c for c in json.loads(doctor.stdout)["checks"]
+                 if c["name"] == "notifications")
+    assert check["level"] == "FAIL"
+    assert "others can read it: chmod 600 it" in check["message"]
+    assert "odd#1: apprise does not understand nosuchscheme://x/…" in check["message"]
+    assert "secret-topic" not in doctor.stdout
 
 
 def test_no_rules_no_notifier(tmp_path: Path) -> None:

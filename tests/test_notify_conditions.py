@@ -295,10 +295,46 @@ def test_quiet_hours_across_midnight():
         [False, True, True, True, False]
 
 
-def test_now_defaults_to_the_clock():
-    watch = C.Watch([rule(on=["turn-failed"])])
+def test_quiet_hours_go_by_the_local_clock_when_none_is_given():
+    local = time.localtime()
+    now_minute = local.tm_hour * 60 + local.tm_min
+    # Quiet for the whole day but this minute and the next: not quiet now (read off the
+    # clock), whatever the time of the run.
+    start = (now_minute + 2) % 1440
+    quiet = f"{start // 60:02d}:{start % 60:02d}-{now_minute // 60:02d}:{now_minute % 60:02d}"
+    watch = C.Watch([rule(on=["turn-failed"], quiet_hours=quiet)])
     watch.feed(line("StopFailure", time.time(), error="x"), time.time())
-    assert len(watch.due(time.time())) in (0, 1)  # quiet or not: it runs with the clock
+    assert len(watch.due(time.time())) == 1
+
+
+def test_held_requests_remembered_are_bounded(monkeypatch):
+    monkeypatch.setattr(C, "MAX_HELD", 3)
+    watch = C.Watch([rule()])
+    held = [line("PermissionRequest", decision={"action": "remote"}, tool_name="Bash",
+                 tool_input={"command": f"ls {i}"}) for i in range(5)]
+    feed(watch, *held)
+    seqs = [msgspec.json.decode(one)["seq"] for one in held]
+    assert list(watch.state.held) == seqs[-3:]  # the newest kept
+
+
+def test_cost_crossings_are_remembered_while_their_session_is_in_the_table():
+    watch = C.Watch([rule(on=["cost"], budget_usd=1.0)], max_sessions=2)
+    told = 0
+    for i in range(4):
+        told += len(feed(watch, line("SessionStart", session=f"s{i}", source="startup"),
+                         line("CostReport", session=f"s{i}", total_cost_usd=2.0,
+                              as_of="x")))
+        told += len(feed(watch, now=T0 + 1))  # a later pass: not told again
+    assert told == 4  # each session once
+    assert list(watch.state.told["phone"]) == ["cost:s2", "cost:s3"]
+
+
+def test_events_read_past_what_the_rules_keep_are_counted():
+    watch = C.Watch([rule(on=["turn-failed"])])
+    for i in range(C.MAX_BACKLOG + 4):
+        watch.feed(line("StopFailure", error=f"e{i}"), T0)
+    assert len(watch.state.events) == C.MAX_BACKLOG
+    assert watch.state.counts == {"dropped": 4}
 
 
 def test_a_group_lists_ten_and_counts_the_rest_and_a_message_has_a_bound():

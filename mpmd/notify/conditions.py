@@ -24,13 +24,23 @@ from typing import Any
 
 import msgspec
 
-from mpmd.model.sessions import INPUT, EventView, Ledger, Pending, Session, Sessions
+from mpmd.model.sessions import (
+    INPUT,
+    MAX_SESSIONS,
+    EventView,
+    Ledger,
+    Pending,
+    Session,
+    Sessions,
+)
 from mpmd.notify import rules as R
 
 MAX_EVENT_AGE_S = 3600.0  # an event condition read later than this is not sent
 MAX_LASTING_AGE_S = 86400.0  # a wait older than this is a session long gone
 MAX_BACKLOG = 100  # event notices a rule holds past its rate (more are dropped, counted)
-MAX_SENT = 10_000  # lasting instances and cost crossings a rule remembers
+# Lasting instances a rule remembers having sent: more than the sessions table can hold
+# open (MAX_SESSIONS x MAX_PENDING), so none still open is forgotten (and sent again).
+MAX_SENT = 10_000
 MAX_HELD = 1000  # held requests remembered
 MAX_GROUP_LINES = 10  # notices listed in a grouped message
 MAX_TEXT = 200
@@ -62,13 +72,6 @@ class Notice(msgspec.Struct, kw_only=True):
     cost_usd: float | None = None
 
 
-class Sent(msgspec.Struct, array_like=True):
-    """A lasting instance a rule has sent: its end is followed up."""
-
-    notice: Notice
-    at: float
-
-
 class State(msgspec.Struct, kw_only=True):
     """What the notifier keeps between passes and restarts."""
 
@@ -77,8 +80,9 @@ class State(msgspec.Struct, kw_only=True):
     held: dict[int, Held] = msgspec.field(default_factory=dict)
     # By rule: the lasting instances sent and still open (followed up when they end), and
     # the once-only ones told (a session's cost crossing its budget).
-    sent: dict[str, dict[str, Sent]] = msgspec.field(default_factory=dict)
-    told: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    sent: dict[str, dict[str, Notice]] = msgspec.field(default_factory=dict)
+    # (key: session id), as long as the session is in the table: as many as it holds.
+    told: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     events: list[Notice] = msgspec.field(default_factory=list)  # read, not yet evaluated
     backlog: dict[str, list[Notice]] = msgspec.field(default_factory=dict)  # rule: notices
     rate: dict[str, list[float]] = msgspec.field(default_factory=dict)  # rule: send times
@@ -141,11 +145,12 @@ _RESOLVED_BY = {
 
 
 class Watch:
-    def __init__(self, rules: list[R.Rule], state: State | None = None) -> None:
+    def __init__(self, rules: list[R.Rule], state: State | None = None,
+                 max_sessions: int = MAX_SESSIONS) -> None:
         self.rules = rules
         st = state or State()
         self.state = st
-        self.sessions = Sessions.load(st.rows, st.ledgers)
+        self.sessions = Sessions.load(st.rows, st.ledgers, max_sessions)
         self._resolved: dict[str, str] = {}  # instance key: how it ended (this pass)
 
     # ---- reading ------------------------------------------------------------------------
@@ -239,8 +244,10 @@ class Watch:
             # Lasting conditions that ended: follow up where they were sent.
             sent_by_rule = self.state.sent.setdefault(rule.name, {})
             told = self.state.told.setdefault(rule.name, {})
+            for key in [k for k, sid in told.items() if self.sessions.get(sid) is None]:
+                del told[key]  # the session left the table: so has its cost
             for key in [k for k in sent_by_rule if k not in open_keys]:
-                n = sent_by_rule.pop(key).notice
+                n = sent_by_rule.pop(key)
                 if rule.follow_up and n.condition == R.NEEDS_YOU and not quiet:
                     notices.append(msgspec.structs.replace(
                         n, phase="resolved",
@@ -279,12 +286,11 @@ class Watch:
             self.state.rate[rule.name] = times
             for n in fresh:
                 if n.phase == "open":
-                    sent_by_rule[n.key] = Sent(n, now)
+                    sent_by_rule[n.key] = n
                 else:
-                    told[n.key] = now
-            for kept in (sent_by_rule, told):
-                while len(kept) > MAX_SENT:
-                    kept.pop(next(iter(kept)))
+                    told[n.key] = n.session_id or ""
+            while len(sent_by_rule) > MAX_SENT:
+                sent_by_rule.pop(next(iter(sent_by_rule)))
             notices += backlog + fresh
             backlog.clear()
             out.append((rule, notices))

@@ -29,7 +29,7 @@ WORTH_SAYING_S = 10.0  # a wait shorter than this is not worth a "waiting 3 s"
 class Message(msgspec.Struct, kw_only=True):
     """One notification for one rule's targets."""
 
-    id: str  # stable for the same notices: a resend after a crash is recognisable
+    id: str  # the same for the same notices (named in the log when it is dropped)
     rule: str
     title: str
     body: str

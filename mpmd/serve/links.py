@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import struct
+from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +28,10 @@ KEY_FILE_NAME = "notify-key"
 VERSION = 1
 ANSWERS = ("allow", "deny")
 MAC_BYTES = 16  # 128 bits of the HMAC: forging one is out of reach
-MAX_TOKEN_CHARS = 200  # a token is 69 characters; anything longer is refused unread
+MAX_TOKEN_CHARS = 200
+# The requests links answered that the viewer remembers: past this many the oldest is
+# forgotten (its request has long had its answer, which refuses its links all the same).
+USED_KEPT = 4096  # a token is 69 characters; anything longer is refused unread
 _BODY = struct.Struct(">BQ16sBQ")  # version, seq, event id, answer, expires at (unix s)
 
 
@@ -96,3 +100,23 @@ def verify(key: bytes, token: str, now: float) -> Action:
         raise LinkRefused("expired", "This link has expired: the request is no longer "
                                      "waiting for an answer from here.")
     return Action(seq, event_id, ANSWERS[answer], expires_at)
+
+
+class Used:
+    """The requests (seq, event id) a link answered: a link is good once, and once either
+    answer of a request was used, both links of it are. Bounded: ``kept`` at most."""
+
+    def __init__(self, kept: int = USED_KEPT) -> None:
+        self.kept = kept
+        self._seen: OrderedDict[tuple[int, bytes], None] = OrderedDict()
+
+    def __contains__(self, action: Action) -> bool:
+        return (action.seq, action.event_id) in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, action: Action) -> None:
+        self._seen[(action.seq, action.event_id)] = None
+        while len(self._seen) > self.kept:
+            self._seen.popitem(last=False)

@@ -19,7 +19,7 @@ import http
 import logging
 import sqlite3
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,10 +60,6 @@ MAX_CLIENT_DEPTH = 8
 METHODS = ("GET", "HEAD")
 ACT_PREFIX = "/act/"
 ACT_METHODS = ("GET", "HEAD", "POST")  # POST answers; nothing else may
-# The requests a link answered, (seq, event id): a link is good once, and once either answer
-# of a request was used, both links of it are. Past this many the oldest is forgotten (its
-# request has long had its answer, which refuses the link all the same).
-USED_LINKS_KEPT = 4096
 # An action link refused, by reason: 403 for what is no link of ours, 410 Gone for one that
 # was and will never work again (ntfy's http action shows only the status).
 _LINK_REFUSED_STATUS = {
@@ -166,7 +162,7 @@ class Viewer:
         self.act = act
         self.held = held
         self.public_host = public_host or None  # a Host /act/ also answers to (the tunnel's)
-        self.used_links: OrderedDict[tuple[int, bytes], None] = OrderedDict()
+        self.used_links = links.Used()
         self.metrics = metrics  # the Prometheus text for /metrics
         self.clients_changed = clients_changed
         self.index_path = index_path
@@ -354,8 +350,7 @@ class Viewer:
             action = links.verify(self.link_key, token, time.time())
         except links.LinkRefused as exc:
             return self._link_refused(exc.reason, str(exc))
-        key = (action.seq, action.event_id)
-        if key in self.used_links:
+        if action in self.used_links:
             return self._link_refused("used", _USED)
         w = self.held(action.seq, action.event_id)
         if w is None:
@@ -366,9 +361,7 @@ class Viewer:
         if refused is not None:  # act looks again, and has the last word
             log.info("link for request %d not taken: %s", action.seq, refused)
             return self._link_refused("gone", _GONE)
-        self.used_links[key] = None
-        while len(self.used_links) > USED_LINKS_KEPT:
-            self.used_links.popitem(last=False)
+        self.used_links.add(action)
         self.counters[Count.LINK_ACTIONS_TAKEN] += 1
         return self._action_page(http.HTTPStatus.OK, done_page(action, w))
 
