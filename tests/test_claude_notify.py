@@ -7,8 +7,9 @@ whose notifier sends with apprise to an ntfy server on loopback (tests/receivers
   the command, though Claude Code signals it twice (PermissionRequest as it appears, its
   permission_prompt Notification 6 to 12 s later); answering it is one follow-up;
 * a request held by a `remote` policy rule, with no viewer open, is a notification with
-  Approve and Deny buttons (ntfy http actions); pressing Approve (its POST) lets the command
-  run; the same link again, or the other answer's, is refused.
+  Approve and Deny buttons (ntfy http actions); pressing one (its POST) answers Claude Code
+  (the command runs, or Claude Code is told "denied with an mpmd link"); the same link
+  again, or the other answer's, is refused.
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def post(url: str) -> int:
         return exc.code
 
 
-def test_a_held_request_is_approved_from_the_notification(sandbox: Sandbox,
-                                                          ntfy: NtfyServer) -> None:
+@pytest.mark.parametrize("answer", ["Approve", "Deny"])
+def test_a_held_request_is_answered_from_the_notification(sandbox: Sandbox,
+                                                          ntfy: NtfyServer,
+                                                          answer: str) -> None:
     sb = sandbox
     notify_to(sb, ntfy)
     (sb.mpmd_home / "policy.toml").write_text(HOLD_TOUCH)
@@ -130,21 +133,28 @@ def test_a_held_request_is_approved_from_the_notification(sandbox: Sandbox,
             (told,) = ntfy.wait_for(1, timeout=60)
             assert f"touch {made}" in told.message
             assert [a["label"] for a in told.actions] == ["Approve", "Deny"]
-            approve, deny = (a["url"] for a in told.actions)
             assert all(a["method"] == "POST" for a in told.actions)
+            urls = {a["label"]: a["url"] for a in told.actions}
             assert not made.exists()  # held: nothing runs before the answer
-            assert post(approve) == 200
+            assert post(urls[answer]) == 200
         finally:
             session.join(120)
         (out,) = result
         assert out.returncode == 0, out.stderr
-        assert made.exists()
-        assert post(approve) == 410  # used
-        assert post(deny) == 410  # the request has its answer
-        assert post(approve[:-2] + ("AA" if not approve.endswith("AA") else "BB")) == 403
-        (answer,) = events_of(sb, "RemoteAnswer")
-        assert answer["payload"]["behavior"] == "allow"
-        assert answer["payload"]["answered_by"] == "link"
+        for url in urls.values():  # the one used, and the other: the request has its answer
+            assert post(url) == 410
+        used = urls[answer]
+        assert post(used[:-2] + ("AA" if not used.endswith("AA") else "BB")) == 403
+        (reply,) = events_of(sb, "RemoteAnswer")
+        behavior = "allow" if answer == "Approve" else "deny"
+        assert reply["payload"]["behavior"] == behavior
+        assert reply["payload"]["answered_by"] == "link"
         told, follow = ntfy.wait_for(2)
-        assert "approved from a notification" in follow.message
-    assert not out.tool_results()[0].get("is_error")
+        verb = "approved" if answer == "Approve" else "denied"
+        assert f"{verb} from a notification" in follow.message
+    (result_block,) = out.tool_results()
+    if answer == "Approve":
+        assert made.exists() and not result_block.get("is_error")
+    else:  # what Claude Code was told, and showed its model
+        assert not made.exists() and result_block["is_error"] is True
+        assert result_block["content"] == "denied with an mpmd link"
